@@ -1,0 +1,99 @@
+"""Choose dense-training settings on SBU by nested validation: test folds are never looked at.
+
+For each candidate (a list of setting overrides) and each outer test fold k, every other fold j
+is held out in turn as validation, training on the remaining three folds (4 runs per outer fold,
+20 per candidate). A candidate's score for outer fold k is its mean validation accuracy over
+j != k, so the choice for fold k never sees fold k.
+
+    python -m experiments.tune_dense --data-dir ../shared/data/sbu --out runs/tune \
+        --candidate base= --candidate chunks8=features.chunks=8 --workers 2
+
+Writes ``out/validation.jsonl`` (one row per run, appended, resumable) and
+``out/validation.md`` (candidate x outer fold table).
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+from pathlib import Path
+
+os.environ.setdefault("XLA_FLAGS", "--xla_cpu_multi_thread_eigen=false intra_op_parallelism_threads=1")
+
+
+def inner_dataset(dataset, outer: int, inner: int):
+    """Drops fold ``outer``; fold ``inner`` becomes the test fold 1, every other fold training (0)."""
+    import dataclasses
+    import numpy as np
+    keep = np.flatnonzero(dataset.folds != outer)
+    sub = dataset.subset(keep)
+    folds = np.where(sub.folds == inner, 1, 0).astype(np.int32)
+    return dataclasses.replace(sub, folds=folds)
+
+
+def _job(args):
+    data_dir, name, overrides, outer, inner, epochs = args
+    from jaxprune.config import override
+    from jaxprune.data.sbu import load_sbu
+    from jaxprune.runner import RunConfig, run
+    config = override(RunConfig(), [f"train.epochs={epochs}", *overrides])
+    ds = inner_dataset(load_sbu(data_dir), outer, inner)
+    result = run(ds, config, folds=[1], progress=False)
+    return {"candidate": name, "overrides": overrides, "outer": outer, "inner": inner,
+            "val_accuracy": result["summary"][0]["accuracy_mean"],
+            "seconds": result["train_seconds"]}
+
+
+def table(rows) -> str:
+    import numpy as np
+    names = list(dict.fromkeys(r["candidate"] for r in rows))
+    lines = ["| candidate | " + " | ".join(f"outer {k}" for k in range(1, 6)) + " | mean |",
+             "|---" * 7 + "|"]
+    for n in names:
+        cells, means = [], []
+        for k in range(1, 6):
+            v = [r["val_accuracy"] for r in rows if r["candidate"] == n and r["outer"] == k]
+            cells.append(f"{np.mean(v):.1f} ({len(v)})" if v else "-")
+            means += v
+        lines.append(f"| {n} | " + " | ".join(cells) + f" | {np.mean(means):.2f} |")
+    return "\n".join(lines)
+
+
+def main(argv=None):
+    p = argparse.ArgumentParser(description=__doc__.split("\n")[0])
+    p.add_argument("--data-dir", required=True)
+    p.add_argument("--out", required=True)
+    p.add_argument("--epochs", type=int, default=2000)
+    p.add_argument("--workers", type=int, default=2)
+    p.add_argument("--candidate", action="append", default=[],
+                   help="NAME=override1;override2 (e.g. 'aug=augment.rotate_deg=30;augment.swap_groups=2')")
+    a = p.parse_args(argv)
+    out = Path(a.out)
+    out.mkdir(parents=True, exist_ok=True)
+    log = out / "validation.jsonl"
+    done = [json.loads(l) for l in log.read_text().splitlines()] if log.exists() else []
+    seen = {(r["candidate"], r["outer"], r["inner"]) for r in done}
+    jobs = []
+    for spec in a.candidate or ["base="]:
+        name, _, rest = spec.partition("=")
+        overrides = [o for o in rest.split(";") if o]
+        for outer in range(1, 6):
+            for inner in range(1, 6):
+                if inner != outer and (name, outer, inner) not in seen:
+                    jobs.append((a.data_dir, name, overrides, outer, inner, a.epochs))
+    from concurrent.futures import ProcessPoolExecutor
+    import multiprocessing as mp
+    with ProcessPoolExecutor(a.workers, mp_context=mp.get_context("spawn")) as pool:
+        for i, row in enumerate(pool.map(_job, jobs), 1):
+            done.append(row)
+            with open(log, "a") as f:
+                f.write(json.dumps(row) + "\n")
+            print(f"[{i}/{len(jobs)}] {row['candidate']} outer {row['outer']} inner {row['inner']}: "
+                  f"{row['val_accuracy']:.1f}% ({row['seconds']:.0f}s)", flush=True)
+    (out / "validation.md").write_text(table(done) + "\n")
+    print(table(done))
+
+
+if __name__ == "__main__":
+    main()

@@ -1,0 +1,71 @@
+"""Training-time augmentation of chunk positions (..., J, M, 3), jittable and keyed.
+
+All transforms act on positions before node features are formed, so they are exact for chunk
+means (which are linear in the frames).
+"""
+
+from __future__ import annotations
+
+import dataclasses
+
+import jax
+import jax.numpy as jnp
+
+
+@dataclasses.dataclass(frozen=True)
+class AugmentConfig:
+    """Random transforms applied to each training sample independently.
+
+    Attributes:
+      rotate_deg: rotation about ``vertical_axis`` by an angle uniform in [-rotate_deg, rotate_deg].
+      vertical_axis: 0, 1 or 2, the coordinate that points up (SBU: 1).
+      scale: isotropic scale uniform in [1 - scale, 1 + scale].
+      swap_groups: if > 1, the joints form this many equal groups (SBU: 2 persons) whose order
+        is reversed with probability 1/2.
+      noise: std of Gaussian noise added to every coordinate (in feature units).
+    """
+
+    rotate_deg: float = 0.0
+    vertical_axis: int = 1
+    scale: float = 0.0
+    swap_groups: int = 0
+    noise: float = 0.0
+
+    @property
+    def active(self) -> bool:
+        return bool(self.rotate_deg or self.scale or self.swap_groups > 1 or self.noise)
+
+
+def _rotation(angle: jax.Array, axis: int) -> jax.Array:
+    """(3, 3) rotation by ``angle`` radians about coordinate ``axis``."""
+    c, s = jnp.cos(angle), jnp.sin(angle)
+    i, j = [k for k in range(3) if k != axis]
+    r = jnp.eye(3)
+    return r.at[i, i].set(c).at[j, j].set(c).at[i, j].set(-s).at[j, i].set(s)
+
+
+def augment_one(key: jax.Array, chunks: jax.Array, config: AugmentConfig) -> jax.Array:
+    """One sample's chunk positions (J, M, 3) -> transformed (J, M, 3)."""
+    k_rot, k_scale, k_swap, k_noise = jax.random.split(key, 4)
+    x = chunks
+    if config.rotate_deg:
+        angle = jnp.deg2rad(config.rotate_deg) * jax.random.uniform(k_rot, (), minval=-1.0, maxval=1.0)
+        x = x @ _rotation(angle, config.vertical_axis).T
+    if config.scale:
+        x = x * jax.random.uniform(k_scale, (), minval=1 - config.scale, maxval=1 + config.scale)
+    if config.swap_groups > 1:
+        j = x.shape[0]
+        g = config.swap_groups
+        swapped = x.reshape(g, j // g, *x.shape[1:])[::-1].reshape(x.shape)
+        x = jnp.where(jax.random.bernoulli(k_swap), swapped, x)
+    if config.noise:
+        x = x + config.noise * jax.random.normal(k_noise, x.shape)
+    return x
+
+
+def augment(key: jax.Array, chunks: jax.Array, config: AugmentConfig) -> jax.Array:
+    """A batch (B, J, M, 3) with each sample transformed independently; identity if inactive."""
+    if not config.active:
+        return chunks
+    keys = jax.random.split(key, chunks.shape[0])
+    return jax.vmap(augment_one, in_axes=(0, 0, None))(keys, chunks, config)

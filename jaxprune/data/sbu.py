@@ -1,0 +1,113 @@
+"""SBU Kinect Interaction 2.0 ("clean" skeleton set) -> SkeletonDataset, with its 5 standard folds.
+
+Layout: ``<data_dir>/<set sXXsYY>/<class 01..08>/<seq 001..>/skeleton_pos.txt``; each row is
+comma-separated: frame number, then 2 persons x 15 joints x (x, y, z) normalised coordinates.
+Coordinates are de-normalised to millimetre-like units as the dataset README says:
+X = 1280 - 2560 x, Y = 960 - 1920 y, Z = z * 10000 / 7.8125.
+"""
+
+from __future__ import annotations
+
+import os
+import re
+from pathlib import Path
+
+import numpy as np
+
+from jaxprune.data.dataset import SkeletonDataset
+from jaxprune.data.errors import DataError
+from jaxprune.graphs import SBU_BONES
+
+SBU_CLASS_NAMES = ("approaching", "departing", "kicking", "punching", "pushing", "hugging",
+                   "shaking_hands", "exchanging_objects")
+SBU_FOLDS = (
+    ("s01s02", "s03s04", "s05s02", "s06s04"),
+    ("s02s03", "s02s07", "s03s05", "s05s03"),
+    ("s01s03", "s01s07", "s07s01", "s07s03"),
+    ("s02s01", "s02s06", "s03s02", "s03s06"),
+    ("s04s02", "s04s03", "s04s06", "s06s02", "s06s03"),
+)
+SBU_COLUMNS = 1 + 2 * 15 * 3
+_SET_NAME = re.compile(r"^s0[1-7]s0[1-7]$")
+
+
+def read_skeleton_file(path: str | os.PathLike) -> np.ndarray:
+    """Reads one ``skeleton_pos.txt``; returns float32 (T, 30, 3) de-normalised positions.
+
+    Raises DataError naming the file (and line) for unreadable bytes, a wrong column count,
+    non-numeric or non-finite values, or a file with no rows.
+    """
+    try:
+        text = Path(path).read_bytes().decode("utf-8")
+    except OSError as e:
+        raise DataError(f"cannot read file ({e.strerror})", path) from None
+    except UnicodeDecodeError as e:
+        raise DataError(f"not UTF-8 text (bad byte at offset {e.start})", path) from None
+    rows = [line for line in text.splitlines() if line.strip()]
+    if not rows:
+        raise DataError("empty file: expected rows of 91 comma-separated numbers", path)
+    values = []
+    for number, line in enumerate(text.splitlines(), start=1):
+        if not line.strip():
+            continue
+        fields = line.rstrip(",").split(",")
+        if len(fields) != SBU_COLUMNS:
+            raise DataError(f"expected {SBU_COLUMNS} comma-separated columns (frame, 2x15 joints x 3), "
+                            f"got {len(fields)}", path, number)
+        try:
+            row = [float(f) for f in fields]
+        except ValueError:
+            raise DataError(f"non-numeric value in {line[:60]!r}", path, number) from None
+        if not np.isfinite(row).all():
+            raise DataError("NaN or infinite coordinate", path, number)
+        values.append(row)
+    xyz = np.asarray(values, np.float64)[:, 1:].reshape(-1, 30, 3)
+    out = np.empty_like(xyz)
+    out[..., 0] = 1280.0 - 2560.0 * xyz[..., 0]
+    out[..., 1] = 960.0 - 1920.0 * xyz[..., 1]
+    out[..., 2] = xyz[..., 2] * 10000.0 / 7.8125
+    return out.astype(np.float32)
+
+
+def load_sbu(data_dir: str | os.PathLike) -> SkeletonDataset:
+    """Loads every sequence under ``data_dir``; folds 1..5 are the standard cross-validation sets.
+
+    Returns a SkeletonDataset with x (282, T_max, 30, 3) in mm for the full release. Empty
+    set/class folders are allowed (the real release has five). A set folder outside the 21 known
+    sets, or a class folder other than 01..08, is an error naming that folder.
+    """
+    root = Path(data_dir)
+    if not root.is_dir():
+        raise DataError("SBU data directory not found (expected <dir>/<set sXXsYY>/<class 01..08>/"
+                        "<seq>/skeleton_pos.txt)", root)
+    fold_of = {s: k + 1 for k, sets in enumerate(SBU_FOLDS) for s in sets}
+    seqs, labels, folds, ids = [], [], [], []
+    set_dirs = sorted(p for p in root.iterdir() if p.is_dir())
+    if not set_dirs:
+        raise DataError("no set folders (expected s01s02 ... s07s03)", root)
+    for set_dir in set_dirs:
+        if set_dir.name not in fold_of:
+            raise DataError(f"unknown set folder {set_dir.name!r}: expected one of the 21 SBU sets "
+                            f"{sorted(fold_of)}", set_dir)
+        for class_dir in sorted(p for p in set_dir.iterdir() if p.is_dir()):
+            if not re.fullmatch(r"0[1-8]", class_dir.name):
+                raise DataError(f"unknown class folder {class_dir.name!r}: expected 01..08", class_dir)
+            for seq_dir in sorted(p for p in class_dir.iterdir() if p.is_dir()):
+                f = seq_dir / "skeleton_pos.txt"
+                if not f.is_file():
+                    raise DataError("missing skeleton_pos.txt in a sequence folder", seq_dir)
+                seqs.append(read_skeleton_file(f))
+                labels.append(int(class_dir.name) - 1)
+                folds.append(fold_of[set_dir.name])
+                ids.append(str(f.relative_to(root)))
+    if not seqs:
+        raise DataError("no skeleton_pos.txt files found", root)
+    lengths = np.array([len(s) for s in seqs], np.int32)
+    x = np.zeros((len(seqs), lengths.max(), 30, 3), np.float32)
+    for n, s in enumerate(seqs):
+        x[n, : len(s)] = s
+    return SkeletonDataset(
+        name="sbu", x=x, lengths=lengths, labels=np.array(labels, np.int32),
+        class_names=SBU_CLASS_NAMES, folds=np.array(folds, np.int32), edges=SBU_BONES,
+        sample_ids=tuple(ids), units="mm",
+    )

@@ -1,0 +1,123 @@
+"""The papers' skeleton GCN (METHOD.md §5) as two pure functions, ``init`` and ``apply``.
+
+    features (B, J, F)
+      -> blocks x [single-head attention over nodes -> graph convolution (C filters) -> ReLU]
+      -> flatten (B, J*C) -> fully connected (hidden) -> ReLU -> linear classifier (B, classes)
+
+Params pytree (all float32)::
+
+    {"block0": {"attention": {"query": (F, d), "key": (F, d), "bias": (J, J)},
+                "conv": {"kernel": (F, C), "bias": (C,)}},
+     "block1": ... (input C), "block2": ...,
+     "fc": {"kernel": (J*C, hidden), "bias": (hidden,)},
+     "classifier": {"kernel": (hidden, classes), "bias": (classes,)}}
+
+Attention modes (``GCNConfig.attention``):
+  "bones"  -- attention restricted to the skeleton graph with self-loops (a graph attention);
+  "biased" -- attention over all nodes, logits biased toward bones at initialisation
+              (bias 0 on bones and self-loops, ``-bone_bias`` elsewhere), the bias learned;
+  "free"   -- attention over all nodes, no graph prior.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+
+import chex
+import jax
+import jax.numpy as jnp
+import numpy as np
+
+from jaxprune.graphs import adjacency
+from jaxprune.nn.layers import attention, attention_init, dense, dense_init, graph_conv
+
+ATTENTION_MODES = ("bones", "biased", "free")
+
+
+@dataclasses.dataclass(frozen=True, kw_only=True)
+class ModelConfig:
+    """Architecture settings of the GCN that do not depend on the data."""
+
+    channels: int = 8
+    num_blocks: int = 3
+    attention_dim: int = 8
+    hidden: int = 64
+    attention: str = "bones"
+    bone_bias: float = 4.0
+
+    def __post_init__(self):
+        for name in ("channels", "num_blocks", "attention_dim", "hidden"):
+            if getattr(self, name) < 1:
+                raise ValueError(f"model setting {name} must be >= 1, got {getattr(self, name)}")
+        if self.attention not in ATTENTION_MODES:
+            raise ValueError(f"model setting attention must be one of {ATTENTION_MODES}, "
+                             f"got {self.attention!r}")
+
+
+@dataclasses.dataclass(frozen=True, kw_only=True)
+class GCNConfig(ModelConfig):
+    """The whole shape of one GCN: architecture plus the data's graph, feature and class sizes.
+
+    ``edges`` are the skeleton bones (pairs of joint indices, no self-loops).
+    """
+
+    num_nodes: int
+    num_features: int
+    num_classes: int
+    edges: tuple[tuple[int, int], ...] = ()
+
+    def __post_init__(self):
+        super().__post_init__()
+        for name in ("num_nodes", "num_features"):
+            if getattr(self, name) < 1:
+                raise ValueError(f"{name} must be >= 1, got {getattr(self, name)}")
+        if self.num_classes < 2:
+            raise ValueError(f"num_classes must be >= 2, got {self.num_classes}")
+
+    def graph(self) -> np.ndarray:
+        """0/1 adjacency with self-loops (J, J)."""
+        return adjacency(self.edges, self.num_nodes, self_loops=True)
+
+
+def init(key: jax.Array, config: GCNConfig) -> dict:
+    """Fresh parameters (see the module docstring for the pytree)."""
+    keys = jax.random.split(key, 2 * config.num_blocks + 2)
+    graph = config.graph()
+    bias = np.zeros_like(graph) if config.attention != "biased" else (graph - 1.0) * config.bone_bias
+    params, width = {}, config.num_features
+    for b in range(config.num_blocks):
+        params[f"block{b}"] = {
+            "attention": attention_init(keys[2 * b], width, config.attention_dim, bias),
+            "conv": dense_init(keys[2 * b + 1], width, config.channels),
+        }
+        width = config.channels
+    params["fc"] = dense_init(keys[-2], config.num_nodes * config.channels, config.hidden)
+    params["classifier"] = dense_init(keys[-1], config.hidden, config.num_classes)
+    return params
+
+
+def apply(params: dict, features: jax.Array, config: GCNConfig) -> jax.Array:
+    """Logits (B, classes) of node features (B, J, F)."""
+    chex.assert_rank(features, 3)
+    chex.assert_axis_dimension(features, 1, config.num_nodes)
+    chex.assert_axis_dimension(features, 2, config.num_features)
+    mask = jnp.asarray(config.graph(), bool) if config.attention == "bones" else None
+    h = features
+    for b in range(config.num_blocks):
+        block = params[f"block{b}"]
+        a = attention(block["attention"], h, mask)
+        h = jax.nn.relu(graph_conv(block["conv"], a, h))
+    h = h.reshape(h.shape[0], -1)
+    h = jax.nn.relu(dense(params["fc"], h))
+    return dense(params["classifier"], h)
+
+
+def prunable(params: dict) -> dict:
+    """Pytree of bools like ``params``: True for weight matrices that pruning may mask.
+
+    Every attention projection and kernel except the classifier's; biases never (METHOD.md §1).
+    """
+    def leaf(path, _):
+        names = [getattr(p, "key", None) for p in path]
+        return names[0] != "classifier" and names[-1] in ("kernel", "query", "key")
+    return jax.tree_util.tree_map_with_path(leaf, params)

@@ -1,0 +1,176 @@
+"""From a dataset and a RunConfig to trained models and ``results.json``, fold by fold."""
+
+from __future__ import annotations
+
+import dataclasses
+import time
+from pathlib import Path
+
+import jax
+import jax.numpy as jnp
+import numpy as np
+
+from jaxprune.data.augment import AugmentConfig, augment
+from jaxprune.data.dataset import SkeletonDataset
+from jaxprune.data.features import FeatureConfig, chunk_positions, fit_scale, node_features
+from jaxprune.losses import accuracy
+from jaxprune.methods import dense
+from jaxprune.nn import gcn
+from jaxprune.nn.flops import count_params, gcn_flops
+from jaxprune.optim import make_optimizer
+from jaxprune.results import summarise, write_json_atomic
+from jaxprune.train import TrainConfig, fit, init_state, make_epoch, steps_per_epoch
+
+METHODS = ("dense",)
+
+
+class RunExistsError(FileExistsError):
+    """The output folder holds a finished run (its results.json) and overwriting was not asked."""
+
+
+@dataclasses.dataclass(frozen=True)
+class RunConfig:
+    """Every setting that changes a run's result."""
+
+    method: str = "dense"
+    seed: int = 0
+    features: FeatureConfig = FeatureConfig()
+    model: gcn.ModelConfig = gcn.ModelConfig()
+    augment: AugmentConfig = AugmentConfig()
+    train: TrainConfig = TrainConfig()
+
+    def __post_init__(self):
+        if self.method not in METHODS:
+            raise ValueError(f"method must be one of {METHODS}, got {self.method!r}")
+
+    def to_dict(self) -> dict:
+        return dataclasses.asdict(self)
+
+
+@dataclasses.dataclass(frozen=True)
+class FoldData:
+    """One split's arrays: chunk positions (N, J, M, 3) float32 and labels (N,) int32."""
+
+    train_chunks: np.ndarray
+    train_labels: np.ndarray
+    test_chunks: np.ndarray
+    test_labels: np.ndarray
+    scale: float
+
+
+def fold_data(dataset: SkeletonDataset, test_fold: int, features: FeatureConfig) -> FoldData:
+    """Chunk positions of a split, scaled by a factor fitted on its training part only."""
+    train, test = dataset.split(test_fold)
+    chunks = chunk_positions(dataset.x, dataset.lengths, features)
+    scale = fit_scale(chunks[train]) if features.scale == "dataset" else 1.0
+    chunks = chunks / np.float32(scale)
+    return FoldData(chunks[train], dataset.labels[train], chunks[test], dataset.labels[test], scale)
+
+
+def gcn_config(dataset: SkeletonDataset, config: RunConfig) -> gcn.GCNConfig:
+    return gcn.GCNConfig(**dataclasses.asdict(config.model), num_nodes=dataset.num_joints,
+                         num_features=config.features.num_features(),
+                         num_classes=dataset.num_classes, edges=dataset.edges)
+
+
+def make_forward(model: gcn.GCNConfig, features: FeatureConfig, aug: AugmentConfig):
+    """``forward(params, chunks (B, J, M, 3), key, train) -> logits (B, classes)``."""
+
+    def forward(params, chunks, key, train: bool):
+        if train:
+            chunks = augment(key, chunks, aug)
+        return gcn.apply(params, node_features(chunks, features), model)
+
+    return forward
+
+
+def make_predict(forward, batch_size: int = 4096):
+    """A jitted ``predict(params, chunks) -> logits`` that runs in batches of ``batch_size``."""
+    one = jax.jit(lambda p, c: forward(p, c, None, False))
+
+    def predict(params, chunks):
+        return jnp.concatenate([one(params, chunks[i:i + batch_size])
+                                for i in range(0, len(chunks), batch_size)])
+
+    return predict
+
+
+def train_fold(dataset: SkeletonDataset, test_fold: int, config: RunConfig, *, out_dir=None,
+               progress: bool = True, eval_every: int = 0) -> dict:
+    """Trains one split; returns {"fold", "params", "rates": [row], "history", "train_seconds"}."""
+    data = fold_data(dataset, test_fold, config.features)
+    model = gcn_config(dataset, config)
+    forward = make_forward(model, config.features, config.augment)
+    key = jax.random.fold_in(jax.random.key(config.seed), test_fold)
+    init_key, train_key = jax.random.split(key)
+    params = gcn.init(init_key, model)
+    tc = config.train
+    n = len(data.train_labels)
+    optimizer = make_optimizer(tc.learning_rate, tc.lr_rule, tc.epochs * steps_per_epoch(n, tc.batch_size),
+                               tc.weight_decay)
+    loss_fn = dense.make_loss(forward, tc.label_smoothing)
+    epoch_fn = make_epoch(loss_fn, optimizer, n, tc.batch_size)
+    predict = make_predict(forward)
+    test_chunks, test_labels = jnp.asarray(data.test_chunks), jnp.asarray(data.test_labels)
+
+    def evaluate(p):
+        return {"test_accuracy": float(accuracy(predict(p, test_chunks), test_labels))}
+
+    metrics_path = None
+    if out_dir is not None:
+        fold_dir = Path(out_dir) / f"fold{test_fold}"
+        fold_dir.mkdir(parents=True, exist_ok=True)
+        metrics_path = fold_dir / "metrics.jsonl"
+        metrics_path.write_text("")
+    train_arrays = {"chunks": jnp.asarray(data.train_chunks), "labels": jnp.asarray(data.train_labels)}
+    start = time.perf_counter()
+    state = init_state(params, optimizer, train_key)
+    state, history = fit(state, epoch_fn, train_arrays, tc.epochs, metrics_path=metrics_path,
+                         label=f"{dataset.name} fold {test_fold}", evaluate=evaluate,
+                         eval_every=eval_every, progress=progress)
+    jax.block_until_ready(state.params)
+    seconds = time.perf_counter() - start
+    kept, total = count_params(state.params)
+    row = {"target_rate": 0.0, "achieved_rate": 1.0 - kept / total,
+           "accuracy": 100.0 * evaluate(state.params)["test_accuracy"], "kept_params": kept,
+           "total_params": total, "flops": gcn_flops(state.params, model)}
+    return {"fold": test_fold, "params": state.params, "rates": [row], "history": history,
+            "train_seconds": seconds, "scale": data.scale}
+
+
+def protocol_name(dataset: SkeletonDataset) -> str:
+    k = len(dataset.test_folds)
+    return f"{k}-fold" if not (dataset.folds == 0).any() else "train/test split" if k == 1 else f"{k} splits"
+
+
+def run(dataset: SkeletonDataset, config: RunConfig, folds=None, *, out_dir=None, overwrite: bool = False,
+        progress: bool = True, eval_every: int = 0) -> dict:
+    """Trains and evaluates every requested fold (default: all); writes ``out_dir/results.json``.
+
+    Refuses (RunExistsError) when ``out_dir`` already holds a results.json unless ``overwrite``;
+    the check happens before any training, and the old file is replaced only when the new run
+    has finished.
+    """
+    folds = list(dataset.test_folds if folds is None else folds)
+    for f in folds:
+        dataset.split(f)  # validates the fold ids before any work
+    if out_dir is not None:
+        out_dir = Path(out_dir)
+        if (out_dir / "results.json").exists() and not overwrite:
+            raise RunExistsError(f"{out_dir / 'results.json'} exists: this folder holds a finished run. "
+                                 "Choose another --out, or pass --overwrite to replace it.")
+        out_dir.mkdir(parents=True, exist_ok=True)
+    start = time.perf_counter()
+    runs = []
+    for f in folds:
+        result = train_fold(dataset, f, config, out_dir=out_dir, progress=progress, eval_every=eval_every)
+        runs.append({"fold": f, "rates": result["rates"], "train_seconds": result["train_seconds"]})
+    results = {
+        "method": config.method, "dataset": dataset.name, "protocol": protocol_name(dataset),
+        "seed": config.seed, "epochs": config.train.epochs, "config": config.to_dict(),
+        "runs": runs, "summary": summarise(runs), "train_seconds": time.perf_counter() - start,
+        "backend": jax.default_backend(), "devices": [str(d) for d in jax.devices()],
+    }
+    if out_dir is not None:
+        write_json_atomic(out_dir / "results.json", results)
+    return results

@@ -1,0 +1,157 @@
+"""Method-agnostic training: one jitted epoch (a scan over mini-batches) and a loop around it.
+
+A method supplies ``loss_fn(params, batch, key, step) -> (loss, metrics)`` where ``batch`` is a
+dict of arrays with a leading batch axis and ``metrics`` a dict of scalars. Everything else here
+(shuffling, batching, optimizer, progress, JSON-lines metrics) is shared by every method.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import json
+import math
+import sys
+import time
+from typing import Any, Callable
+
+import flax
+import jax
+import jax.numpy as jnp
+import optax
+
+LossFn = Callable[[Any, dict, jax.Array, jax.Array], tuple[jax.Array, dict]]
+
+
+@dataclasses.dataclass(frozen=True)
+class TrainConfig:
+    """Optimisation settings.
+
+    Attributes:
+      epochs: passes over the training set.
+      batch_size: samples per step; capped at the training-set size (full batch on SBU).
+      learning_rate: Adam's base step size.
+      lr_rule: "constant", "cosine" (decay to 1 %) or "loss_trend" (the papers' x/÷ 0.99 rule).
+      weight_decay: AdamW decoupled decay (0 = plain Adam).
+      label_smoothing: cross-entropy label smoothing in [0, 1).
+    """
+
+    epochs: int = 2000
+    batch_size: int = 256
+    learning_rate: float = 1e-3
+    lr_rule: str = "constant"
+    weight_decay: float = 0.0
+    label_smoothing: float = 0.0
+
+    def __post_init__(self):
+        if self.epochs < 0:
+            raise ValueError(f"training setting epochs must be >= 0, got {self.epochs}")
+        if self.batch_size < 1:
+            raise ValueError(f"training setting batch_size must be >= 1, got {self.batch_size}")
+        if not 0.0 <= self.label_smoothing < 1.0:
+            raise ValueError(f"training setting label_smoothing must be in [0, 1), got {self.label_smoothing}")
+
+
+@flax.struct.dataclass
+class TrainState:
+    """Everything that changes during training (a pytree)."""
+
+    params: Any
+    opt_state: Any
+    step: jax.Array   # int32 scalar, optimizer steps taken
+    key: jax.Array    # typed PRNG key for shuffling and the method's randomness
+
+
+def init_state(params, optimizer: optax.GradientTransformation, key: jax.Array) -> TrainState:
+    return TrainState(params=params, opt_state=optimizer.init(params), step=jnp.zeros((), jnp.int32), key=key)
+
+
+def steps_per_epoch(num_samples: int, batch_size: int) -> int:
+    return math.ceil(num_samples / min(batch_size, num_samples))
+
+
+def make_epoch(loss_fn: LossFn, optimizer: optax.GradientTransformationExtraArgs, num_samples: int,
+               batch_size: int) -> Callable[[TrainState, dict], tuple[TrainState, dict]]:
+    """A jitted ``epoch(state, data) -> (state, mean metrics)``.
+
+    ``data`` holds the whole training set (leading axis ``num_samples``). Each epoch draws a fresh
+    permutation; the last batch wraps around to the permutation's start so that every step sees
+    exactly min(batch_size, num_samples) samples (one compiled shape).
+    """
+    batch = min(batch_size, num_samples)
+    steps = steps_per_epoch(num_samples, batch_size)
+
+    def epoch(state: TrainState, data: dict):
+        def step_fn(carry, batch_index):
+            params, opt_state, step, key = carry
+            key, sub = jax.random.split(key)
+            batch_data = jax.tree.map(lambda a: a[batch_index], data)
+            (loss, metrics), grads = jax.value_and_grad(loss_fn, has_aux=True)(params, batch_data, sub, step)
+            updates, opt_state = optimizer.update(grads, opt_state, params, value=loss)
+            return (optax.apply_updates(params, updates), opt_state, step + 1, key), metrics
+
+        key, perm_key = jax.random.split(state.key)
+        order = jnp.resize(jax.random.permutation(perm_key, num_samples), (steps * batch,)).reshape(steps, batch)
+        (params, opt_state, step, key), metrics = jax.lax.scan(
+            step_fn, (state.params, state.opt_state, state.step, key), order)
+        return TrainState(params, opt_state, step, key), jax.tree.map(jnp.mean, metrics)
+
+    return jax.jit(epoch, donate_argnums=0)
+
+
+class Progress:
+    """A one-line progress report on stderr: a live bar on a terminal, every 10 % otherwise."""
+
+    def __init__(self, total: int, label: str = "", stream=None, min_interval: float = 0.25):
+        self.total, self.label = max(total, 1), label
+        self.stream = stream or sys.stderr
+        self.tty = getattr(self.stream, "isatty", lambda: False)()
+        self.start = time.perf_counter()
+        self.last_time, self.last_decile, self.min_interval = 0.0, -1, min_interval
+
+    def update(self, done: int, info: str = "") -> None:
+        now = time.perf_counter()
+        elapsed = now - self.start
+        decile = 10 * done // self.total
+        final = done >= self.total
+        if self.tty and (final or now - self.last_time >= self.min_interval):
+            width = 24
+            filled = width * done // self.total
+            bar = "#" * filled + "." * (width - filled)
+            self.stream.write(f"\r{self.label} [{bar}] {done}/{self.total} {info} {elapsed:5.1f}s\x1b[K")
+            if final:
+                self.stream.write("\n")
+            self.stream.flush()
+            self.last_time = now
+        elif not self.tty and (decile > self.last_decile or final):
+            if not (final and decile == self.last_decile):
+                self.stream.write(f"{self.label} {done}/{self.total} {info} {elapsed:.1f}s\n")
+                self.stream.flush()
+            self.last_decile = decile
+
+
+def fit(state: TrainState, epoch_fn, data: dict, epochs: int, *, metrics_path=None, label: str = "",
+        evaluate: Callable[[Any], dict] | None = None, eval_every: int = 0, progress: bool = True
+        ) -> tuple[TrainState, list[dict]]:
+    """Runs ``epochs`` epochs; returns the final state and one metrics dict per epoch.
+
+    Each epoch's metrics (plus ``evaluate(params)`` every ``eval_every`` epochs and at the end,
+    for monitoring only) are appended to ``metrics_path`` as JSON lines when given.
+    """
+    history = []
+    bar = Progress(epochs, label) if progress else None
+    sink = open(metrics_path, "a") if metrics_path else None
+    try:
+        for e in range(1, epochs + 1):
+            state, metrics = epoch_fn(state, data)
+            row = {"epoch": e, **{k: float(v) for k, v in metrics.items()}}
+            if evaluate is not None and eval_every and (e % eval_every == 0 or e == epochs):
+                row.update({f"eval_{k}": v for k, v in evaluate(state.params).items()})
+            history.append(row)
+            if sink:
+                sink.write(json.dumps(row) + "\n")
+            if bar:
+                bar.update(e, f"loss {row['loss']:.4f} acc {100 * row.get('accuracy', 0.0):5.1f}%")
+    finally:
+        if sink:
+            sink.close()
+    return state, history
