@@ -2,8 +2,9 @@
 
 For each candidate (a list of setting overrides) and each outer test fold k, every other fold j
 is held out in turn as validation, training on the remaining three folds (4 runs per outer fold,
-20 per candidate). A candidate's score for outer fold k is its mean validation accuracy over
-j != k, so the choice for fold k never sees fold k.
+20 per candidate; ``--inner next`` keeps only j = k mod 5 + 1, 5 runs per candidate). A
+candidate's score for outer fold k is its mean validation accuracy over those j != k, so the
+choice for fold k never sees fold k.
 
     python -m experiments.tune_dense --data-dir ../shared/data/sbu --out runs/tune \
         --candidate base= --candidate chunks8=features.chunks=8 --workers 2
@@ -66,6 +67,8 @@ def main(argv=None):
     p.add_argument("--out", required=True)
     p.add_argument("--epochs", type=int, default=2000)
     p.add_argument("--workers", type=int, default=2)
+    p.add_argument("--inner", choices=("all", "next"), default="all",
+                   help="validation folds per outer fold k: every j != k (4 runs), or only j = k mod 5 + 1")
     p.add_argument("--candidate", action="append", default=[],
                    help="NAME=override1;override2 (e.g. 'aug=augment.rotate_deg=30;augment.swap_groups=2')")
     a = p.parse_args(argv)
@@ -80,6 +83,8 @@ def main(argv=None):
         overrides = [o for o in rest.split(";") if o]
         for outer in range(1, 6):
             for inner in range(1, 6):
+                if a.inner == "next" and inner != outer % 5 + 1:
+                    continue
                 if inner != outer and (name, outer, inner) not in seen:
                     jobs.append((a.data_dir, name, overrides, outer, inner, a.epochs))
     from concurrent.futures import ProcessPoolExecutor

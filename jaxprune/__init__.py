@@ -1,0 +1,25 @@
+"""jaxprune: learning very sparse graph convolutional networks for skeleton-based recognition.
+
+The public API, re-exported from the modules that define it.
+"""
+
+from jaxprune.config import SettingError, override, settings
+from jaxprune.data.arrays import load_npz, save_npz
+from jaxprune.data.augment import AugmentConfig, augment
+from jaxprune.data.dataset import SkeletonDataset
+from jaxprune.data.errors import DataError
+from jaxprune.data.features import FeatureConfig, chunk_positions, fit_scale, node_features
+from jaxprune.data.fpha import load_fpha
+from jaxprune.data.sbu import load_sbu
+from jaxprune.data.synthetic import make_synthetic
+from jaxprune.datasets import DATASETS, PRESETS, load_dataset
+from jaxprune.graphs import FPHA_BONES, SBU_BONES, adjacency, normalized_adjacency
+from jaxprune.losses import accuracy, cross_entropy
+from jaxprune.nn.flops import count_params, gcn_flops
+from jaxprune.nn.gcn import GCNConfig, ModelConfig, prunable
+from jaxprune.nn import gcn
+from jaxprune.optim import make_optimizer, scale_by_loss_trend
+from jaxprune.runner import RunConfig, RunExistsError, run, train_fold
+from jaxprune.train import TrainConfig, TrainState, fit, init_state, make_epoch
+
+__version__ = "0.1.0"

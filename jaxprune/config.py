@@ -51,28 +51,49 @@ def override(config, assignments):
                 raise SettingError(f"setting {a!r}: expected NAME=VALUE, e.g. train.epochs=100")
             k, v = a.split("=", 1)
             items.append((k.strip(), v.strip()))
+    tree: dict = {}
     for name, value in items:
-        config = _set(config, name.split("."), value, name)
-    return config
+        node = tree
+        *parents, leaf = name.split(".")
+        for part in parents:
+            node = node.setdefault(part, {})
+            if not isinstance(node, dict):
+                raise SettingError(f"setting {name!r}: a value was already given for a parent of it")
+        node[leaf] = value
+    return _apply(config, tree, "")
 
 
-def _set(config, path, value, full):
+def _apply(config, changes: dict, prefix: str):
+    """Replaces every changed field of ``config`` in one ``dataclasses.replace`` (so settings that
+    are checked together, like align_from/align_to, are validated together)."""
     if not dataclasses.is_dataclass(config):
-        raise SettingError(f"setting {full!r} does not exist")
-    fields = {f.name: f for f in dataclasses.fields(config)}
-    head = path[0]
-    if head not in fields:
-        raise SettingError(f"setting {full!r} does not exist; known here: {sorted(fields)}")
-    current = getattr(config, head)
-    if len(path) > 1:
-        new = _set(current, path[1:], value, full)
-    else:
-        if dataclasses.is_dataclass(current):
+        raise SettingError(f"setting {_first_name(changes, prefix)!r} does not exist: "
+                           f"{prefix.rstrip('.')!r} is a single setting, not a group")
+    fields = {f.name for f in dataclasses.fields(config)}
+    hints = typing.get_type_hints(type(config))
+    new = {}
+    for head, value in changes.items():
+        full = _first_name(value, prefix + head + ".") if isinstance(value, dict) else prefix + head
+        if head not in fields:
+            raise SettingError(f"setting {full!r} does not exist; known here: {sorted(fields)}")
+        current = getattr(config, head)
+        if isinstance(value, dict):
+            new[head] = _apply(current, value, prefix + head + ".")
+        elif dataclasses.is_dataclass(current):
             raise SettingError(f"setting {full!r} is a group; set one of its fields")
-        hints = typing.get_type_hints(type(config))
-        kind = hints.get(head, type(current))
-        new = _parse(full, value, kind) if isinstance(value, str) and kind is not str else value
+        else:
+            kind = hints.get(head, type(current))
+            new[head] = _parse(full, value, kind) if isinstance(value, str) and kind is not str else value
     try:
-        return dataclasses.replace(config, **{head: new})
+        return dataclasses.replace(config, **new)
     except (ValueError, TypeError) as e:
-        raise SettingError(f"setting {full}={value!r}: {e}") from None
+        shown = ", ".join(f"{prefix}{k}={v!r}" for k, v in changes.items() if not isinstance(v, dict))
+        raise SettingError(f"setting {shown}: {e}") from None
+
+
+def _first_name(changes, prefix: str) -> str:
+    """The full dotted name of the first setting in a nested dict of changes."""
+    while isinstance(changes, dict) and changes:
+        head, changes = next(iter(changes.items()))
+        prefix += head + "."
+    return prefix.rstrip(".")

@@ -35,6 +35,10 @@ class FeatureConfig:
         (set at fit time, see ``fit_scale``); "none" keeps units.
       velocities: append the displacement between consecutive chunks (first chunk: 0),
         doubling F.
+      align_from, align_to: joints i, j (or -1: off). Each sequence is rotated about the
+        vertical axis so that the mean horizontal direction from joint i to joint j points along
+        +x (a canonical view). On SBU, 2 -> 17 (torso of person A -> torso of person B).
+      vertical_axis: the coordinate that points up (SBU: 1), for ``align_*``.
     """
 
     chunks: int = 4
@@ -42,6 +46,9 @@ class FeatureConfig:
     centre: str = "sequence"
     scale: str = "dataset"
     velocities: bool = False
+    align_from: int = -1
+    align_to: int = -1
+    vertical_axis: int = 1
 
     def __post_init__(self):
         if self.chunks < 1:
@@ -51,6 +58,11 @@ class FeatureConfig:
                                      ("scale", self.scale, ("dataset", "none"))):
             if value not in allowed:
                 raise DataError(f"feature setting {name} must be one of {allowed}, got {value!r}")
+        if (self.align_from < 0) != (self.align_to < 0) or (self.align_from >= 0 and self.align_from == self.align_to):
+            raise DataError(f"feature settings align_from/align_to must both be -1 (off) or two distinct "
+                            f"joints, got {self.align_from}, {self.align_to}")
+        if self.vertical_axis not in (0, 1, 2):
+            raise DataError(f"feature setting vertical_axis must be 0, 1 or 2, got {self.vertical_axis}")
 
     @property
     def channels_per_chunk(self) -> int:
@@ -88,11 +100,33 @@ def chunk_positions(x: np.ndarray, lengths: np.ndarray, config: FeatureConfig,
     if config.centre == "sequence":
         centre = np.einsum("nt,ntjc->nc", valid, x) / (valid.sum(1)[:, None] * x.shape[2])
         x = x - centre[:, None, None, :]
+    if config.align_from >= 0:
+        x = align_view(x, valid, config.align_from, config.align_to, config.vertical_axis)
     w = chunk_weights(lengths, t, config.chunks, config.pooling)
     out = np.einsum("nmt,ntjc->njmc", w, x)
     if config.scale == "dataset" and scale is not None:
         out = out / scale
     return out.astype(np.float32)
+
+
+def align_view(x: np.ndarray, valid: np.ndarray, joint_from: int, joint_to: int,
+               vertical_axis: int) -> np.ndarray:
+    """Rotates each sequence x (N, T, J, 3) about the vertical axis so that the mean over valid
+    frames (N, T) of (x[:, :, joint_to] - x[:, :, joint_from]), projected on the horizontal
+    plane, points along the first horizontal axis. Sequences where it is ~0 are left as they are.
+    """
+    if max(joint_from, joint_to) >= x.shape[2]:
+        raise DataError(f"feature settings align_from/align_to = {joint_from}, {joint_to} name a joint "
+                        f"outside the skeleton's {x.shape[2]} joints")
+    a, b = [k for k in range(3) if k != vertical_axis]
+    d = np.einsum("nt,ntc->nc", valid, x[:, :, joint_to] - x[:, :, joint_from])
+    angle = np.arctan2(d[:, b], d[:, a])                       # current direction in the (a, b) plane
+    angle = np.where(np.hypot(d[:, a], d[:, b]) > 1e-9, angle, 0.0)
+    c, s = np.cos(-angle)[:, None, None], np.sin(-angle)[:, None, None]
+    out = x.copy()
+    out[..., a] = c * x[..., a] - s * x[..., b]
+    out[..., b] = s * x[..., a] + c * x[..., b]
+    return out
 
 
 def fit_scale(chunks: np.ndarray) -> float:

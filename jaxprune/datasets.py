@@ -1,0 +1,38 @@
+"""Dataset names -> loaders, and each dataset's recommended settings (presets)."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+from jaxprune.data.arrays import load_npz
+from jaxprune.data.dataset import SkeletonDataset
+from jaxprune.data.errors import DataError
+from jaxprune.data.fpha import load_fpha
+from jaxprune.data.sbu import load_sbu
+from jaxprune.data.synthetic import make_synthetic
+
+DATASETS = ("synthetic", "sbu", "fpha", "npz")
+
+# Settings applied before the user's own (which win). Chosen as the README's method section says.
+PRESETS: dict[str, list[str]] = {
+    "synthetic": ["train.epochs=1000"],
+    "sbu": ["augment.vertical_axis=1"],
+    "fpha": ["model.channels=16"],
+    "npz": [],
+}
+
+
+def load_dataset(name: str, data_dir: str | None = None, seed: int = 0) -> SkeletonDataset:
+    """Loads ``name`` in DATASETS. ``data_dir`` is the dataset root (sbu, fpha) or the .npz file."""
+    if name not in DATASETS:
+        raise DataError(f"unknown dataset {name!r}; choose one of {DATASETS}")
+    if name == "synthetic":
+        return make_synthetic(seed=seed)
+    if not data_dir:
+        what = "the .npz file" if name == "npz" else f"the {name.upper()} dataset root"
+        raise DataError(f"dataset {name!r} needs --data-dir pointing to {what}")
+    if name == "sbu":
+        return load_sbu(data_dir)
+    if name == "fpha":
+        return load_fpha(data_dir)
+    return load_npz(Path(data_dir))

@@ -1,0 +1,115 @@
+"""The ``jaxprune`` command: a tiny real run, every user error as exit status 2 with a clear
+one-line message, the settings listing and the help text."""
+
+import json
+
+import pytest
+
+from jaxprune.cli import main
+
+
+def train_args(out, *extra):
+    return ["train", "--dataset", "synthetic", "--out", str(out), "--quiet",
+            "--set", "train.epochs=5", *extra]
+
+
+def error_of(capsys, argv):
+    """Runs main(argv), expects status 2, returns stderr (checked to be one clear error line)."""
+    assert main(argv) == 2
+    err = capsys.readouterr().err
+    assert err.startswith("jaxprune: error: ")
+    assert "Traceback" not in err
+    assert len(err.strip().splitlines()) == 1
+    return err
+
+
+def test_tiny_run_then_refused_rerun(tmp_path, capsys):
+    out = tmp_path / "run"
+    assert main(train_args(out, "--set", "model.channels=4", "--set", "model.hidden=16")) == 0
+    captured = capsys.readouterr()
+    results = json.loads((out / "results.json").read_text())
+    assert results["epochs"] == 5 and results["dataset"] == "synthetic" and results["method"] == "dense"
+    assert results["config"]["model"]["channels"] == 4
+    assert [r["fold"] for r in results["runs"]] == [1]
+    assert len((out / "fold1" / "metrics.jsonl").read_text().splitlines()) == 5
+    assert "accuracy" in captured.out and str(out / "results.json") in captured.out
+    assert captured.err == ""  # --quiet: no progress output
+
+    # the finished run is refused, and its results.json left untouched
+    before = (out / "results.json").read_bytes()
+    err = error_of(capsys, train_args(out))
+    assert "results.json" in err and "--overwrite" in err
+    assert (out / "results.json").read_bytes() == before
+
+
+def test_unknown_setting(tmp_path, capsys):
+    err = error_of(capsys, train_args(tmp_path / "o", "--set", "train.epoch=3"))
+    assert "train.epoch" in err and "does not exist" in err
+
+
+def test_bad_setting_value(tmp_path, capsys):
+    err = error_of(capsys, train_args(tmp_path / "o", "--set", "model.channels=many"))
+    assert "model.channels" in err
+
+
+@pytest.mark.parametrize("extra", [["--epochs", "-1"], ["--set", "train.epochs=-3"]])
+def test_negative_epochs(tmp_path, capsys, extra):
+    err = error_of(capsys, train_args(tmp_path / "o", *extra))
+    assert "epochs" in err and ">= 0" in err
+    assert not (tmp_path / "o").exists()
+
+
+def test_sbu_without_data_dir(tmp_path, capsys):
+    err = error_of(capsys, ["train", "--dataset", "sbu", "--out", str(tmp_path / "o")])
+    assert "--data-dir" in err and "sbu" in err
+
+
+def test_missing_data_dir(tmp_path, capsys):
+    missing = tmp_path / "no" / "such" / "dir"
+    err = error_of(capsys, ["train", "--dataset", "sbu", "--data-dir", str(missing),
+                            "--out", str(tmp_path / "o")])
+    assert str(missing) in err and "not found" in err
+
+
+def test_unknown_fold(tmp_path, capsys):
+    err = error_of(capsys, train_args(tmp_path / "o", "--fold", "7"))
+    assert "fold 7" in err and "[1]" in err
+    assert not (tmp_path / "o").exists()
+
+
+def test_malformed_fold_is_a_usage_error(tmp_path, capsys):
+    with pytest.raises(SystemExit) as exc:
+        main(train_args(tmp_path / "o", "--fold", "first"))
+    assert exc.value.code == 2
+    assert "--fold" in capsys.readouterr().err
+
+
+def test_settings_listing(capsys):
+    assert main(["settings"]) == 0
+    lines = capsys.readouterr().out.splitlines()
+    assert "train.epochs = 2000" in lines
+    assert "features.chunks = 4" in lines
+    assert "method = dense" in lines
+    assert all(" = " in line for line in lines)
+    # a dataset's preset is applied before printing
+    assert main(["settings", "--dataset", "synthetic"]) == 0
+    assert "train.epochs = 1000" in capsys.readouterr().out.splitlines()
+
+
+def test_help(capsys):
+    with pytest.raises(SystemExit) as exc:
+        main(["--help"])
+    assert exc.value.code == 0
+    out = capsys.readouterr().out
+    assert out.startswith("usage: jaxprune") and "train" in out and "settings" in out
+    with pytest.raises(SystemExit) as exc:
+        main(["train", "--help"])
+    assert exc.value.code == 0
+    assert "--overwrite" in capsys.readouterr().out
+
+
+def test_no_command_is_a_usage_error(capsys):
+    with pytest.raises(SystemExit) as exc:
+        main([])
+    assert exc.value.code == 2
+    assert "usage:" in capsys.readouterr().err
