@@ -1,0 +1,1 @@
+"""Mask parametrizations: pure functions from latent parameters to a mask pytree."""

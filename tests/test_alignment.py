@@ -1,0 +1,135 @@
+"""KL alignment: METHOD.md §3's three checks (≈ 0 on Q's samples, > 0 on a mismatch, its gradient
+moves samples toward Q), the estimator's pieces, and the per-layer sum."""
+
+import functools
+
+import chex
+import jax
+import jax.numpy as jnp
+import numpy as np
+import pytest
+
+from jaxprune.alignment import (grid_edges, kl_alignment, prior_histogram, soft_histogram,
+                                total_alignment)
+from jaxprune.priors import Gaussian, layer_priors, make_prior
+
+S = 0.3
+NAMES = ("gaussian", "laplace", "uniform", "weibull")
+kl = jax.jit(kl_alignment)
+
+
+def prior(name, std=S):
+    return make_prior(name, std, match_std=True)
+
+
+@functools.cache
+def kl_on_own_samples(name):
+    """Check (a): the KL of 5000 samples drawn from Q itself (mean of 3 draws)."""
+    q = prior(name)
+    return float(np.mean([kl(q.sample(jax.random.key(i), (5000,)), q) for i in range(3)]))
+
+
+@pytest.mark.parametrize("name", NAMES)
+def test_a_near_zero_for_samples_of_the_prior(name):
+    assert 0 <= kl_on_own_samples(name) < 0.02
+
+
+@pytest.mark.parametrize("samples, target", [
+    ("gaussian", "laplace"),      # same std, different shape
+    ("laplace", "gaussian"),
+    ("uniform", "gaussian"),
+    ("gaussian", "uniform"),
+    ("laplace", "weibull"),       # Weibull k = 1.5 on |w|: no density at 0
+    ("weibull", "laplace"),
+])
+def test_b_clearly_positive_for_a_mismatched_law(samples, target):
+    w = prior(samples).sample(jax.random.key(7), (5000,))
+    assert float(kl(w, prior(target))) > 10 * kl_on_own_samples(target)
+
+
+@pytest.mark.parametrize("factor", [0.5, 2.0])
+def test_b_clearly_positive_for_a_scale_mismatch(factor):
+    w = factor * prior("gaussian").sample(jax.random.key(7), (5000,))
+    assert float(kl(w, prior("gaussian"))) > 10 * kl_on_own_samples("gaussian")
+
+
+def test_c_gradient_descent_moves_samples_toward_the_prior():
+    q = Gaussian(S)
+    w = 2 * q.sample(jax.random.key(3), (5000,))                    # N(0, (2s)²)
+    lr = 0.01 * w.size * S ** 2                                    # the gradient per weight is O(1/n)
+
+    @jax.jit
+    def descend(w):                                                # 200 steps of plain GD
+        def step(w, _):
+            value, grad = jax.value_and_grad(kl_alignment)(w, q)
+            return w - lr * grad, value
+        w, values = jax.lax.scan(step, w, None, length=200)
+        return w, jnp.append(values, kl_alignment(w, q))
+    w, history = descend(w)
+    history = np.asarray(history)
+    assert history[-1] < 0.2 * history[0]
+    checkpoints = history[::25]
+    assert all(b <= a for a, b in zip(checkpoints, checkpoints[1:]))
+    assert abs(float(w.std()) - S) < 0.05 * S < abs(2 * S - S)      # from 2s to within 5 % of s
+    assert float(jnp.abs(w).max()) < 1.25 * float(q.quantile(0.9995)) + 0.1 * S  # no stragglers
+
+
+def test_prior_histogram_is_the_smoothed_prior_binned():
+    q = Gaussian(S)
+    edges = grid_edges(q, 64)
+    h = edges[1] - edges[0]
+    from jax.scipy.special import ndtr
+    g = ndtr(edges / jnp.sqrt(S ** 2 + h ** 2))                    # CDF of N(0, s² + h²), exact
+    expected = jnp.concatenate([g[:1], jnp.diff(g), 1 - g[-1:]])
+    mass = jax.jit(prior_histogram)(q, edges, h)
+    np.testing.assert_allclose(mass, expected, atol=2e-7)
+    np.testing.assert_allclose(mass.sum(), 1.0, atol=1e-6)
+    np.testing.assert_allclose(mass, mass[::-1], atol=1e-8)        # symmetric
+
+
+def test_soft_histogram_window_equals_dense_and_sums_to_one():
+    w = jnp.concatenate([prior("laplace").sample(jax.random.key(1), (3000,)), jnp.array([-9.0, 0.95, 7.0])])
+    edges = grid_edges(prior("laplace"), 48)
+    windowed, dense = jax.jit(lambda w, e: (soft_histogram(w, e, 1.5, window=4.0),
+                                            soft_histogram(w, e, 1.5, window=None)))(w, edges)
+    chex.assert_shape(windowed, (50,))
+    np.testing.assert_allclose(windowed, dense, atol=1e-5)
+    np.testing.assert_allclose(dense.sum(), 1.0, atol=1e-6)
+    assert float(dense[0]) >= 1 / 3003 - 1e-7                      # the weight at −9 is below
+
+
+def test_hand_made_histogram():
+    edges = jnp.array([-1.0, 0.0, 1.0])
+    hist = soft_histogram(jnp.array([-0.5, 0.5]), edges, 1e-3, window=None)   # bandwidth → 0
+    np.testing.assert_allclose(hist, [0.0, 0.5, 0.5, 0.0], atol=1e-6)
+
+
+def test_differentiable_any_shape_and_large_layers_run():
+    q = Gaussian(S)
+    w = q.sample(jax.random.key(4), (400, 250))                    # 1e5 weights, a matrix
+    value, grad = jax.jit(jax.value_and_grad(kl_alignment))(w, q)
+    chex.assert_shape(grad, (400, 250))
+    chex.assert_tree_all_finite(grad)
+    assert float(value) < 0.002                                    # less noise with more weights
+
+
+def test_total_alignment_sums_layers():
+    k1, k2 = jax.random.split(jax.random.key(5))
+    params = {"l0": {"kernel": S * jax.random.normal(k1, (50, 40)), "bias": jnp.ones(40)},
+              "l1": {"kernel": 3 * S * jax.random.normal(k2, (40, 30)), "bias": jnp.ones(30)}}
+    prunable = {"l0": {"kernel": True, "bias": False}, "l1": {"kernel": True, "bias": False}}
+    per_layer = layer_priors(params, prunable)                     # each layer's own std
+
+    @jax.jit                                                       # one compile for all checks
+    def check(params, q, per_layer):
+        one, grads = jax.value_and_grad(total_alignment)(params, prunable, q)
+        summed = kl_alignment(params["l0"]["kernel"], q) + kl_alignment(params["l1"]["kernel"], q)
+        return one, summed, total_alignment(params, prunable, per_layer), grads
+    one, summed, own, grads = check(params, Gaussian(S), per_layer)
+    np.testing.assert_allclose(one, summed, rtol=1e-5)
+    assert float(own) < 0.5 * float(one)
+    np.testing.assert_array_equal(grads["l0"]["bias"], 0.0)
+    assert float(jnp.abs(grads["l1"]["kernel"]).sum()) > 0
+    q = Gaussian(S)
+    with pytest.raises(ValueError, match=r"no prior for prunable leaf \['l1'\]\['kernel'\]"):
+        total_alignment(params, prunable, {"l0": {"kernel": q, "bias": None}, "l1": {"kernel": None, "bias": None}})
