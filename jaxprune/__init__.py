@@ -3,6 +3,7 @@
 The public API, re-exported from the modules that define it.
 """
 
+from jaxprune.alignment import kl_alignment, total_alignment
 from jaxprune.config import SettingError, override, settings
 from jaxprune.data.arrays import load_npz, save_npz
 from jaxprune.data.augment import AugmentConfig, augment
@@ -15,10 +16,13 @@ from jaxprune.data.synthetic import make_synthetic
 from jaxprune.datasets import DATASETS, PRESETS, load_dataset
 from jaxprune.graphs import FPHA_BONES, SBU_BONES, adjacency, normalized_adjacency
 from jaxprune.losses import accuracy, cross_entropy
+from jaxprune.masks.bandstop import BandStopMask, apply_masks, band_stop, hard_band_stop, sigma_schedule
 from jaxprune.nn.flops import count_params, gcn_flops
 from jaxprune.nn.gcn import GCNConfig, ModelConfig, prunable
 from jaxprune.nn import gcn
 from jaxprune.optim import make_optimizer, scale_by_loss_trend
+from jaxprune.priors import (Gaussian, Laplace, Uniform, Weibull, layer_priors, make_prior,
+                             threshold_for_rate, thresholds_for_rate)
 from jaxprune.runner import RunConfig, RunExistsError, run, train_fold
 from jaxprune.train import TrainConfig, TrainState, fit, init_state, make_epoch
 
