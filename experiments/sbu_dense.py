@@ -24,8 +24,8 @@ import numpy as np
 
 from jaxprune.config import override
 from jaxprune.datasets import PRESETS, load_dataset
-from jaxprune.results import summarise, write_json_atomic
-from jaxprune.runner import RunConfig, RunExistsError, protocol_name, train_fold
+from jaxprune.results import write_json_atomic
+from jaxprune.runner import RunConfig, RunExistsError, results_record, train_fold
 
 
 def select_per_fold(validation_log: Path) -> dict[int, tuple[str, list[str]]]:
@@ -93,21 +93,18 @@ def main(argv=None):
     dataset = load_dataset("sbu", a.data_dir)
     chosen = select_per_fold(a.select_from) if a.select_from else {}
     start = time.perf_counter()
-    runs, configs, histories = [], {}, {}
+    runs, config_of, histories = [], {}, {}
     for k in dataset.test_folds:
         name, overrides = chosen.get(k, ("preset", PRESETS["sbu"]))
         config = override(RunConfig(seed=a.seed), [*overrides, *a.overrides])
         result = train_fold(dataset, k, config, out_dir=out)
         runs.append({"fold": k, "candidate": name, "rates": result["rates"],
                      "train_seconds": result["train_seconds"]})
-        configs[k] = config.to_dict()
+        config_of[k] = config
         histories[k] = result["history"]
-    import jax
-    results = {"method": "dense", "dataset": "sbu", "protocol": protocol_name(dataset), "seed": a.seed,
-               "epochs": configs[1]["train"]["epochs"], "config": configs[1], "config_per_fold": configs,
-               "selection": "nested, per fold" if chosen else "preset", "runs": runs,
-               "summary": summarise(runs), "train_seconds": time.perf_counter() - start,
-               "backend": jax.default_backend(), "devices": [str(d) for d in jax.devices()]}
+    results = results_record(dataset, config_of[1], runs, time.perf_counter() - start)
+    results["config_per_fold"] = {k: c.to_dict() for k, c in config_of.items()}
+    results["selection"] = "nested, per fold" if chosen else "preset"
     write_json_atomic(out / "results.json", results)
     text = markdown(results, "python -m experiments.sbu_dense " + " ".join(argv))
     (out / "table.md").write_text(text)

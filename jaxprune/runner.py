@@ -143,6 +143,16 @@ def protocol_name(dataset: SkeletonDataset) -> str:
     return f"{k}-fold" if not (dataset.folds == 0).any() else "train/test split" if k == 1 else f"{k} splits"
 
 
+def results_record(dataset: SkeletonDataset, config: RunConfig, runs: list[dict], seconds: float) -> dict:
+    """The ``results.json`` object (DESIGN.md schema) of per-fold ``runs`` trained under ``config``."""
+    return {
+        "method": config.method, "dataset": dataset.name, "protocol": protocol_name(dataset),
+        "seed": config.seed, "epochs": config.train.epochs, "config": config.to_dict(),
+        "runs": runs, "summary": summarise(runs), "train_seconds": seconds,
+        "backend": jax.default_backend(), "devices": [str(d) for d in jax.devices()],
+    }
+
+
 def run(dataset: SkeletonDataset, config: RunConfig, folds=None, *, out_dir=None, overwrite: bool = False,
         progress: bool = True, eval_every: int = 0) -> dict:
     """Trains and evaluates every requested fold (default: all); writes ``out_dir/results.json``.
@@ -165,12 +175,7 @@ def run(dataset: SkeletonDataset, config: RunConfig, folds=None, *, out_dir=None
     for f in folds:
         result = train_fold(dataset, f, config, out_dir=out_dir, progress=progress, eval_every=eval_every)
         runs.append({"fold": f, "rates": result["rates"], "train_seconds": result["train_seconds"]})
-    results = {
-        "method": config.method, "dataset": dataset.name, "protocol": protocol_name(dataset),
-        "seed": config.seed, "epochs": config.train.epochs, "config": config.to_dict(),
-        "runs": runs, "summary": summarise(runs), "train_seconds": time.perf_counter() - start,
-        "backend": jax.default_backend(), "devices": [str(d) for d in jax.devices()],
-    }
+    results = results_record(dataset, config, runs, time.perf_counter() - start)
     if out_dir is not None:
         write_json_atomic(out_dir / "results.json", results)
     return results

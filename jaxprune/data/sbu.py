@@ -43,9 +43,6 @@ def read_skeleton_file(path: str | os.PathLike) -> np.ndarray:
         raise DataError(f"cannot read file ({e.strerror})", path) from None
     except UnicodeDecodeError as e:
         raise DataError(f"not UTF-8 text (bad byte at offset {e.start})", path) from None
-    rows = [line for line in text.splitlines() if line.strip()]
-    if not rows:
-        raise DataError("empty file: expected rows of 91 comma-separated numbers", path)
     values = []
     for number, line in enumerate(text.splitlines(), start=1):
         if not line.strip():
@@ -61,6 +58,8 @@ def read_skeleton_file(path: str | os.PathLike) -> np.ndarray:
         if not np.isfinite(row).all():
             raise DataError("NaN or infinite coordinate", path, number)
         values.append(row)
+    if not values:
+        raise DataError("empty file: expected rows of 91 comma-separated numbers", path)
     xyz = np.asarray(values, np.float64)[:, 1:].reshape(-1, 30, 3)
     out = np.empty_like(xyz)
     out[..., 0] = 1280.0 - 2560.0 * xyz[..., 0]
