@@ -190,6 +190,18 @@ class NodeFeaturesTest(chex.TestCase):
         c = np.asarray(chunks)
         np.testing.assert_allclose(vel[:, :, 1:], c[:, :, 1:] - c[:, :, :-1], rtol=1e-5, atol=1e-6)
 
+    @chex.variants(with_jit=True, without_jit=True)
+    def test_partner_offsets(self):
+        rng = np.random.default_rng(6)
+        chunks = jnp.asarray(rng.normal(size=(2, 6, 4, 3)), jnp.float32)    # 2 persons x 3 joints
+        cfg = FeatureConfig(chunks=4, velocities=True, partner_offsets=True)
+        feats = self.variant(node_features, static_argnums=1)(chunks, cfg)
+        assert cfg.num_features() == 36
+        per_chunk = np.asarray(feats).reshape(2, 6, 4, 9)
+        c = np.asarray(chunks)
+        np.testing.assert_allclose(per_chunk[:, :3, :, 6:], c[:, :3] - c[:, 3:], rtol=1e-6)  # A minus B
+        np.testing.assert_allclose(per_chunk[:, 3:, :, 6:], c[:, 3:] - c[:, :3], rtol=1e-6)  # B minus A
+
 
 # ---------------------------------------------------------------------------------------------
 # FeatureConfig validation
@@ -208,3 +220,9 @@ def test_feature_config_sizes():
     assert FeatureConfig(chunks=5).num_features() == 15
     assert FeatureConfig(chunks=5, velocities=True).num_features() == 30
     assert FeatureConfig(chunks=1).num_features() == 3
+    assert FeatureConfig(chunks=2, partner_offsets=True).num_features() == 12
+
+
+def test_partner_offsets_need_two_persons():
+    with pytest.raises(DataError, match="partner_offsets"):
+        node_features(jnp.zeros((1, 5, 4, 3)), FeatureConfig(partner_offsets=True))

@@ -33,8 +33,10 @@ class FeatureConfig:
         joints (translation invariance); "none" keeps raw coordinates.
       scale: "dataset" divides by one number, the RMS of the centred training coordinates
         (set at fit time, see ``fit_scale``); "none" keeps units.
-      velocities: append the displacement between consecutive chunks (first chunk: 0),
-        doubling F.
+      velocities: append the displacement between consecutive chunks (first chunk: 0).
+      partner_offsets: append each joint's offset from the same joint of the other person
+        (the skeleton is read as two persons of J/2 joints each, as on SBU): how the two bodies
+        stand relative to each other, joint by joint. Needs an even J.
       align_from, align_to: joints i, j (or -1: off). Each sequence is rotated about the
         vertical axis so that the mean horizontal direction from joint i to joint j points along
         +x (a canonical view). On SBU, 2 -> 17 (torso of person A -> torso of person B).
@@ -46,6 +48,7 @@ class FeatureConfig:
     centre: str = "sequence"
     scale: str = "dataset"
     velocities: bool = False
+    partner_offsets: bool = False
     align_from: int = -1
     align_to: int = -1
     vertical_axis: int = 1
@@ -66,7 +69,7 @@ class FeatureConfig:
 
     @property
     def channels_per_chunk(self) -> int:
-        return 6 if self.velocities else 3
+        return 3 * (1 + int(self.velocities) + int(self.partner_offsets))
 
     def num_features(self) -> int:
         """F, the per-node feature size."""
@@ -135,10 +138,19 @@ def fit_scale(chunks: np.ndarray) -> float:
 
 
 def node_features(chunks: jnp.ndarray, config: FeatureConfig) -> jnp.ndarray:
-    """(..., J, M, 3) chunk positions -> (..., J, F) node features (F = config.num_features())."""
+    """(..., J, M, 3) chunk positions -> (..., J, F) node features (F = config.num_features()).
+
+    Per chunk: position, then velocity and partner offset when enabled.
+    """
     parts = [chunks]
     if config.velocities:
         vel = jnp.diff(chunks, axis=-2, prepend=chunks[..., :1, :])
         parts.append(vel)
+    if config.partner_offsets:
+        joints = chunks.shape[-3]
+        if joints % 2:
+            raise DataError(f"feature setting partner_offsets needs two persons with the same joints "
+                            f"(an even joint count), got {joints} joints")
+        parts.append(chunks - jnp.roll(chunks, joints // 2, axis=-3))
     feats = jnp.concatenate(parts, axis=-1)
     return feats.reshape(*feats.shape[:-2], -1)
