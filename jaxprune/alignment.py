@@ -35,7 +35,7 @@ import jax
 import jax.numpy as jnp
 import numpy as np
 
-from jaxprune.priors import Prior, is_prior
+from jaxprune.priors import Prior, Uniform, is_prior
 
 PyTree = Any
 _SQRT_HALF = float(np.sqrt(0.5))
@@ -108,14 +108,27 @@ def prior_histogram(prior: Prior, edges: jax.Array, h: jax.Array | float) -> jax
 
 
 def kl_alignment(weights: jax.Array, prior: Prior, bins: int = 64, grid: float | None = None,
-                 bandwidth: float = 1.0, window: float | None = 4.0, eps: float = 1e-6) -> jax.Array:
+                 bandwidth: float = 1.0, window: float | None = 4.0, eps: float = 1e-6,
+                 space: str = "weight") -> jax.Array:
     """D_KL(P‖Q) in nats (scalar) of one layer's weights (any shape, flattened) against ``prior``.
 
     ``bins``: bins on the grid (static); ``grid``: grid half-width g in weight units (default
     1.25·F_Q⁻¹(0.9995)); ``bandwidth``: kernel std h in bin widths; ``window``: kernel support
     in h for the O(n) path, None for the dense O(n·bins) path; ``eps``: floor inside the logs.
-    See the module docstring for the estimator.
+    ``space``: "weight" bins the weights themselves (module docstring); "quantile" bins
+    u = 2·F_Q(w) − 1 against Uniform[−1, 1] instead. KL is invariant under this bijection, but
+    the bins then carry equal prior mass: every quantile of Q, hence every pruning rate, is
+    resolved equally well (in weight space the bins near 0 and in the tails each hold many
+    rates' thresholds). ``grid`` is ignored in quantile space.
     """
+    if space == "quantile":
+        u = 2.0 * prior.cdf(weights) - 1.0
+        return kl_alignment(u, Uniform(scale=1.0), bins, 1.0, bandwidth, window, eps, "weight")
+    if space == "both":
+        return 0.5 * (kl_alignment(weights, prior, bins, grid, bandwidth, window, eps, "weight")
+                      + kl_alignment(weights, prior, bins, grid, bandwidth, window, eps, "quantile"))
+    if space != "weight":
+        raise ValueError(f"kl_alignment: space must be 'weight', 'quantile' or 'both', got {space!r}")
     edges = grid_edges(prior, bins, grid).astype(jnp.result_type(weights, jnp.float32))
     h = bandwidth * (edges[1] - edges[0])
     p = soft_histogram(weights, edges, bandwidth, window)

@@ -2,6 +2,8 @@
 
     jaxprune train --dataset synthetic --out runs/demo
     jaxprune train --dataset sbu --data-dir ../shared/data/sbu --fold all --out runs/sbu
+    jaxprune train --method mrmp --rates 0.5,0.9,0.99 --out runs/mrmp
+    jaxprune eval --run runs/mrmp --rates 0.6,0.93,0.97     # any rate, no retraining
     jaxprune settings            # every setting, its default, and each dataset's preset
 """
 
@@ -13,7 +15,9 @@ import sys
 from jaxprune.config import SettingError, override, settings
 from jaxprune.data.errors import DataError
 from jaxprune.datasets import DATASETS, PRESETS, load_dataset
-from jaxprune.runner import METHODS, RunConfig, RunExistsError, run
+from jaxprune.methods import METHODS
+from jaxprune.runner import RunConfig, RunExistsError, run
+from jaxprune.serving import evaluate_run, parse_rates
 
 
 def _fold(text: str):
@@ -40,7 +44,11 @@ def build_parser() -> argparse.ArgumentParser:
     t.add_argument("--data-dir", help="dataset root for sbu / fpha, or the .npz file for npz")
     t.add_argument("--fold", type=_fold, default="all",
                    help="test fold number, or 'all' for every fold (SBU: 5-fold cross-validation); default all")
-    t.add_argument("--method", choices=METHODS, default="dense", help="pruning method; default dense")
+    t.add_argument("--method", choices=METHODS, default="dense",
+                   help="dense, srmp (one rate) or mrmp (several rates on shared weights); default dense")
+    t.add_argument("--rate", help="srmp: the pruning rate in [0, 1) (default 0.9)")
+    t.add_argument("--rates", help="mrmp: comma-separated rates in [0, 1) trained together "
+                   "(default 0.5,0.7,0.9,0.95,0.98,0.99)")
     t.add_argument("--epochs", type=int, help="training epochs (default: the dataset preset's)")
     t.add_argument("--seed", type=int, default=0, help="random seed (data order, init, augmentation); default 0")
     t.add_argument("--out", required=True, help="output folder for results.json and per-fold metrics")
@@ -51,6 +59,16 @@ def build_parser() -> argparse.ArgumentParser:
     t.add_argument("--eval-every", type=int, default=0,
                    help="also log test accuracy every N epochs in metrics.jsonl (monitoring only)")
     t.add_argument("--quiet", action="store_true", help="no progress bar")
+
+    e = sub.add_parser("eval", help="evaluate a trained srmp/mrmp run at any rates, without retraining",
+                       description="Evaluate the hard-masked networks of a finished run at any pruning "
+                       "rates (trained or not), all rates in one vmapped call per fold. Reports target and "
+                       "achieved rate, accuracy, kept parameters and FLOPs per rate and per fold.")
+    e.add_argument("--run", required=True, help="the --out folder of a finished 'jaxprune train'")
+    e.add_argument("--rates", required=True, help="comma-separated rates in [0, 1), e.g. 0.5,0.93,0.97")
+    e.add_argument("--data-dir", help="where the data is now, if not where the run read it")
+    e.add_argument("--out", help="write OUT/results.json (default: print only)")
+    e.add_argument("--overwrite", action="store_true", help="replace OUT/results.json")
 
     s = sub.add_parser("settings", help="list every setting with its default and the dataset presets")
     s.add_argument("--dataset", choices=DATASETS, help="show the settings in force for this dataset")
@@ -64,36 +82,56 @@ def _config(args) -> RunConfig:
     config = override(config, getattr(args, "overrides", []))
     if getattr(args, "epochs", None) is not None:
         config = override(config, [f"train.epochs={args.epochs}"])
+    rate, rates = getattr(args, "rate", None), getattr(args, "rates", None)
+    if rate is not None:
+        if config.method != "srmp":
+            raise SettingError(f"--rate is the single rate of srmp; for --method {config.method} "
+                               + ("use --rates R1,R2,..." if config.method == "mrmp" else "there is no rate"))
+        values = parse_rates(rate)
+        if len(values) != 1 or "," in rate:
+            raise SettingError(f"--rate takes one rate (srmp trains one), got {rate!r}; mrmp trains several")
+        config = override(config, {"prune.rate": values[0]})
+    if rates is not None:
+        if config.method != "mrmp":
+            raise SettingError(f"--rates sets the rates mrmp trains together; for --method {config.method} "
+                               + ("use --rate R" if config.method == "srmp" else "there is no rate"))
+        config = override(config, {"prune.rates": parse_rates(rates)})
     return config
 
 
 def _print_summary(results: dict) -> None:
-    print(f"\n{results['method']} on {results['dataset']} ({results['protocol']}), "
-          f"{results['train_seconds']:.1f} s")
-    for run_ in results["runs"]:
-        for row in run_["rates"]:
-            print(f"  fold {run_['fold']}: accuracy {row['accuracy']:6.2f} %  rate {row['achieved_rate']:.3f}  "
-                  f"kept {row['kept_params']}  flops {row['flops']}")
+    folds = len(results["runs"])
+    print(f"\n{results['method']} on {results['dataset']} ({results['protocol']}, {folds} fold(s)), "
+          f"trained in {results['train_seconds']:.1f} s")
+    trained = {r["target_rate"] for run_ in results["runs"] for r in run_["rates"] if r.get("trained")}
+    print("  target rate | achieved | accuracy % (mean ± std) | kept params | MFLOPs | trained")
     for row in results["summary"]:
-        print(f"  mean over {row['folds']} fold(s): accuracy {row['accuracy_mean']:.2f} ± "
-              f"{row['accuracy_std']:.2f} %  at target rate {row['target_rate']:.2f} "
-              f"(achieved {row['achieved_rate']:.3f})")
+        print(f"  {row['target_rate']:11.3f} | {row['achieved_rate']:8.4f} | {row['accuracy_mean']:9.2f} ± "
+              f"{row['accuracy_std']:5.2f}      | {row['kept_params_mean']:11.0f} | {row['flops_mean'] / 1e6:6.3f} | "
+              f"{'yes' if row['target_rate'] in trained else 'no'}")
 
 
 def main(argv=None) -> int:
     args = build_parser().parse_args(argv)
     try:
-        config = _config(args)
+        config = _config(args) if args.command != "eval" else None
         if args.command == "settings":
             for name, value in settings(config).items():
                 print(f"{name} = {value}")
+            return 0
+        if args.command == "eval":
+            results = evaluate_run(args.run, parse_rates(args.rates), data_dir=args.data_dir,
+                                   out_dir=args.out, overwrite=args.overwrite)
+            _print_summary(results)
+            if args.out:
+                print(f"  results: {args.out}/results.json")
             return 0
         if args.epochs is not None and args.epochs < 0:
             raise SettingError(f"--epochs must be >= 0, got {args.epochs}")
         dataset = load_dataset(args.dataset, args.data_dir, seed=args.seed)
         folds = None if args.fold == "all" else [args.fold]
         results = run(dataset, config, folds, out_dir=args.out, overwrite=args.overwrite,
-                      progress=not args.quiet, eval_every=args.eval_every)
+                      progress=not args.quiet, eval_every=args.eval_every, data_dir=args.data_dir)
     except (DataError, SettingError, RunExistsError, ValueError) as e:
         print(f"jaxprune: error: {e}", file=sys.stderr)
         return 2

@@ -1,7 +1,7 @@
 """Dotted overrides of nested frozen dataclasses: ``override(cfg, ["train.epochs=100"])``.
 
-Values are parsed by the field's declared type (int, float, bool, str), so a typo or a bad value
-is an error that names the setting.
+Values are parsed by the field's declared type (int, float, bool, str, or a comma-separated
+``tuple[float, ...]``), so a typo or a bad value is an error that names the setting.
 """
 
 from __future__ import annotations
@@ -15,6 +15,10 @@ class SettingError(ValueError):
 
 
 def _parse(name: str, text: str, kind):
+    if typing.get_origin(kind) is tuple:
+        item = typing.get_args(kind)[0]
+        parts = [t.strip() for t in text.strip().strip("()[]").split(",") if t.strip()]
+        return tuple(_parse(name, t, item) for t in parts)
     try:
         if kind is bool:
             low = text.strip().lower()

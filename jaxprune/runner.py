@@ -13,15 +13,15 @@ import numpy as np
 from jaxprune.data.augment import AugmentConfig, augment
 from jaxprune.data.dataset import SkeletonDataset
 from jaxprune.data.features import FeatureConfig, chunk_positions, fit_scale, node_features
-from jaxprune.losses import accuracy
-from jaxprune.methods import dense
+from jaxprune.evaluate import evaluate_masks, rate_rows
+from jaxprune.methods import METHODS, make_pruner, serve_rates
+from jaxprune.methods.config import PruneConfig
+from jaxprune.model_io import save_model
 from jaxprune.nn import gcn
-from jaxprune.nn.flops import count_params, gcn_flops
+from jaxprune.nn.flops import gcn_flops
 from jaxprune.optim import make_optimizer
 from jaxprune.results import summarise, write_json_atomic
 from jaxprune.train import TrainConfig, fit, init_state, make_epoch, steps_per_epoch
-
-METHODS = ("dense",)
 
 
 class RunExistsError(FileExistsError):
@@ -38,6 +38,7 @@ class RunConfig:
     model: gcn.ModelConfig = gcn.ModelConfig()
     augment: AugmentConfig = AugmentConfig()
     train: TrainConfig = TrainConfig()
+    prune: PruneConfig = PruneConfig()
 
     def __post_init__(self):
         if self.method not in METHODS:
@@ -84,20 +85,20 @@ def make_forward(model: gcn.GCNConfig, features: FeatureConfig, aug: AugmentConf
     return forward
 
 
-def make_predict(forward, batch_size: int = 4096):
-    """A jitted ``predict(params, chunks) -> logits`` that runs in batches of ``batch_size``."""
-    one = jax.jit(lambda p, c: forward(p, c, None, False))
-
-    def predict(params, chunks):
-        return jnp.concatenate([one(params, chunks[i:i + batch_size])
-                                for i in range(0, len(chunks), batch_size)])
-
-    return predict
+def fold_rows(pruner, forward, model: gcn.GCNConfig, params, chunks, labels, rates) -> list[dict]:
+    """``results.json`` rows of a trained model at ``rates``: all rates in one vmapped evaluation."""
+    masks = pruner.hard_masks(params, np.asarray(rates, np.float32))
+    acc, counts = evaluate_masks(forward, params, masks, chunks, labels)
+    return rate_rows(rates, acc, counts, params, gcn.prunable(params),
+                     lambda nonzero: gcn_flops(params, model, nonzero), trained=pruner.trained_rates)
 
 
 def train_fold(dataset: SkeletonDataset, test_fold: int, config: RunConfig, *, out_dir=None,
                progress: bool = True, eval_every: int = 0) -> dict:
-    """Trains one split; returns {"fold", "params", "rates": [row], "history", "train_seconds"}."""
+    """Trains one split and evaluates it at the method's rates; saves ``out_dir/fold<K>/model.npz``.
+
+    Returns {"fold", "params", "pruner", "rates": [row], "history", "train_seconds", "scale"}.
+    """
     data = fold_data(dataset, test_fold, config.features)
     model = gcn_config(dataset, config)
     forward = make_forward(model, config.features, config.augment)
@@ -106,16 +107,17 @@ def train_fold(dataset: SkeletonDataset, test_fold: int, config: RunConfig, *, o
     params = gcn.init(init_key, model)
     tc = config.train
     n = len(data.train_labels)
-    optimizer = make_optimizer(tc.learning_rate, tc.lr_rule, tc.epochs * steps_per_epoch(n, tc.batch_size),
-                               tc.weight_decay)
-    loss_fn = dense.make_loss(forward, tc.label_smoothing)
-    epoch_fn = make_epoch(loss_fn, optimizer, n, tc.batch_size)
-    predict = make_predict(forward)
-    test_chunks, test_labels = jnp.asarray(data.test_chunks), jnp.asarray(data.test_labels)
+    total_steps = tc.epochs * steps_per_epoch(n, tc.batch_size)
+    optimizer = make_optimizer(tc.learning_rate, tc.lr_rule, total_steps, tc.weight_decay)
+    pruner = make_pruner(config.method, params, gcn.prunable(params), config.prune, total_steps)
+    epoch_fn = make_epoch(pruner.loss(forward, tc.label_smoothing), optimizer, n, tc.batch_size)
+    trained = np.asarray(pruner.trained_rates, np.float32)
 
-    def evaluate(p):
-        return {"test_accuracy": float(accuracy(predict(p, test_chunks), test_labels))}
+    def evaluate(p):   # monitoring only: hard-masked accuracy at each trained rate
+        acc, _ = evaluate_masks(forward, p, pruner.hard_masks(p, trained), data.test_chunks, data.test_labels)
+        return {f"test_accuracy@{r:g}": float(a) for r, a in zip(pruner.trained_rates, acc)}
 
+    fold_dir = None
     metrics_path = None
     if out_dir is not None:
         fold_dir = Path(out_dir) / f"fold{test_fold}"
@@ -130,12 +132,12 @@ def train_fold(dataset: SkeletonDataset, test_fold: int, config: RunConfig, *, o
                          eval_every=eval_every, progress=progress)
     jax.block_until_ready(state.params)
     seconds = time.perf_counter() - start
-    kept, total = count_params(state.params)
-    row = {"target_rate": 0.0, "achieved_rate": 1.0 - kept / total,
-           "accuracy": 100.0 * evaluate(state.params)["test_accuracy"], "kept_params": kept,
-           "total_params": total, "flops": gcn_flops(state.params, model)}
-    return {"fold": test_fold, "params": state.params, "rates": [row], "history": history,
-            "train_seconds": seconds, "scale": data.scale}
+    rows = fold_rows(pruner, forward, model, state.params, data.test_chunks, data.test_labels,
+                     serve_rates(config.method, config.prune))
+    if fold_dir is not None:
+        save_model(fold_dir / "model.npz", state.params, pruner.artefacts())
+    return {"fold": test_fold, "params": state.params, "pruner": pruner, "rates": rows,
+            "history": history, "train_seconds": seconds, "scale": data.scale}
 
 
 def protocol_name(dataset: SkeletonDataset) -> str:
@@ -143,10 +145,12 @@ def protocol_name(dataset: SkeletonDataset) -> str:
     return f"{k}-fold" if not (dataset.folds == 0).any() else "train/test split" if k == 1 else f"{k} splits"
 
 
-def results_record(dataset: SkeletonDataset, config: RunConfig, runs: list[dict], seconds: float) -> dict:
+def results_record(dataset: SkeletonDataset, config: RunConfig, runs: list[dict], seconds: float,
+                   data_dir=None) -> dict:
     """The ``results.json`` object (DESIGN.md schema) of per-fold ``runs`` trained under ``config``."""
     return {
         "method": config.method, "dataset": dataset.name, "protocol": protocol_name(dataset),
+        "data_dir": None if data_dir is None else str(Path(data_dir).resolve()),
         "seed": config.seed, "epochs": config.train.epochs, "config": config.to_dict(),
         "runs": runs, "summary": summarise(runs), "train_seconds": seconds,
         "backend": jax.default_backend(), "devices": [str(d) for d in jax.devices()],
@@ -154,12 +158,12 @@ def results_record(dataset: SkeletonDataset, config: RunConfig, runs: list[dict]
 
 
 def run(dataset: SkeletonDataset, config: RunConfig, folds=None, *, out_dir=None, overwrite: bool = False,
-        progress: bool = True, eval_every: int = 0) -> dict:
+        progress: bool = True, eval_every: int = 0, data_dir=None) -> dict:
     """Trains and evaluates every requested fold (default: all); writes ``out_dir/results.json``.
 
     Refuses (RunExistsError) when ``out_dir`` already holds a results.json unless ``overwrite``;
     the check happens before any training, and the old file is replaced only when the new run
-    has finished.
+    has finished. ``data_dir`` (where ``dataset`` was read from) is recorded for ``jaxprune eval``.
     """
     folds = list(dataset.test_folds if folds is None else folds)
     for f in folds:
@@ -175,7 +179,7 @@ def run(dataset: SkeletonDataset, config: RunConfig, folds=None, *, out_dir=None
     for f in folds:
         result = train_fold(dataset, f, config, out_dir=out_dir, progress=progress, eval_every=eval_every)
         runs.append({"fold": f, "rates": result["rates"], "train_seconds": result["train_seconds"]})
-    results = results_record(dataset, config, runs, time.perf_counter() - start)
+    results = results_record(dataset, config, runs, time.perf_counter() - start, data_dir)
     if out_dir is not None:
         write_json_atomic(out_dir / "results.json", results)
     return results

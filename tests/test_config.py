@@ -95,7 +95,7 @@ def test_settings_flattens(cfg):
     assert flat["model.attention"] == cfg.model.attention
     assert flat["augment.rotate_deg"] == cfg.augment.rotate_deg
     expected = {"method", "seed"}
-    for group in ("features", "model", "augment", "train"):
+    for group in ("features", "model", "augment", "train", "prune"):
         expected |= {f"{group}.{f.name}" for f in dataclasses.fields(getattr(cfg, group))}
     assert set(flat) == expected
     assert not any(dataclasses.is_dataclass(v) for v in flat.values())

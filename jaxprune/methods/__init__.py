@@ -1,0 +1,48 @@
+"""Pruning methods behind one interface (a "pruner", a small pytree):
+
+    pruner.loss(forward, label_smoothing) -> loss(params, batch, key, step) -> (loss, metrics)
+    pruner.hard_masks(params, rates (R,))  -> masks with a leading R axis (None: leaf not masked)
+    pruner.trained_rates, pruner.serves_any_rate, pruner.artefacts() (what serving needs saved)
+
+``make_pruner`` builds one for a fresh run, ``restore_pruner`` for a saved one.
+"""
+
+from __future__ import annotations
+
+from jaxprune.methods import dense, mrmp
+from jaxprune.methods.config import PruneConfig
+
+METHODS = ("dense", "srmp", "mrmp")
+
+
+def trained_rates(method: str, prune: PruneConfig) -> tuple[float, ...]:
+    """The rates a method trains at: dense 0; srmp its one ``rate``; mrmp its ``rates``."""
+    return {"dense": (0.0,), "srmp": (prune.rate,), "mrmp": prune.rates}[method]
+
+
+def serve_rates(method: str, prune: PruneConfig) -> tuple[float, ...]:
+    """The rates a finished run is evaluated at: the trained ones, plus ``eval_rates`` for methods
+    that serve any rate."""
+    rates = set(trained_rates(method, prune))
+    if method in ("srmp", "mrmp"):
+        rates |= set(prune.eval_rates)
+    return tuple(sorted(rates))
+
+
+def make_pruner(method: str, params, prunable, prune: PruneConfig, total_steps: int):
+    """The pruner of ``method`` for freshly initialised ``params``."""
+    if method == "dense":
+        return dense.Dense()
+    if method in ("srmp", "mrmp"):
+        anneal = max(1, int(round(prune.anneal_fraction * total_steps)))
+        return mrmp.build(params, prunable, prune, trained_rates(method, prune), anneal)
+    raise ValueError(f"method must be one of {METHODS}, got {method!r}")
+
+
+def restore_pruner(method: str, params, prunable, prune: PruneConfig, artefacts: dict):
+    """The pruner of a saved run of ``method`` (its ``artefacts`` as saved)."""
+    if method == "dense":
+        return dense.Dense()
+    if method in ("srmp", "mrmp"):
+        return mrmp.restore(params, prunable, prune, trained_rates(method, prune), artefacts)
+    raise ValueError(f"method must be one of {METHODS}, got {method!r}")

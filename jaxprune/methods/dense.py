@@ -2,6 +2,13 @@
 
 from __future__ import annotations
 
+from typing import Any
+
+import flax.struct
+import jax
+import jax.numpy as jnp
+import numpy as np
+
 from jaxprune.losses import accuracy, cross_entropy
 
 
@@ -18,3 +25,25 @@ def make_loss(forward, label_smoothing: float = 0.0):
         return ce, {"loss": ce, "accuracy": accuracy(logits, batch["labels"])}
 
     return loss
+
+
+@flax.struct.dataclass
+class Dense:
+    """The dense method as a pruner: no mask; it serves rate 0 only."""
+
+    prunable: Any = flax.struct.field(pytree_node=False, default=None)   # unused, for symmetry
+    trained_rates: tuple[float, ...] = flax.struct.field(pytree_node=False, default=(0.0,))
+    serves_any_rate: bool = flax.struct.field(pytree_node=False, default=False)
+
+    def loss(self, forward, label_smoothing: float = 0.0):
+        return make_loss(forward, label_smoothing)
+
+    def hard_masks(self, params, rates: jax.Array):
+        """All-ones masks (R, ...) at every leaf: a dense network has rate 0 and nothing else."""
+        rates = np.asarray(rates)
+        if np.any(rates != 0):
+            raise ValueError(f"a dense run serves rate 0 only, asked for {rates.tolist()}")
+        return jax.tree.map(lambda w: jnp.ones((len(rates),) + w.shape, w.dtype), params)
+
+    def artefacts(self) -> dict[str, np.ndarray]:
+        return {}

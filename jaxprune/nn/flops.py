@@ -25,17 +25,22 @@ def count_params(params, only_prunable: bool = True) -> tuple[int, int]:
     return nonzero, total
 
 
-def gcn_flops(params, config: GCNConfig) -> int:
-    """FLOPs (2 x MACs) of one sample's forward pass, zero weights skipped."""
+def gcn_flops(params, config: GCNConfig, nonzero=None) -> int:
+    """FLOPs (2 x MACs) of one sample's forward pass, zero weights skipped.
+
+    ``nonzero``: optional pytree like ``params`` with each leaf's non-zero count (e.g. of a masked
+    network, without materialising it); default: counted in ``params``.
+    """
     j = config.num_nodes
-    nnz = lambda a: int(np.count_nonzero(np.asarray(a)))
+    if nonzero is None:
+        nonzero = jax.tree.map(lambda a: int(np.count_nonzero(np.asarray(a))), params)
     macs = 0
     for b in range(config.num_blocks):
-        block = params[f"block{b}"]
-        att, conv = block["attention"], block["conv"]
-        macs += j * (nnz(att["query"]) + nnz(att["key"]))           # node projections
-        macs += j * j * att["query"].shape[1]                         # q . k logits
-        macs += j * nnz(conv["kernel"])                               # H W
-        macs += j * j * conv["kernel"].shape[1]                       # A (H W)
-    macs += nnz(params["fc"]["kernel"]) + nnz(params["classifier"]["kernel"])
+        name = f"block{b}"
+        att, conv = nonzero[name]["attention"], nonzero[name]["conv"]
+        macs += j * (int(att["query"]) + int(att["key"]))             # node projections
+        macs += j * j * params[name]["attention"]["query"].shape[1]   # q . k logits
+        macs += j * int(conv["kernel"])                               # H W
+        macs += j * j * params[name]["conv"]["kernel"].shape[1]       # A (H W)
+    macs += int(nonzero["fc"]["kernel"]) + int(nonzero["classifier"]["kernel"])
     return 2 * macs

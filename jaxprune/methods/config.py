@@ -1,0 +1,91 @@
+"""Pruning settings shared by the pruning methods (``RunConfig.prune``)."""
+
+from __future__ import annotations
+
+import dataclasses
+
+# Rates at which every run is evaluated after training, besides the rates it trained at: the
+# rate-fidelity grid of the MRMP issue (0.1 ... 0.9, then the very sparse end).
+SERVE_RATES = (0.1, 0.2, 0.3, 0.4, 0.5, 0.6, 0.7, 0.8, 0.9, 0.93, 0.95, 0.97, 0.98, 0.99)
+
+
+def check_rates(name: str, rates) -> tuple[float, ...]:
+    """``rates`` as a sorted tuple of distinct floats in [0, 1); a ValueError naming ``name`` else."""
+    try:
+        values = tuple(float(r) for r in rates)
+    except (TypeError, ValueError):
+        raise ValueError(f"prune setting {name} must be numbers in [0, 1), got {rates!r}") from None
+    bad = [r for r in values if not 0.0 <= r < 1.0]       # also catches NaN
+    if bad:
+        raise ValueError(f"prune setting {name}: every rate must lie in [0, 1), got {bad}")
+    return tuple(sorted(set(values)))
+
+
+@dataclasses.dataclass(frozen=True)
+class PruneConfig:
+    """How a pruning method prunes.
+
+    Attributes:
+      rate: the target pruning rate of single-rate methods (srmp): fraction of prunable weights
+        that are zero in the final network, in [0, 1).
+      rates: the rates MRMP trains at together (one vmap over their thresholds), in [0, 1).
+      eval_rates: rates evaluated after training besides the trained ones (methods that can
+        serve any rate: mrmp, srmp); empty = only the trained rates.
+      prior: the prior Q of the latent weights: gaussian, laplace, uniform or weibull.
+      weibull_shape: shape k of the Weibull prior on |w|.
+      kl_weight: λ, the weight of Σ_layers D_KL(P‖Q) in the loss.
+      sigma_start, sigma_end: the band-stop steepness as σ·a (a = threshold): geometric from
+        start (soft) to end (crisp) over the first ``anneal_fraction`` of the training steps,
+        then held at end.
+      kl_bins: bins of the soft histogram estimating P.
+      kl_space: "weight" (default: equal-width bins in weight units), "quantile" (bins of equal
+        prior mass) or "both" (their mean); see ``jaxprune.alignment.kl_alignment``.
+      allocation: how a network rate r becomes per-layer rates: "erk" (default: small layers
+        keep relatively more weights, so very high rates leave every layer alive) or "uniform"
+        (every layer at r). See ``jaxprune.masks.allocation``.
+      rate_jitter: in [0, 1] (default 1). 0 trains exactly ``rates`` every step. Above 0, each step draws
+        rate k uniformly from this fraction of its stratum (the interval between the midpoints
+        to its neighbours, in t = −log(1 − r) so the sparse end keeps its resolution): the
+        shared weights then learn every rate in the span, not only the listed ones.
+    """
+
+    rate: float = 0.9
+    rates: tuple[float, ...] = (0.5, 0.7, 0.9, 0.95, 0.98, 0.99)
+    eval_rates: tuple[float, ...] = SERVE_RATES
+    prior: str = "gaussian"
+    weibull_shape: float = 1.5
+    kl_weight: float = 10.0
+    sigma_start: float = 1.0
+    sigma_end: float = 100.0
+    anneal_fraction: float = 0.8
+    kl_bins: int = 64
+    kl_space: str = "weight"
+    allocation: str = "erk"
+    rate_jitter: float = 1.0
+
+    def __post_init__(self):
+        check_rates("rate", [self.rate])
+        if not self.rates:
+            raise ValueError("prune setting rates is empty: give at least one rate, e.g. 0.5,0.9")
+        object.__setattr__(self, "rates", check_rates("rates", self.rates))
+        object.__setattr__(self, "eval_rates", check_rates("eval_rates", self.eval_rates))
+        if self.kl_weight < 0:
+            raise ValueError(f"prune setting kl_weight must be >= 0, got {self.kl_weight}")
+        if not 0 < self.sigma_start <= self.sigma_end:
+            raise ValueError(f"prune settings sigma_start, sigma_end must satisfy 0 < start <= end, "
+                             f"got {self.sigma_start}, {self.sigma_end}")
+        if not 0 < self.anneal_fraction <= 1:
+            raise ValueError(f"prune setting anneal_fraction must be in (0, 1], got {self.anneal_fraction}")
+        if self.allocation not in ("uniform", "erk"):
+            raise ValueError(f"prune setting allocation must be uniform or erk, got {self.allocation!r}")
+        if not 0.0 <= self.rate_jitter <= 1.0:
+            raise ValueError(f"prune setting rate_jitter must be in [0, 1], got {self.rate_jitter}")
+        if self.kl_space not in ("quantile", "weight", "both"):
+            raise ValueError(f"prune setting kl_space must be quantile or weight, got {self.kl_space!r}")
+        if self.kl_bins < 4:
+            raise ValueError(f"prune setting kl_bins must be >= 4, got {self.kl_bins}")
+        if self.prior not in ("gaussian", "laplace", "uniform", "weibull"):
+            raise ValueError(f"prune setting prior must be gaussian, laplace, uniform or weibull, "
+                             f"got {self.prior!r}")
+        if not self.weibull_shape > 0:
+            raise ValueError(f"prune setting weibull_shape must be > 0, got {self.weibull_shape}")

@@ -1,0 +1,154 @@
+"""MRMP and SRMP (METHOD.md §3): one-shot multi-rate magnitude pruning with band-stop masks.
+
+Latent weights Ŵ of every prunable layer ℓ are masked by h_{a,σ}(Ŵ); a KL term aligns their
+distribution with a prior Q_ℓ, so the threshold for a rate r is the quantile a_ℓ(r) of Q_ℓ.
+For rates r_1..r_K sharing one Ŵ:
+
+    L = (1/K) Σ_k CE(f(x; {Ŵ^ℓ ⊙ h_{a_ℓ(r_k),σ}(Ŵ^ℓ)}), y) + λ Σ_ℓ D_KL(P^ℓ ‖ Q_ℓ)
+
+The K masked networks are one ``jax.vmap`` over the thresholds inside the jitted step. SRMP is the
+single-rate case (K = 1). After training any rate r*, trained or not, is served by the hard mask
+1{|Ŵ| > a(r*)}: ``hard_masks(params, rates)`` gives them all in one vmapped call.
+
+Choices (METHOD.md §3, configurable in ``PruneConfig``): Gaussian prior with each layer's
+initialisation std as its scale; a network rate r is spread over layers by ERK
+(``jaxprune.masks.allocation``) and layer ℓ is thresholded at its prior's quantile for r_ℓ(r);
+all K rates every step, each drawn within its stratum of the rate span (``rate_jitter``, so rates
+between the listed ones are served well too); λ = 10; σ·a geometric from 1 to 100 over the first
+80 % of the steps, then crisp.
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+import flax.struct
+import jax
+import jax.numpy as jnp
+import numpy as np
+
+from jaxprune.alignment import total_alignment
+from jaxprune.losses import accuracy, cross_entropy
+from jaxprune.masks.bandstop import BandStopMask, apply_masks, sigma_schedule
+from jaxprune.methods.config import PruneConfig
+from jaxprune.masks.allocation import layer_rates
+from jaxprune.priors import is_prior, layer_priors, make_prior, threshold_for_rate
+
+PyTree = Any
+
+
+@flax.struct.dataclass
+class MultiRate:
+    """Band-stop pruner at several rates over shared latent weights (SRMP when one rate).
+
+    ``priors``: pytree like the params, a prior at each prunable leaf, None elsewhere.
+    ``prunable``: pytree of bools like the params (static).
+    """
+
+    priors: PyTree
+    prunable: PyTree = flax.struct.field(pytree_node=False)
+    trained_rates: tuple[float, ...] = flax.struct.field(pytree_node=False)
+    config: PruneConfig = flax.struct.field(pytree_node=False)
+    anneal_steps: int = flax.struct.field(pytree_node=False)
+    serves_any_rate: bool = flax.struct.field(pytree_node=False, default=True)
+
+    @property
+    def mask(self) -> BandStopMask:
+        return BandStopMask.from_prunable(self.prunable)
+
+    def layer_rates(self, params, rates) -> PyTree:
+        """Per-layer rates r_ℓ(r) (R,) at prunable leaves for network rates (R,); None elsewhere."""
+        flat, treedef = jax.tree_util.tree_flatten(params)
+        keep = jax.tree.leaves(self.prunable)
+        shapes = [np.shape(w) for w, k in zip(flat, keep) if k]
+        per_layer = iter(jnp.moveaxis(layer_rates(rates, shapes, self.config.allocation), -1, 0))
+        return jax.tree_util.tree_unflatten(treedef, [next(per_layer) if k else None for k in keep])
+
+    def thresholds(self, params, rates) -> PyTree:
+        """Threshold a_ℓ(r_ℓ(r)) per prunable leaf, shape (R,) for rates (R,); None elsewhere."""
+        rates = jnp.asarray(rates, jnp.float32)
+        per_layer = self.layer_rates(params, rates)
+        return jax.tree.map(lambda q, r: None if q is None else threshold_for_rate(q, r), self.priors,
+                            per_layer, is_leaf=lambda x: x is None or is_prior(x))
+
+    def soft_masks(self, params, rates, step) -> PyTree:
+        """Smooth masks (R, ...) at prunable leaves for rates (R,) at training step ``step``."""
+        th = self.thresholds(params, rates)
+        c = self.config
+        sig = jax.tree.map(lambda a: None if a is None else
+                           sigma_schedule(step, self.anneal_steps, a, c.sigma_start, c.sigma_end),
+                           th, is_leaf=lambda x: x is None)
+        return jax.vmap(self.mask.soft_masks, in_axes=(None, 0, 0))(params, th, sig)
+
+    def hard_masks(self, params, rates) -> PyTree:
+        """Hard masks 1{|Ŵ| > a_ℓ(r)} with a leading (R,) axis at prunable leaves, None elsewhere."""
+        return jax.vmap(self.mask.hard_masks, in_axes=(None, 0))(params, self.thresholds(params, rates))
+
+    def alignment(self, params) -> jax.Array:
+        """Σ_ℓ D_KL(P^ℓ‖Q_ℓ) in nats."""
+        return total_alignment(params, self.prunable, self.priors, bins=self.config.kl_bins,
+                               space=self.config.kl_space)
+
+    def step_rates(self, key: jax.Array) -> jax.Array:
+        """The K rates of one training step (K,): the trained rates, each moved uniformly within
+        ``rate_jitter`` of its stratum when jitter is on (see ``PruneConfig``)."""
+        rates = jnp.asarray(self.trained_rates, jnp.float32)
+        jitter = self.config.rate_jitter
+        if jitter == 0 or len(self.trained_rates) < 2:
+            return rates
+        t = -np.log1p(-np.asarray(self.trained_rates, np.float64))
+        mids = (t[1:] + t[:-1]) / 2
+        lo = np.concatenate([[max(0.0, t[0] - (mids[0] - t[0]))], mids])
+        hi = np.concatenate([mids, [t[-1] + (t[-1] - mids[-1])]])
+        lo, hi = t + jitter * (lo - t), t + jitter * (hi - t)
+        u = jax.random.uniform(key, rates.shape)
+        return (-jnp.expm1(-(jnp.asarray(lo) + u * jnp.asarray(hi - lo)))).astype(jnp.float32)
+
+    def loss(self, forward, label_smoothing: float = 0.0):
+        """``loss(params, batch, key, step) -> (loss, metrics)``: mean CE over the K trained rates
+        (one vmap over their thresholds, the same augmented batch for each) + λ·KL."""
+
+        def loss(params, batch, key, step):
+            key, rate_key = jax.random.split(key)
+            masks = self.soft_masks(params, self.step_rates(rate_key), step)
+
+            def at_rate(m):
+                logits = forward(apply_masks(params, m), batch["chunks"], key, True)
+                return cross_entropy(logits, batch["labels"], label_smoothing), accuracy(logits, batch["labels"])
+
+            ce, acc = jax.vmap(at_rate)(masks)
+            kl = self.alignment(params)
+            total = ce.mean() + self.config.kl_weight * kl
+            return total, {"loss": total, "ce": ce.mean(), "kl": kl, "accuracy": acc.mean()}
+
+        return loss
+
+    def artefacts(self) -> dict[str, np.ndarray]:
+        """What serving needs besides the params: each prunable leaf's prior scale."""
+        flat, _ = jax.tree_util.tree_flatten_with_path(self.priors, is_leaf=lambda x: x is None or is_prior(x))
+        return {"prior_scale" + jax.tree_util.keystr(p): np.asarray(q.scale) for p, q in flat if q is not None}
+
+
+def build(params: PyTree, prunable: PyTree, config: PruneConfig, rates, anneal_steps: int) -> MultiRate:
+    """A pruner whose priors take each layer's scale from ``params`` (fresh initialisation)."""
+    kw = {"shape": config.weibull_shape} if config.prior == "weibull" else {}
+    priors = layer_priors(params, prunable, config.prior, **kw)
+    return MultiRate(priors=priors, prunable=prunable, trained_rates=tuple(float(r) for r in rates),
+                     config=config, anneal_steps=int(anneal_steps))
+
+
+def restore(params: PyTree, prunable: PyTree, config: PruneConfig, rates, artefacts: dict) -> MultiRate:
+    """The pruner of a saved run, its priors rebuilt from ``artefacts`` (see ``MultiRate.artefacts``)."""
+    kw = {"shape": config.weibull_shape} if config.prior == "weibull" else {}
+
+    def prior(path, keep):
+        if not keep:
+            return None
+        name = "prior_scale" + jax.tree_util.keystr(path)
+        if name not in artefacts:
+            raise ValueError(f"saved model lacks {name!r}: not an MRMP/SRMP model, or from another version")
+        return make_prior(config.prior, jnp.asarray(artefacts[name]), **kw)
+
+    priors = jax.tree_util.tree_map_with_path(prior, prunable)
+    return MultiRate(priors=priors, prunable=prunable, trained_rates=tuple(float(r) for r in rates),
+                     config=config, anneal_steps=1)

@@ -1,0 +1,125 @@
+"""MRMP / SRMP: the K masked networks in one vmap, the loss and its gradient, rate jitter within
+strata, nested hard masks at any rate, and the prior scales saved and restored."""
+
+import chex
+import jax
+import jax.numpy as jnp
+import numpy as np
+import pytest
+
+from jaxprune.config import SettingError, override
+from jaxprune.masks.bandstop import apply_masks
+from jaxprune.methods import make_pruner, restore_pruner, serve_rates, trained_rates
+from jaxprune.methods.config import PruneConfig
+from jaxprune.nn import gcn
+
+CONFIG = gcn.GCNConfig(num_nodes=6, num_features=4, num_classes=3, edges=((0, 1), (1, 2), (3, 4), (4, 5)),
+                       channels=4, num_blocks=2, attention_dim=4, hidden=16)
+
+
+@pytest.fixture
+def setup():
+    params = gcn.init(jax.random.key(0), CONFIG)
+    prune = PruneConfig(rates=(0.5, 0.9, 0.99), allocation="uniform", rate_jitter=0.0)
+    pruner = make_pruner("mrmp", params, gcn.prunable(params), prune, total_steps=100)
+    return params, pruner
+
+
+def forward(params, chunks, key, train):
+    return gcn.apply(params, chunks, CONFIG)
+
+
+def test_rate_settings():
+    prune = PruneConfig(rate=0.8, rates=(0.9, 0.5))
+    assert prune.rates == (0.5, 0.9)
+    assert trained_rates("srmp", prune) == (0.8,)
+    assert trained_rates("mrmp", prune) == (0.5, 0.9)
+    assert trained_rates("dense", prune) == (0.0,)
+    assert {0.5, 0.9, 0.1, 0.93, 0.99} <= set(serve_rates("mrmp", prune))
+    assert set(serve_rates("mrmp", PruneConfig(rates=(0.55,), eval_rates=()))) == {0.55}
+    assert serve_rates("dense", prune) == (0.0,)
+
+
+@pytest.mark.parametrize("text,what", [("prune.rates=", "empty"), ("prune.rates=0.5,1.0", r"\[0, 1\)"),
+                                       ("prune.rates=0.5,x", "float"), ("prune.rate=-0.1", r"\[0, 1\)"),
+                                       ("prune.rate=nan", r"\[0, 1\)"), ("prune.kl_weight=-1", "kl_weight"),
+                                       ("prune.allocation=magic", "allocation")])
+def test_bad_prune_settings_are_named(text, what):
+    from jaxprune.runner import RunConfig
+    with pytest.raises(SettingError, match=what):
+        override(RunConfig(), [text])
+
+
+def test_tuple_setting_parses_from_text():
+    from jaxprune.runner import RunConfig
+    assert override(RunConfig(), ["prune.rates=0.9, 0.5"]).prune.rates == (0.5, 0.9)
+
+
+def test_hard_masks_hit_the_prior_quantile_and_are_nested(setup):
+    params, pruner = setup
+    rates = np.array([0.2, 0.5, 0.77, 0.9])
+    masks = jax.jit(pruner.hard_masks)(params, rates)
+    th = pruner.thresholds(params, rates)
+    q = np.asarray(masks["block0"]["conv"]["kernel"])
+    chex.assert_shape(q, (4,) + params["block0"]["conv"]["kernel"].shape)
+    a = np.asarray(th["block0"]["conv"]["kernel"])
+    w = np.abs(np.asarray(params["block0"]["conv"]["kernel"]))
+    np.testing.assert_array_equal(q, (w[None] > a[:, None, None]).astype(np.float32))
+    assert masks["block0"]["conv"]["bias"] is None and masks["classifier"]["kernel"] is None
+    for leaf in jax.tree.leaves(masks):
+        leaf = np.asarray(leaf)
+        assert (leaf[1:] <= leaf[:-1]).all()   # a higher rate keeps a subset
+
+
+def test_loss_vmaps_over_rates_and_has_finite_gradient(setup):
+    params, pruner = setup
+    x = jax.random.normal(jax.random.key(1), (5, 6, 4))
+    batch = {"chunks": x, "labels": jnp.array([0, 1, 2, 0, 1])}
+    loss = pruner.loss(forward, 0.0)
+    (value, metrics), grads = jax.jit(jax.value_and_grad(loss, has_aux=True))(params, batch, jax.random.key(2), 10)
+    assert set(metrics) == {"loss", "ce", "kl", "accuracy"}
+    np.testing.assert_allclose(value, metrics["ce"] + pruner.config.kl_weight * metrics["kl"], rtol=1e-5)
+    # the CE term is the mean over the K rates of the soft-masked networks' CE
+    masks = pruner.soft_masks(params, jnp.asarray(pruner.trained_rates), 10)
+    ces = []
+    for k in range(3):
+        m = jax.tree.map(lambda a: None if a is None else a[k], masks, is_leaf=lambda a: a is None)
+        logits = forward(apply_masks(params, m), x, None, True)
+        ces.append(-jnp.mean(jax.nn.log_softmax(logits)[jnp.arange(5), batch["labels"]]))
+    np.testing.assert_allclose(metrics["ce"], np.mean(ces), rtol=1e-5)
+    assert all(np.isfinite(np.asarray(g)).all() for g in jax.tree.leaves(grads))
+    assert np.abs(np.asarray(grads["fc"]["kernel"])).sum() > 0
+
+
+def test_rate_jitter_stays_in_strata(setup):
+    params, _ = setup
+    prune = PruneConfig(rates=(0.5, 0.9, 0.99), rate_jitter=1.0)
+    pruner = make_pruner("mrmp", params, gcn.prunable(params), prune, total_steps=100)
+    draws = np.stack([np.asarray(pruner.step_rates(jax.random.key(i))) for i in range(200)])
+    assert (np.diff(draws, axis=1) > 0).all()                     # strata do not overlap
+    assert draws[:, 0].min() < 0.45 and draws[:, 0].max() > 0.55  # rate 0.5 is moved around
+    assert (draws < 1).all() and (draws >= 0).all()
+    fixed = make_pruner("mrmp", params, gcn.prunable(params), PruneConfig(rates=(0.5, 0.9), rate_jitter=0.0), 100)
+    np.testing.assert_allclose(fixed.step_rates(jax.random.key(0)), [0.5, 0.9])
+
+
+def test_prior_scales_are_saved_and_restored(setup):
+    params, pruner = setup
+    artefacts = pruner.artefacts()
+    assert len(artefacts) == len([k for k in jax.tree.leaves(gcn.prunable(params)) if k])
+    again = restore_pruner("mrmp", params, gcn.prunable(params), pruner.config, artefacts)
+    rates = np.array([0.3, 0.97])
+    chex.assert_trees_all_equal(pruner.hard_masks(params, rates), again.hard_masks(params, rates))
+    with pytest.raises(ValueError, match="prior_scale"):
+        restore_pruner("mrmp", params, gcn.prunable(params), pruner.config, {})
+
+
+def test_srmp_and_dense_pruners(setup):
+    params, _ = setup
+    srmp = make_pruner("srmp", params, gcn.prunable(params), PruneConfig(rate=0.7), 100)
+    assert srmp.trained_rates == (0.7,)
+    dense = make_pruner("dense", params, gcn.prunable(params), PruneConfig(), 100)
+    ones = dense.hard_masks(params, np.array([0.0]))
+    assert all(np.all(np.asarray(m) == 1) for m in jax.tree.leaves(ones))
+    with pytest.raises(ValueError, match="rate 0 only"):
+        dense.hard_masks(params, np.array([0.5]))
