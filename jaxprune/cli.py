@@ -104,10 +104,12 @@ def _print_summary(results: dict) -> None:
     print(f"\n{results['method']} on {results['dataset']} ({results['protocol']}, {folds} fold(s)), "
           f"trained in {results['train_seconds']:.1f} s")
     trained = {r["target_rate"] for run_ in results["runs"] for r in run_["rates"] if r.get("trained")}
-    print("  target rate | achieved | accuracy % (mean ± std) | kept params | MFLOPs | trained")
+    acc_head = "accuracy % (mean ± std)" if folds > 1 else "accuracy %"
+    print(f"  target rate | achieved | {acc_head} | kept params | MFLOPs | trained")
     for row in results["summary"]:
-        print(f"  {row['target_rate']:11.3f} | {row['achieved_rate']:8.4f} | {row['accuracy_mean']:9.2f} ± "
-              f"{row['accuracy_std']:5.2f}      | {row['kept_params_mean']:11.0f} | {row['flops_mean'] / 1e6:6.3f} | "
+        acc = f"{row['accuracy_mean']:6.2f}" + (f" ± {row['accuracy_std']:5.2f}" if folds > 1 else "")
+        print(f"  {row['target_rate']:11.3f} | {row['achieved_rate']:8.4f} | {acc:>{len(acc_head)}} | "
+              f"{row['kept_params_mean']:11.0f} | {row['flops_mean'] / 1e6:6.3f} | "
               f"{'yes' if row['target_rate'] in trained else 'no'}")
 
 

@@ -54,12 +54,18 @@ def evaluate_masks(forward: Callable, params: PyTree, masks: PyTree, chunks: np.
 
 
 def rate_rows(targets, accuracy: np.ndarray, counts: PyTree, params: PyTree, prunable: PyTree,
-              flops: Callable[[PyTree], int], trained=()) -> list[dict]:
+              flops: Callable[[PyTree], int], trained=(), layer_targets: PyTree = None) -> list[dict]:
     """One ``results.json`` row per target rate.
 
     ``counts``: non-zero counts (R,) per leaf (from ``evaluate_masks``); ``flops(counts_r)`` the
-    FLOPs of one sample's forward pass given one rate's counts (pytree of ints like params).
+    FLOPs of one sample's forward pass given one rate's counts (pytree of ints like params);
+    ``layer_targets``: optional per-layer target rates (R,) at prunable leaves (None elsewhere),
+    reported as ``layer_target_rates``.
     """
+    targets_by_name = {}
+    if layer_targets is not None:
+        flat_t, _ = jax.tree_util.tree_flatten_with_path(layer_targets, is_leaf=lambda x: x is None)
+        targets_by_name = {leaf_name(p): np.asarray(t) for p, t in flat_t if t is not None}
     flat_c, _ = jax.tree_util.tree_flatten_with_path(counts)
     sizes = [int(np.size(w)) for w in jax.tree.leaves(params)]
     keep = jax.tree.leaves(prunable)
@@ -73,8 +79,11 @@ def rate_rows(targets, accuracy: np.ndarray, counts: PyTree, params: PyTree, pru
                 total += size
                 layers[leaf_name(path)] = 1.0 - int(c[i]) / size
         counts_i = jax.tree.map(lambda c: int(c[i]), counts)
-        rows.append({"target_rate": float(target), "achieved_rate": 1.0 - kept / max(total, 1),
-                     "accuracy": 100.0 * float(accuracy[i]), "kept_params": kept, "total_params": total,
-                     "flops": int(flops(counts_i)), "trained": bool(np.any(np.isclose(target, trained))),
-                     "layer_rates": layers})
+        row = {"target_rate": float(target), "achieved_rate": 1.0 - kept / max(total, 1),
+               "accuracy": 100.0 * float(accuracy[i]), "kept_params": kept, "total_params": total,
+               "flops": int(flops(counts_i)), "trained": bool(np.any(np.isclose(target, trained))),
+               "layer_rates": layers}
+        if targets_by_name:
+            row["layer_target_rates"] = {k: float(v[i]) for k, v in targets_by_name.items()}
+        rows.append(row)
     return rows

@@ -12,7 +12,7 @@ import numpy as np
 
 from jaxprune.data.augment import AugmentConfig, augment
 from jaxprune.data.dataset import SkeletonDataset
-from jaxprune.data.features import FeatureConfig, chunk_positions, fit_scale, node_features
+from jaxprune.data.features import FeatureConfig, chunk_positions, crop_bank, fit_scale, node_features
 from jaxprune.evaluate import evaluate_masks, rate_rows
 from jaxprune.methods import METHODS, make_pruner, serve_rates
 from jaxprune.methods.config import PruneConfig
@@ -59,13 +59,23 @@ class FoldData:
     scale: float
 
 
-def fold_data(dataset: SkeletonDataset, test_fold: int, features: FeatureConfig) -> FoldData:
-    """Chunk positions of a split, scaled by a factor fitted on its training part only."""
+def fold_data(dataset: SkeletonDataset, test_fold: int, features: FeatureConfig,
+              aug: AugmentConfig | None = None, seed: int = 0) -> FoldData:
+    """Chunk positions of a split, scaled by a factor fitted on its training part only.
+
+    With ``aug.crops`` > 0 the training chunks are (N, 1 + crops, J, M, 3): each sequence and its
+    random temporal crops (drawn from ``seed`` and the fold), picked from at random in the step.
+    """
     train, test = dataset.split(test_fold)
     chunks = chunk_positions(dataset.x, dataset.lengths, features)
     scale = fit_scale(chunks[train]) if features.scale == "dataset" else 1.0
     chunks = chunks / np.float32(scale)
-    return FoldData(chunks[train], dataset.labels[train], chunks[test], dataset.labels[test], scale)
+    train_chunks = chunks[train]
+    if aug is not None and aug.crops:
+        rng = np.random.default_rng([seed, test_fold])
+        train_chunks = crop_bank(dataset.x[train], dataset.lengths[train], features, aug.crops,
+                                 aug.crop_min, rng) / np.float32(scale)
+    return FoldData(train_chunks, dataset.labels[train], chunks[test], dataset.labels[test], scale)
 
 
 def gcn_config(dataset: SkeletonDataset, config: RunConfig) -> gcn.GCNConfig:
@@ -78,7 +88,7 @@ def make_forward(model: gcn.GCNConfig, features: FeatureConfig, aug: AugmentConf
     """``forward(params, chunks (B, J, M, 3), key, train) -> logits (B, classes)``."""
 
     def forward(params, chunks, key, train: bool):
-        if train:
+        if train:                    # chunks (B, J, M, 3), or (B, V, J, M, 3) versions (crops)
             chunks = augment(key, chunks, aug)
         return gcn.apply(params, node_features(chunks, features), model)
 
@@ -89,8 +99,11 @@ def fold_rows(pruner, forward, model: gcn.GCNConfig, params, chunks, labels, rat
     """``results.json`` rows of a trained model at ``rates``: all rates in one vmapped evaluation."""
     masks = pruner.hard_masks(params, np.asarray(rates, np.float32))
     acc, counts = evaluate_masks(forward, params, masks, chunks, labels)
+    layer_targets = pruner.layer_rates(params, np.asarray(rates, np.float32)) \
+        if hasattr(pruner, "layer_rates") else None
     return rate_rows(rates, acc, counts, params, gcn.prunable(params),
-                     lambda nonzero: gcn_flops(params, model, nonzero), trained=pruner.trained_rates)
+                     lambda nonzero: gcn_flops(params, model, nonzero), trained=pruner.trained_rates,
+                     layer_targets=layer_targets)
 
 
 def train_fold(dataset: SkeletonDataset, test_fold: int, config: RunConfig, *, out_dir=None,
@@ -99,7 +112,7 @@ def train_fold(dataset: SkeletonDataset, test_fold: int, config: RunConfig, *, o
 
     Returns {"fold", "params", "pruner", "rates": [row], "history", "train_seconds", "scale"}.
     """
-    data = fold_data(dataset, test_fold, config.features)
+    data = fold_data(dataset, test_fold, config.features, config.augment, config.seed)
     model = gcn_config(dataset, config)
     forward = make_forward(model, config.features, config.augment)
     key = jax.random.fold_in(jax.random.key(config.seed), test_fold)

@@ -133,3 +133,22 @@ def test_total_alignment_sums_layers():
     q = Gaussian(S)
     with pytest.raises(ValueError, match=r"no prior for prunable leaf \['l1'\]\['kernel'\]"):
         total_alignment(params, prunable, {"l0": {"kernel": q, "bias": None}, "l1": {"kernel": None, "bias": None}})
+
+
+@pytest.mark.parametrize("space", ["quantile", "both"])
+def test_quantile_space_passes_the_three_checks(space):
+    q = prior("gaussian")
+    fn = jax.jit(functools.partial(kl_alignment, space=space))
+    own = float(np.mean([fn(q.sample(jax.random.key(i), (5000,)), q) for i in range(3)]))
+    assert 0 <= own < 0.02
+    assert fn(prior("laplace").sample(jax.random.key(7), (5000,)), q) > 5 * max(own, 1e-3)
+    assert fn(1.3 * q.sample(jax.random.key(8), (5000,)), q) > 5 * max(own, 1e-3)
+    w = 1.5 * q.sample(jax.random.key(9), (2000,))                   # too wide
+    grad = jax.grad(fn)(w, q)
+    step = w - 1e-4 * grad / np.abs(grad).max()
+    assert fn(step, q) < fn(w, q)
+
+
+def test_unknown_space_is_named():
+    with pytest.raises(ValueError, match="space"):
+        kl_alignment(jnp.zeros(10), prior("gaussian"), space="other")

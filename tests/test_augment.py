@@ -133,3 +133,21 @@ class AugmentJitTest(chex.TestCase):
         expected = augment(jax.random.key(11), x, FULL)
         chex.assert_shape(out, (B, J, M, 3))
         chex.assert_trees_all_close(out, expected, rtol=1e-5, atol=1e-5)
+
+
+def test_pick_version_takes_one_version_per_sample():
+    from jaxprune.data.augment import pick_version
+    versions = jnp.arange(5 * 3, dtype=jnp.float32).reshape(5, 3, 1, 1, 1) * jnp.ones((1, 1, 2, 4, 3))
+    picked = pick_version(jax.random.key(0), versions)
+    assert picked.shape == (5, 2, 4, 3)
+    v = np.asarray(picked[:, 0, 0, 0]).astype(int)
+    assert all(3 * i <= v[i] < 3 * (i + 1) for i in range(5))
+    out = augment(jax.random.key(1), versions, AugmentConfig())               # inactive: just the pick
+    assert out.shape == (5, 2, 4, 3)
+
+
+def test_bad_crop_settings():
+    with pytest.raises(ValueError, match="crops"):
+        AugmentConfig(crops=-1)
+    with pytest.raises(ValueError, match="crop_min"):
+        AugmentConfig(crop_min=0.0)

@@ -226,3 +226,23 @@ def test_feature_config_sizes():
 def test_partner_offsets_need_two_persons():
     with pytest.raises(DataError, match="partner_offsets"):
         node_features(jnp.zeros((1, 5, 4, 3)), FeatureConfig(partner_offsets=True))
+
+
+def test_crop_bank_versions():
+    from jaxprune.data.features import crop_bank
+    rng = np.random.default_rng(0)
+    n, t, j = 4, 20, 3
+    frames = np.arange(t, dtype=np.float64)
+    x = np.broadcast_to(frames[None, :, None, None], (n, t, j, 3)).copy()   # position = frame index
+    lengths = np.array([20, 12, 8, 5])
+    cfg = FeatureConfig(chunks=2, centre="none", scale="none")
+    bank = crop_bank(x, lengths, cfg, crops=3, crop_min=0.5, rng=rng)
+    assert bank.shape == (n, 4, j, 2, 3)
+    np.testing.assert_allclose(bank[:, 0], chunk_positions(x, lengths, cfg))
+    for i, length in enumerate(lengths):
+        # a crop of a ramp: its chunk means lie within the sequence, in order, over >= half of it
+        crops = bank[i, 1:, 0, :, 0]
+        assert (crops >= 0).all() and (crops <= length - 1).all()
+        assert (crops[:, 1] >= crops[:, 0]).all()
+    full = crop_bank(x, lengths, cfg, crops=2, crop_min=1.0, rng=rng)
+    np.testing.assert_allclose(full[:, 1], full[:, 0])                      # crop_min = 1: no crop

@@ -23,6 +23,11 @@ class AugmentConfig:
       swap_groups: if > 1, the joints form this many equal groups (SBU: 2 persons) whose order
         is reversed with probability 1/2.
       noise: std of Gaussian noise added to every coordinate (in feature units).
+      crops: temporal crops. If > 0, each training sequence also gets this many random
+        sub-sequences (length a uniform fraction in [crop_min, 1] of its own, random start),
+        chunked once before training (``jaxprune.data.features.crop_bank``); each step then
+        sees one of its 1 + crops versions at random. Test sequences are never cropped.
+      crop_min: the shortest crop as a fraction of the sequence, in (0, 1].
     """
 
     rotate_deg: float = 0.0
@@ -30,6 +35,14 @@ class AugmentConfig:
     scale: float = 0.0
     swap_groups: int = 0
     noise: float = 0.0
+    crops: int = 0
+    crop_min: float = 0.8
+
+    def __post_init__(self):
+        if self.crops < 0:
+            raise ValueError(f"augment setting crops must be >= 0, got {self.crops}")
+        if not 0.0 < self.crop_min <= 1.0:
+            raise ValueError(f"augment setting crop_min must be in (0, 1], got {self.crop_min}")
 
     @property
     def active(self) -> bool:
@@ -63,8 +76,20 @@ def augment_one(key: jax.Array, chunks: jax.Array, config: AugmentConfig) -> jax
     return x
 
 
+def pick_version(key: jax.Array, chunks: jax.Array) -> jax.Array:
+    """(B, V, J, M, 3) versions of each sample (e.g. temporal crops) -> one at random each (B, J, M, 3)."""
+    choice = jax.random.randint(key, (chunks.shape[0],), 0, chunks.shape[1])
+    return chunks[jnp.arange(chunks.shape[0]), choice]
+
+
 def augment(key: jax.Array, chunks: jax.Array, config: AugmentConfig) -> jax.Array:
-    """A batch (B, J, M, 3) with each sample transformed independently; identity if inactive."""
+    """A batch (B, J, M, 3) with each sample transformed independently; identity if inactive.
+
+    A batch of versions (B, V, J, M, 3) first gets one version per sample (``pick_version``).
+    """
+    if chunks.ndim == 5:
+        key, sub = jax.random.split(key)
+        chunks = pick_version(sub, chunks)
     if not config.active:
         return chunks
     keys = jax.random.split(key, chunks.shape[0])

@@ -112,6 +112,22 @@ def chunk_positions(x: np.ndarray, lengths: np.ndarray, config: FeatureConfig,
     return out.astype(np.float32)
 
 
+def crop_bank(x: np.ndarray, lengths: np.ndarray, config: FeatureConfig, crops: int, crop_min: float,
+              rng: np.random.Generator) -> np.ndarray:
+    """Chunk positions (N, 1 + crops, J, M, 3) of every sequence and of ``crops`` random temporal
+    crops of it (length round(f·L), f uniform in [crop_min, 1], at least 1 frame; start uniform).
+    Version 0 is the whole sequence. Unscaled, like ``chunk_positions`` with scale=None."""
+    lengths = np.asarray(lengths)
+    n, t = x.shape[:2]
+    versions = [chunk_positions(x, lengths, config)]
+    for _ in range(crops):
+        new = np.maximum(1, np.round(rng.uniform(crop_min, 1.0, n) * lengths)).astype(np.int64)
+        start = np.floor(rng.uniform(0, 1, n) * (lengths - new + 1)).astype(np.int64)
+        idx = np.minimum(start[:, None] + np.arange(t)[None, :], t - 1)           # (N, T)
+        versions.append(chunk_positions(np.take_along_axis(x, idx[:, :, None, None], 1), new, config))
+    return np.stack(versions, axis=1)
+
+
 def align_view(x: np.ndarray, valid: np.ndarray, joint_from: int, joint_to: int,
                vertical_axis: int) -> np.ndarray:
     """Rotates each sequence x (N, T, J, 3) about the vertical axis so that the mean over valid

@@ -1,0 +1,94 @@
+"""Cost of multi-rate training: one jitted MRMP train step with K rates against one SRMP step.
+
+    python -m benchmarks.mrmp_step --out benchmarks/results
+
+The step is the real one (``jaxprune.train.make_epoch`` over a training set of exactly one batch,
+so one call = one optimizer step: augmentation, K soft-masked forward/backward passes in one
+vmap, KL alignment, AdamW update). Data: random SBU-shaped inputs (30 joints, 4 chunks, SBU preset
+features and model), batch ``--batch``. Reports the median over ``--repeats`` timed calls after
+compilation, and the ratio to SRMP (K = 1) and to dense. Writes ``mrmp_step.json`` and
+``mrmp_step.md`` into ``--out``.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import platform
+import time
+from pathlib import Path
+
+import jax
+import jax.numpy as jnp
+import numpy as np
+
+from jaxprune.config import override
+from jaxprune.data.synthetic import make_synthetic
+from jaxprune.datasets import PRESETS
+from jaxprune.methods import make_pruner
+from jaxprune.nn import gcn
+from jaxprune.optim import make_optimizer
+from jaxprune.runner import RunConfig, gcn_config, make_forward
+from jaxprune.train import init_state, make_epoch
+
+RATE_SETS = {1: (0.9,), 2: (0.5, 0.9), 4: (0.5, 0.7, 0.9, 0.99), 8: (0.5, 0.6, 0.7, 0.8, 0.9, 0.95, 0.98, 0.99)}
+
+
+def step_time(method: str, rates, batch: int, repeats: int, seed: int = 0) -> float:
+    """Median seconds of one jitted train step."""
+    dataset = make_synthetic(seed=seed)                       # SBU skeleton: 30 joints, 2 persons
+    sets = [*PRESETS["sbu"], f"prune.rates={','.join(map(str, rates))}", f"prune.rate={rates[0]}"]
+    config = override(RunConfig(method=method), sets)
+    model = gcn_config(dataset, config)
+    forward = make_forward(model, config.features, config.augment)
+    params = gcn.init(jax.random.key(seed), model)
+    optimizer = make_optimizer(1e-3, "constant", 1000, 0.01)
+    pruner = make_pruner(method, params, gcn.prunable(params), config.prune, 1000)
+    epoch = make_epoch(pruner.loss(forward, 0.1), optimizer, batch, batch)
+    rng = np.random.default_rng(seed)
+    data = {"chunks": jnp.asarray(rng.normal(size=(batch, dataset.num_joints, config.features.chunks, 3)), jnp.float32),
+            "labels": jnp.asarray(rng.integers(0, dataset.num_classes, batch), jnp.int32)}
+    state = init_state(params, optimizer, jax.random.key(seed + 1))
+    for _ in range(3):                                        # compile and warm up
+        state, _ = epoch(state, data)
+    jax.block_until_ready(state.params)
+    times = []
+    for _ in range(repeats):
+        t = time.perf_counter()
+        state, _ = epoch(state, data)
+        jax.block_until_ready(state.params)
+        times.append(time.perf_counter() - t)
+    return float(np.median(times))
+
+
+def main(argv=None):
+    p = argparse.ArgumentParser(description=__doc__.split("\n")[0])
+    p.add_argument("--out", default="benchmarks/results")
+    p.add_argument("--batch", type=int, default=256)
+    p.add_argument("--repeats", type=int, default=50)
+    a = p.parse_args(argv)
+    out = Path(a.out)
+    out.mkdir(parents=True, exist_ok=True)
+    rows = [{"method": "dense", "rates": 0, "seconds": step_time("dense", (0.0,), a.batch, a.repeats)}]
+    rows.append({"method": "srmp", "rates": 1, "seconds": step_time("srmp", RATE_SETS[1], a.batch, a.repeats)})
+    for k in (2, 4, 8):
+        rows.append({"method": "mrmp", "rates": k, "seconds": step_time("mrmp", RATE_SETS[k], a.batch, a.repeats)})
+    srmp, dense = rows[1]["seconds"], rows[0]["seconds"]
+    for r in rows:
+        r["vs_srmp"] = r["seconds"] / srmp
+        r["vs_dense"] = r["seconds"] / dense
+    device = f"{jax.default_backend()} ({jax.devices()[0].device_kind}), {platform.machine()}"
+    record = {"benchmark": "mrmp_step", "batch": a.batch, "repeats": a.repeats, "device": device,
+              "jax": jax.__version__, "rows": rows}
+    (out / "mrmp_step.json").write_text(json.dumps(record, indent=2) + "\n")
+    lines = [f"# One train step, SBU-shaped GCN, batch {a.batch} ({device})", "",
+             "| method | rates K | median step (ms) | vs SRMP | vs dense |", "|---|---|---|---|---|"]
+    lines += [f"| {r['method']} | {r['rates']} | {1e3 * r['seconds']:.2f} | {r['vs_srmp']:.2f}x | "
+              f"{r['vs_dense']:.2f}x |" for r in rows]
+    text = "\n".join(lines) + "\n"
+    (out / "mrmp_step.md").write_text(text)
+    print(text)
+
+
+if __name__ == "__main__":
+    main()
