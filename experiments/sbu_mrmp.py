@@ -133,7 +133,7 @@ def plot_accuracy(results: dict, path: Path) -> bool:
         import matplotlib.pyplot as plt
     except ImportError:
         return False
-    fig, ax = plt.subplots(figsize=(7, 4))
+    fig, (ax, ax2) = plt.subplots(1, 2, figsize=(12, 4), gridspec_kw={"width_ratios": [3, 2]})
     mrmp = results.get("mrmp")
     if mrmp:
         s = mrmp["summary"]
@@ -154,10 +154,24 @@ def plot_accuracy(results: dict, path: Path) -> bool:
     dense = results.get("dense")
     if dense:
         ax.axhline(dense["summary"][0]["accuracy_mean"], color="gray", ls="--", label="dense")
-    ax.set_xscale("logit")
+    ticks = [0.1, 0.3, 0.5, 0.7, 0.9, 0.95, 0.98, 0.99]
+    for a in (ax, ax2):
+        a.set_xscale("logit")
+        a.set_xticks(ticks, [f"{t:g}" for t in ticks])
+        a.minorticks_off()
     ax.set(xlabel="achieved pruning rate (logit scale)", ylabel="test accuracy (%), mean ± std over folds",
            title=f"{(mrmp or dense or {}).get('dataset', '')}: accuracy vs pruning rate")
     ax.legend(fontsize=8)
+    if mrmp:
+        for run in mrmp["runs"]:
+            t = np.array([r["target_rate"] for r in run["rates"]])
+            ax2.plot(t, 100 * (np.array([r["achieved_rate"] for r in run["rates"]]) - t), marker=".",
+                     label=f"fold {run['fold']}")
+        ax2.axhspan(-0.5, 0.5, color="green", alpha=0.1, label="±0.5 points")
+        ax2.axhline(0, color="gray", lw=0.8)
+        ax2.set(xlabel="target rate (logit scale)", ylabel="achieved − target (points)",
+                title="MRMP rate fidelity (whole network)")
+        ax2.legend(fontsize=7)
     fig.tight_layout()
     fig.savefig(path, dpi=120)
     plt.close(fig)

@@ -38,6 +38,7 @@ class PruneConfig:
         start (soft) to end (crisp) over the first ``anneal_fraction`` of the training steps,
         then held at end.
       kl_bins: bins of the soft histogram estimating P.
+      kl_bandwidth: the soft histogram's kernel std, in bins.
       kl_space: "weight" (default: equal-width bins in weight units), "quantile" (bins of equal
         prior mass) or "both" (their mean); see ``jaxprune.alignment.kl_alignment``.
       allocation: how a network rate r becomes per-layer rates: "erk" (default: small layers
@@ -60,6 +61,7 @@ class PruneConfig:
     anneal_fraction: float = 0.8
     kl_bins: int = 64
     kl_space: str = "weight"
+    kl_bandwidth: float = 1.0
     allocation: str = "erk"
     rate_jitter: float = 1.0
 
@@ -82,6 +84,8 @@ class PruneConfig:
             raise ValueError(f"prune setting rate_jitter must be in [0, 1], got {self.rate_jitter}")
         if self.kl_space not in ("quantile", "weight", "both"):
             raise ValueError(f"prune setting kl_space must be quantile or weight, got {self.kl_space!r}")
+        if not self.kl_bandwidth > 0:
+            raise ValueError(f"prune setting kl_bandwidth must be > 0, got {self.kl_bandwidth}")
         if self.kl_bins < 4:
             raise ValueError(f"prune setting kl_bins must be >= 4, got {self.kl_bins}")
         if self.prior not in ("gaussian", "laplace", "uniform", "weibull"):

@@ -87,7 +87,7 @@ class MultiRate:
     def alignment(self, params) -> jax.Array:
         """Σ_ℓ D_KL(P^ℓ‖Q_ℓ) in nats."""
         return total_alignment(params, self.prunable, self.priors, bins=self.config.kl_bins,
-                               space=self.config.kl_space)
+                               bandwidth=self.config.kl_bandwidth, space=self.config.kl_space)
 
     def step_rates(self, key: jax.Array) -> jax.Array:
         """The K rates of one training step (K,): the trained rates, each moved uniformly within
