@@ -22,6 +22,8 @@ from pathlib import Path
 
 import numpy as np
 
+from experiments.plotting import pyplot
+
 from jaxprune.config import override
 from jaxprune.datasets import PRESETS, load_dataset
 from jaxprune.results import write_json_atomic
@@ -56,11 +58,8 @@ def markdown(results: dict, command: str) -> str:
 
 def plot_curves(histories: dict[int, list[dict]], path: Path) -> bool:
     """Training loss and accuracy per epoch, one line per fold; False if matplotlib is missing."""
-    try:
-        import matplotlib
-        matplotlib.use("Agg")
-        import matplotlib.pyplot as plt
-    except ImportError:
+    plt = pyplot()
+    if plt is None:
         return False
     fig, (ax1, ax2) = plt.subplots(1, 2, figsize=(10, 3.5))
     for fold, hist in histories.items():

@@ -28,6 +28,8 @@ os.environ.setdefault("XLA_FLAGS", "--xla_cpu_multi_thread_eigen=false intra_op_
 
 import numpy as np  # noqa: E402
 
+from experiments.plotting import pyplot  # noqa: E402
+
 RATES = (0.5, 0.7, 0.9, 0.95, 0.98, 0.99)
 
 
@@ -127,11 +129,8 @@ def fidelity_table(mrmp: dict) -> tuple[str, dict]:
 
 
 def plot_accuracy(results: dict, path: Path) -> bool:
-    try:
-        import matplotlib
-        matplotlib.use("Agg")
-        import matplotlib.pyplot as plt
-    except ImportError:
+    plt = pyplot()
+    if plt is None:
         return False
     fig, (ax, ax2) = plt.subplots(1, 2, figsize=(12, 4), gridspec_kw={"width_ratios": [3, 2]})
     mrmp = results.get("mrmp")
@@ -180,11 +179,8 @@ def plot_accuracy(results: dict, path: Path) -> bool:
 
 def plot_weights(model_path: Path, config, dataset, path: Path) -> bool:
     """Histogram of each prunable layer's latent weights against its prior's density."""
-    try:
-        import matplotlib
-        matplotlib.use("Agg")
-        import matplotlib.pyplot as plt
-    except ImportError:
+    plt = pyplot()
+    if plt is None:
         return False
     import jax
     from jaxprune.evaluate import leaf_name
@@ -229,7 +225,7 @@ def main(argv=None):
                    help="rates MRMP trains together and SRMP trains one by one")
     p.add_argument("--methods", default="dense,mrmp,srmp")
     p.add_argument("--folds", default="all", help="comma-separated test folds, or all")
-    p.add_argument("--workers", type=int, default=2)
+    p.add_argument("--workers", type=int, default=2, help="parallel processes; 0 = run in this process")
     p.add_argument("--set", dest="overrides", action="append", default=[], metavar="NAME=VALUE")
     a = p.parse_args(argv)
     from jaxprune.datasets import load_dataset
@@ -258,7 +254,10 @@ def main(argv=None):
                 jobs.append((a.dataset, a.data_dir, method, rate, k, [*a.overrides, *extra], str(out)))
     jobs.sort(key=lambda j: j[2] != "mrmp")          # the longest jobs first
     start = time.perf_counter()
-    if jobs:
+    if jobs and a.workers == 0:                      # in this process (tests, debugging)
+        for i, job in enumerate(jobs, 1):
+            print(f"[{i}/{len(jobs)}] {time.perf_counter() - start:6.0f}s  {_job(job)}", flush=True)
+    elif jobs:
         from concurrent.futures import ProcessPoolExecutor
         import multiprocessing as mp
         with ProcessPoolExecutor(a.workers, mp_context=mp.get_context("spawn")) as pool:

@@ -1,0 +1,15 @@
+"""matplotlib for the experiment modules, headless; plots are skipped when it is not installed."""
+
+from __future__ import annotations
+
+
+def pyplot():
+    """``matplotlib.pyplot`` with the Agg backend, or None when matplotlib is missing
+    (install it with ``pip install -e ".[plot]"``)."""
+    try:
+        import matplotlib
+        matplotlib.use("Agg")
+        import matplotlib.pyplot as plt
+    except ImportError:
+        return None
+    return plt
