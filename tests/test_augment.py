@@ -151,3 +151,14 @@ def test_bad_crop_settings():
         AugmentConfig(crops=-1)
     with pytest.raises(ValueError, match="crop_min"):
         AugmentConfig(crop_min=0.0)
+
+
+def test_joint_drop_zeroes_whole_joints():
+    chunks = jnp.ones((64, 10, 4, 3))
+    out = np.asarray(eager_augment(jax.random.key(3), chunks, AugmentConfig(joint_drop=0.3)))
+    per_joint = out.reshape(64, 10, -1)
+    assert set(np.unique(per_joint.min(-1))) <= {0.0, 1.0}
+    assert (per_joint.min(-1) == per_joint.max(-1)).all()       # a joint is dropped whole or kept
+    assert 0.2 < (per_joint[..., 0] == 0).mean() < 0.4
+    with pytest.raises(ValueError, match="joint_drop"):
+        AugmentConfig(joint_drop=1.0)

@@ -23,6 +23,8 @@ class AugmentConfig:
       swap_groups: if > 1, the joints form this many equal groups (SBU: 2 persons) whose order
         is reversed with probability 1/2.
       noise: std of Gaussian noise added to every coordinate (in feature units).
+      joint_drop: probability that a joint's whole trajectory is zeroed (set to the sequence
+        centre), independently per joint and sample: the network cannot lean on any one joint.
       crops: temporal crops. If > 0, each training sequence also gets this many random
         sub-sequences (length a uniform fraction in [crop_min, 1] of its own, random start),
         chunked once before training (``jaxprune.data.features.crop_bank``); each step then
@@ -35,10 +37,13 @@ class AugmentConfig:
     scale: float = 0.0
     swap_groups: int = 0
     noise: float = 0.0
+    joint_drop: float = 0.0
     crops: int = 0
     crop_min: float = 0.8
 
     def __post_init__(self):
+        if not 0.0 <= self.joint_drop < 1.0:
+            raise ValueError(f"augment setting joint_drop must be in [0, 1), got {self.joint_drop}")
         if self.crops < 0:
             raise ValueError(f"augment setting crops must be >= 0, got {self.crops}")
         if not 0.0 < self.crop_min <= 1.0:
@@ -46,7 +51,7 @@ class AugmentConfig:
 
     @property
     def active(self) -> bool:
-        return bool(self.rotate_deg or self.scale or self.swap_groups > 1 or self.noise)
+        return bool(self.rotate_deg or self.scale or self.swap_groups > 1 or self.noise or self.joint_drop)
 
 
 def _rotation(angle: jax.Array, axis: int) -> jax.Array:
@@ -59,7 +64,7 @@ def _rotation(angle: jax.Array, axis: int) -> jax.Array:
 
 def augment_one(key: jax.Array, chunks: jax.Array, config: AugmentConfig) -> jax.Array:
     """One sample's chunk positions (J, M, 3) -> transformed (J, M, 3)."""
-    k_rot, k_scale, k_swap, k_noise = jax.random.split(key, 4)
+    k_rot, k_scale, k_swap, k_noise, k_drop = jax.random.split(key, 5)
     x = chunks
     if config.rotate_deg:
         angle = jnp.deg2rad(config.rotate_deg) * jax.random.uniform(k_rot, (), minval=-1.0, maxval=1.0)
@@ -73,6 +78,9 @@ def augment_one(key: jax.Array, chunks: jax.Array, config: AugmentConfig) -> jax
         x = jnp.where(jax.random.bernoulli(k_swap), swapped, x)
     if config.noise:
         x = x + config.noise * jax.random.normal(k_noise, x.shape)
+    if config.joint_drop:
+        keep = jax.random.bernoulli(k_drop, 1.0 - config.joint_drop, (x.shape[0], 1, 1))
+        x = jnp.where(keep, x, 0.0)
     return x
 
 
