@@ -109,7 +109,7 @@ def prior_histogram(prior: Prior, edges: jax.Array, h: jax.Array | float) -> jax
 
 def kl_alignment(weights: jax.Array, prior: Prior, bins: int = 64, grid: float | None = None,
                  bandwidth: float = 1.0, window: float | None = 4.0, eps: float = 1e-6,
-                 space: str = "weight") -> jax.Array:
+                 space: str = "weight", shift: jax.Array | float = 0.0) -> jax.Array:
     """D_KL(P‖Q) in nats (scalar) of one layer's weights (any shape, flattened) against ``prior``.
 
     ``bins``: bins on the grid (static); ``grid``: grid half-width g in weight units (default
@@ -120,21 +120,27 @@ def kl_alignment(weights: jax.Array, prior: Prior, bins: int = 64, grid: float |
     the bins then carry equal prior mass: every quantile of Q, hence every pruning rate, is
     resolved equally well (in weight space the bins near 0 and in the tails each hold many
     rates' thresholds). ``grid`` is ignored in quantile space.
+    ``shift``: move the whole grid by this many bin widths (e.g. uniform in [−½, ½], drawn anew
+    every training step: an averaged shifted histogram). A fixed grid lets weights gather at its
+    bin edges, structure finer than the kernel that the estimate cannot see; a moving grid has
+    no fixed edges.
     """
     if space == "quantile":
         u = 2.0 * prior.cdf(weights) - 1.0
-        return kl_alignment(u, Uniform(scale=1.0), bins, 1.0, bandwidth, window, eps, "weight")
+        return kl_alignment(u, Uniform(scale=1.0), bins, 1.0, bandwidth, window, eps, "weight", shift)
     if space == "both":
-        return 0.5 * (kl_alignment(weights, prior, bins, grid, bandwidth, window, eps, "weight")
-                      + kl_alignment(weights, prior, bins, grid, bandwidth, window, eps, "quantile"))
+        return 0.5 * (kl_alignment(weights, prior, bins, grid, bandwidth, window, eps, "weight", shift)
+                      + kl_alignment(weights, prior, bins, grid, bandwidth, window, eps, "quantile", shift))
     if space != "weight":
         raise ValueError(f"kl_alignment: space must be 'weight', 'quantile' or 'both', got {space!r}")
     edges = grid_edges(prior, bins, grid).astype(jnp.result_type(weights, jnp.float32))
+    half = edges[-1]
     h = bandwidth * (edges[1] - edges[0])
+    edges = edges + jnp.asarray(shift, edges.dtype) * (edges[1] - edges[0])
     p = soft_histogram(weights, edges, bandwidth, window)
     q = prior_histogram(prior, edges, h)
     binned = jnp.sum(p * (jnp.log(p + eps) - jnp.log(q + eps)))
-    return binned + _outside_pull(weights, edges[-1], h)
+    return binned + _outside_pull(weights, half, h)
 
 
 def _outside_pull(weights: jax.Array, half: jax.Array, h: jax.Array) -> jax.Array:

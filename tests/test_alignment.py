@@ -152,3 +152,14 @@ def test_quantile_space_passes_the_three_checks(space):
 def test_unknown_space_is_named():
     with pytest.raises(ValueError, match="space"):
         kl_alignment(jnp.zeros(10), prior("gaussian"), space="other")
+
+
+def test_shifted_grid_keeps_the_checks():
+    q = prior("gaussian")
+    w = q.sample(jax.random.key(11), (5000,))
+    base = float(kl(w, q))
+    assert float(kl_alignment(w, q, shift=0.0)) == pytest.approx(base, rel=1e-3)
+    shifted = jax.jit(kl_alignment)
+    for s in (-0.5, -0.2, 0.3, 0.5):
+        assert 0 <= float(shifted(w, q, shift=s)) < 0.02
+    assert float(shifted(1.3 * w, q, shift=0.25)) > 5 * max(base, 1e-3)

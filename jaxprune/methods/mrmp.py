@@ -84,10 +84,13 @@ class MultiRate:
         """Hard masks 1{|Ŵ| > a_ℓ(r)} with a leading (R,) axis at prunable leaves, None elsewhere."""
         return jax.vmap(self.mask.hard_masks, in_axes=(None, 0))(params, self.thresholds(params, rates))
 
-    def alignment(self, params) -> jax.Array:
-        """Σ_ℓ D_KL(P^ℓ‖Q_ℓ) in nats."""
+    def alignment(self, params, key: jax.Array | None = None) -> jax.Array:
+        """Σ_ℓ D_KL(P^ℓ‖Q_ℓ) in nats; with ``key`` and ``kl_shift``, on a grid shifted at random."""
+        shift = 0.0
+        if key is not None and self.config.kl_shift:
+            shift = jax.random.uniform(key, (), minval=-0.5, maxval=0.5)
         return total_alignment(params, self.prunable, self.priors, bins=self.config.kl_bins,
-                               bandwidth=self.config.kl_bandwidth, space=self.config.kl_space)
+                               bandwidth=self.config.kl_bandwidth, space=self.config.kl_space, shift=shift)
 
     def step_rates(self, key: jax.Array) -> jax.Array:
         """The K rates of one training step (K,): the trained rates, each moved uniformly within
@@ -109,7 +112,7 @@ class MultiRate:
         (one vmap over their thresholds, the same augmented batch for each) + λ·KL."""
 
         def loss(params, batch, key, step):
-            key, rate_key = jax.random.split(key)
+            key, rate_key, grid_key = jax.random.split(key, 3)
             masks = self.soft_masks(params, self.step_rates(rate_key), step)
 
             def at_rate(m):
@@ -117,7 +120,7 @@ class MultiRate:
                 return cross_entropy(logits, batch["labels"], label_smoothing), accuracy(logits, batch["labels"])
 
             ce, acc = jax.vmap(at_rate)(masks)
-            kl = self.alignment(params)
+            kl = self.alignment(params, grid_key)
             total = ce.mean() + self.config.kl_weight * kl
             return total, {"loss": total, "ce": ce.mean(), "kl": kl, "accuracy": acc.mean()}
 
