@@ -16,7 +16,13 @@ from jaxprune.data.synthetic import make_synthetic
 from jaxprune.datasets import DATASETS, PRESETS, load_dataset
 from jaxprune.graphs import FPHA_BONES, SBU_BONES, adjacency, normalized_adjacency
 from jaxprune.losses import accuracy, cross_entropy
+from jaxprune.evaluate import evaluate_masks, rate_rows
+from jaxprune.masks.allocation import layer_rates
 from jaxprune.masks.bandstop import BandStopMask, apply_masks, band_stop, hard_band_stop, sigma_schedule
+from jaxprune.methods import METHODS, make_pruner, restore_pruner
+from jaxprune.methods.config import PruneConfig
+from jaxprune.methods.mrmp import MultiRate
+from jaxprune.model_io import load_model, save_model
 from jaxprune.nn.flops import count_params, gcn_flops
 from jaxprune.nn.gcn import GCNConfig, ModelConfig, prunable
 from jaxprune.nn import gcn
@@ -24,6 +30,7 @@ from jaxprune.optim import make_optimizer, scale_by_loss_trend
 from jaxprune.priors import (Gaussian, Laplace, Uniform, Weibull, layer_priors, make_prior,
                              threshold_for_rate, thresholds_for_rate)
 from jaxprune.runner import RunConfig, RunExistsError, run, train_fold
+from jaxprune.serving import evaluate_run
 from jaxprune.train import TrainConfig, TrainState, fit, init_state, make_epoch
 
 __version__ = "0.1.0"

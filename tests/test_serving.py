@@ -109,3 +109,18 @@ def test_model_file_roundtrip_and_mismatch(tmp_path):
         load_model(tmp_path / "bad.npz", params)
     with pytest.raises(ValueError, match="no saved model"):
         load_model(tmp_path / "missing.npz", params)
+
+
+def test_a_hundred_rates_in_one_vmapped_call(mrmp_run, monkeypatch):
+    import jaxprune.evaluate as ev
+    out, _ = mrmp_run
+    calls = []
+    original = ev._batch
+    monkeypatch.setattr(ev, "_batch", lambda *a: calls.append(1) or original(*a))
+    rates = np.round(np.linspace(0.0, 0.99, 100), 6)
+    results = evaluate_run(out, rates)
+    assert len(calls) == 1                                  # one batch of test samples, all 100 rates
+    rows = results["runs"][0]["rates"]
+    assert len(rows) == 100
+    kept = [r["kept_params"] for r in rows]
+    assert kept == sorted(kept, reverse=True) and kept[0] == rows[0]["total_params"]

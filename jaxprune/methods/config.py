@@ -40,7 +40,7 @@ class PruneConfig:
       kl_bins: bins of the soft histogram estimating P.
       kl_bandwidth: the soft histogram's kernel std, in bins.
       kl_shift: shift the histogram grid by a random fraction of a bin every step (an averaged
-        shifted histogram), so that weights cannot gather at fixed bin edges.
+        shifted histogram; default on), so that weights cannot gather at fixed bin edges.
       kl_space: "weight" (default: equal-width bins in weight units), "quantile" (bins of equal
         prior mass) or "both" (their mean); see ``jaxprune.alignment.kl_alignment``.
       allocation: how a network rate r becomes per-layer rates: "erk" (default: small layers
@@ -64,7 +64,7 @@ class PruneConfig:
     kl_bins: int = 64
     kl_space: str = "weight"
     kl_bandwidth: float = 1.0
-    kl_shift: bool = False
+    kl_shift: bool = True
     allocation: str = "erk"
     rate_jitter: float = 1.0
 

@@ -15,7 +15,8 @@ initialisation std as its scale; a network rate r is spread over layers by ERK
 (``jaxprune.masks.allocation``) and layer ℓ is thresholded at its prior's quantile for r_ℓ(r);
 all K rates every step, each drawn within its stratum of the rate span (``rate_jitter``, so rates
 between the listed ones are served well too); λ = 10; σ·a geometric from 1 to 100 over the first
-80 % of the steps, then crisp.
+80 % of the steps, then crisp; the KL's histogram grid shifted by a random fraction of a bin each
+step (``kl_shift``).
 """
 
 from __future__ import annotations
