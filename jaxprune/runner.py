@@ -10,7 +10,7 @@ import jax
 import jax.numpy as jnp
 import numpy as np
 
-from jaxprune.data.augment import AugmentConfig, augment
+from jaxprune.data.augment import AugmentConfig, augment, swap_groups
 from jaxprune.data.dataset import SkeletonDataset
 from jaxprune.data.features import FeatureConfig, chunk_positions, crop_bank, fit_scale, node_features
 from jaxprune.evaluate import evaluate_masks, rate_rows
@@ -90,7 +90,11 @@ def make_forward(model: gcn.GCNConfig, features: FeatureConfig, aug: AugmentConf
     def forward(params, chunks, key, train: bool):
         if train:                    # chunks (B, J, M, 3), or (B, V, J, M, 3) versions (crops)
             chunks = augment(key, chunks, aug)
-        return gcn.apply(params, node_features(chunks, features), model)
+        logits = gcn.apply(params, node_features(chunks, features), model)
+        if not train and aug.test_swap:
+            swapped = swap_groups(chunks, aug.swap_groups)
+            logits = 0.5 * (logits + gcn.apply(params, node_features(swapped, features), model))
+        return logits
 
     return forward
 

@@ -162,3 +162,23 @@ def test_joint_drop_zeroes_whole_joints():
     assert 0.2 < (per_joint[..., 0] == 0).mean() < 0.4
     with pytest.raises(ValueError, match="joint_drop"):
         AugmentConfig(joint_drop=1.0)
+
+
+def test_test_time_swap_averages_both_orders():
+    from jaxprune.data.augment import swap_groups
+    from jaxprune.data.features import FeatureConfig
+    from jaxprune.nn import gcn
+    from jaxprune.runner import make_forward
+    x = jax.random.normal(jax.random.key(0), (3, 6, 2, 3))
+    swapped = swap_groups(x, 2)
+    np.testing.assert_array_equal(swapped[:, :3], x[:, 3:])
+    np.testing.assert_array_equal(swap_groups(swapped, 2), x)
+    cfg = gcn.GCNConfig(num_nodes=6, num_features=6, num_classes=2, edges=((0, 1), (3, 4)), channels=2,
+                        num_blocks=1, hidden=4)
+    params = gcn.init(jax.random.key(1), cfg)
+    plain = make_forward(cfg, FeatureConfig(chunks=2), AugmentConfig(swap_groups=2))
+    tta = make_forward(cfg, FeatureConfig(chunks=2), AugmentConfig(swap_groups=2, test_swap=True))
+    expected = 0.5 * (plain(params, x, None, False) + plain(params, swapped, None, False))
+    np.testing.assert_allclose(tta(params, x, None, False), expected, rtol=1e-6)
+    with pytest.raises(ValueError, match="test_swap"):
+        AugmentConfig(test_swap=True)

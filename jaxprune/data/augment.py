@@ -30,6 +30,9 @@ class AugmentConfig:
         chunked once before training (``jaxprune.data.features.crop_bank``); each step then
         sees one of its 1 + crops versions at random. Test sequences are never cropped.
       crop_min: the shortest crop as a fraction of the sequence, in (0, 1].
+      test_swap: at evaluation, average the logits of each sample and of its group-swapped
+        version (needs swap_groups > 1): test-time augmentation; it doubles inference FLOPs,
+        which the reported FLOPs (one pass) do not include.
     """
 
     rotate_deg: float = 0.0
@@ -40,10 +43,13 @@ class AugmentConfig:
     joint_drop: float = 0.0
     crops: int = 0
     crop_min: float = 0.8
+    test_swap: bool = False
 
     def __post_init__(self):
         if not 0.0 <= self.joint_drop < 1.0:
             raise ValueError(f"augment setting joint_drop must be in [0, 1), got {self.joint_drop}")
+        if self.test_swap and self.swap_groups < 2:
+            raise ValueError("augment setting test_swap needs swap_groups >= 2 (the groups to swap)")
         if self.crops < 0:
             raise ValueError(f"augment setting crops must be >= 0, got {self.crops}")
         if not 0.0 < self.crop_min <= 1.0:
@@ -62,6 +68,14 @@ def _rotation(angle: jax.Array, axis: int) -> jax.Array:
     return r.at[i, i].set(c).at[j, j].set(c).at[i, j].set(-s).at[j, i].set(s)
 
 
+def swap_groups(chunks: jax.Array, groups: int, axis: int = -3) -> jax.Array:
+    """Reverses the order of ``groups`` equal blocks of joints along ``axis`` (SBU: person A <-> B)."""
+    axis = axis % chunks.ndim
+    j = chunks.shape[axis]
+    shape = chunks.shape[:axis] + (groups, j // groups) + chunks.shape[axis + 1:]
+    return jnp.flip(chunks.reshape(shape), axis).reshape(chunks.shape)
+
+
 def augment_one(key: jax.Array, chunks: jax.Array, config: AugmentConfig) -> jax.Array:
     """One sample's chunk positions (J, M, 3) -> transformed (J, M, 3)."""
     k_rot, k_scale, k_swap, k_noise, k_drop = jax.random.split(key, 5)
@@ -72,10 +86,7 @@ def augment_one(key: jax.Array, chunks: jax.Array, config: AugmentConfig) -> jax
     if config.scale:
         x = x * jax.random.uniform(k_scale, (), minval=1 - config.scale, maxval=1 + config.scale)
     if config.swap_groups > 1:
-        j = x.shape[0]
-        g = config.swap_groups
-        swapped = x.reshape(g, j // g, *x.shape[1:])[::-1].reshape(x.shape)
-        x = jnp.where(jax.random.bernoulli(k_swap), swapped, x)
+        x = jnp.where(jax.random.bernoulli(k_swap), swap_groups(x, config.swap_groups, 0), x)
     if config.noise:
         x = x + config.noise * jax.random.normal(k_noise, x.shape)
     if config.joint_drop:
