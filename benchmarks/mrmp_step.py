@@ -14,6 +14,7 @@ from __future__ import annotations
 
 import argparse
 import json
+import os
 import platform
 import time
 from pathlib import Path
@@ -61,6 +62,17 @@ def step_time(method: str, rates, batch: int, repeats: int, seed: int = 0) -> fl
     return float(np.median(times))
 
 
+def machine() -> str:
+    """The host: CPU model (from /proc/cpuinfo where there is one), architecture, core count."""
+    model = platform.processor() or platform.machine()
+    try:
+        with open("/proc/cpuinfo") as f:
+            model = next((line.split(":", 1)[1].strip() for line in f if line.startswith("model name")), model)
+    except OSError:
+        pass
+    return f"{model}, {platform.machine()}, {os.cpu_count()} cores"
+
+
 def main(argv=None):
     p = argparse.ArgumentParser(description=__doc__.split("\n")[0])
     p.add_argument("--out", default="benchmarks/results")
@@ -77,7 +89,7 @@ def main(argv=None):
     for r in rows:
         r["vs_srmp"] = r["seconds"] / srmp
         r["vs_dense"] = r["seconds"] / dense
-    device = f"{jax.default_backend()} ({jax.devices()[0].device_kind}), {platform.machine()}"
+    device = f"{jax.default_backend()} ({jax.devices()[0].device_kind}), {machine()}"
     record = {"benchmark": "mrmp_step", "batch": a.batch, "repeats": a.repeats, "device": device,
               "jax": jax.__version__, "rows": rows}
     (out / "mrmp_step.json").write_text(json.dumps(record, indent=2) + "\n")

@@ -57,7 +57,7 @@ def _job(args):
 
 def collect(dataset, out: Path, name: str, folds, data_dir: str) -> dict | None:
     """The results.json of run ``name`` from its per-fold rows (None until every fold is done)."""
-    from jaxprune.runner import RunConfig, results_record
+    from jaxprune.runner import results_record
     from jaxprune.serving import load_run_config
     records = []
     for k in folds:
@@ -187,6 +187,7 @@ def plot_weights(model_path: Path, config, dataset, path: Path) -> bool:
     from jaxprune.methods import restore_pruner
     from jaxprune.model_io import load_model
     from jaxprune.nn import gcn
+    from jaxprune.priors import is_prior
     from jaxprune.runner import gcn_config
     template = gcn.init(jax.random.key(0), gcn_config(dataset, config))
     params, artefacts = load_model(model_path, template)
@@ -194,8 +195,7 @@ def plot_weights(model_path: Path, config, dataset, path: Path) -> bool:
     pruner = restore_pruner(config.method, params, prunable, config.prune, artefacts)
     flat_w, _ = jax.tree_util.tree_flatten_with_path(params)
     layers = [(leaf_name(p), np.asarray(w).ravel()) for (p, w), k in zip(flat_w, jax.tree.leaves(prunable)) if k]
-    priors = [q for q in jax.tree_util.tree_leaves(pruner.priors, is_leaf=lambda x: hasattr(x, "log_density"))
-              if hasattr(q, "log_density")]
+    priors = [q for q in jax.tree.leaves(pruner.priors, is_leaf=is_prior) if is_prior(q)]
     cols = 5
     rows = -(-len(layers) // cols)
     fig, axes = plt.subplots(rows, cols, figsize=(3 * cols, 2.4 * rows))

@@ -103,8 +103,7 @@ def fold_rows(pruner, forward, model: gcn.GCNConfig, params, chunks, labels, rat
     """``results.json`` rows of a trained model at ``rates``: all rates in one vmapped evaluation."""
     masks = pruner.hard_masks(params, np.asarray(rates, np.float32))
     acc, counts = evaluate_masks(forward, params, masks, chunks, labels)
-    layer_targets = pruner.layer_rates(params, np.asarray(rates, np.float32)) \
-        if hasattr(pruner, "layer_rates") else None
+    layer_targets = pruner.layer_rates(params, np.asarray(rates, np.float32))
     return rate_rows(rates, acc, counts, params, gcn.prunable(params),
                      lambda nonzero: gcn_flops(params, model, nonzero), trained=pruner.trained_rates,
                      layer_targets=layer_targets)

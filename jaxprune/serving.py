@@ -7,13 +7,11 @@ the model and the method's pruner, and evaluates every fold's hard-masked networ
 
 from __future__ import annotations
 
-import dataclasses
 import json
 import time
 from pathlib import Path
 
 import jax
-import numpy as np
 
 from jaxprune.config import SettingError, override
 from jaxprune.datasets import load_dataset

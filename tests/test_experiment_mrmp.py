@@ -1,9 +1,8 @@
 """experiments.sbu_mrmp end to end on real SBU data, tiny: every output file, the tables' content,
 and resuming without retraining."""
 
+import importlib.util
 import json
-
-import pytest
 
 from experiments import sbu_mrmp
 
@@ -26,6 +25,8 @@ def test_tiny_sbu_mrmp_experiment(sbu_path, tmp_path, capsys):
     capsys.readouterr()
     sbu_mrmp.main(argv)                                  # resumed: nothing left to train
     assert "[1/" not in capsys.readouterr().out
-    pytest.importorskip("matplotlib")
-    assert (out / "accuracy_vs_rate.png").stat().st_size > 0
-    assert (out / "weights_vs_prior.png").stat().st_size > 0
+    plots = [out / "accuracy_vs_rate.png", out / "weights_vs_prior.png"]
+    if importlib.util.find_spec("matplotlib") is None:     # the optional [plot] extra is not installed
+        assert not any(p.exists() for p in plots)           # plots are skipped, the rest is written
+    else:
+        assert all(p.stat().st_size > 0 for p in plots)

@@ -1,6 +1,8 @@
 """MRMP / SRMP: the K masked networks in one vmap, the loss and its gradient, rate jitter within
 strata, nested hard masks at any rate, and the prior scales saved and restored."""
 
+from statistics import NormalDist
+
 import chex
 import jax
 import jax.numpy as jnp
@@ -63,6 +65,9 @@ def test_hard_masks_hit_the_prior_quantile_and_are_nested(setup):
     q = np.asarray(masks["block0"]["conv"]["kernel"])
     chex.assert_shape(q, (4,) + params["block0"]["conv"]["kernel"].shape)
     a = np.asarray(th["block0"]["conv"]["kernel"])
+    s = float(np.std(np.asarray(params["block0"]["conv"]["kernel"])))      # prior scale = init std
+    closed = [s * NormalDist().inv_cdf((1 + r) / 2) for r in rates]    # Gaussian a(r) = F⁻¹((1 + r)/2)
+    np.testing.assert_allclose(a, closed, rtol=1e-5)
     w = np.abs(np.asarray(params["block0"]["conv"]["kernel"]))
     np.testing.assert_array_equal(q, (w[None] > a[:, None, None]).astype(np.float32))
     assert masks["block0"]["conv"]["bias"] is None and masks["classifier"]["kernel"] is None

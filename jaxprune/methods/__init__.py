@@ -2,6 +2,7 @@
 
     pruner.loss(forward, label_smoothing) -> loss(params, batch, key, step) -> (loss, metrics)
     pruner.hard_masks(params, rates (R,))  -> masks with a leading R axis (None: leaf not masked)
+    pruner.layer_rates(params, rates)      -> per-layer target rates (R,) at masked leaves, or None
     pruner.trained_rates, pruner.serves_any_rate, pruner.artefacts() (what serving needs saved)
 
 ``make_pruner`` builds one for a fresh run, ``restore_pruner`` for a saved one.

@@ -2,8 +2,6 @@
 
 from __future__ import annotations
 
-from typing import Any
-
 import flax.struct
 import jax
 import jax.numpy as jnp
@@ -31,7 +29,6 @@ def make_loss(forward, label_smoothing: float = 0.0):
 class Dense:
     """The dense method as a pruner: no mask; it serves rate 0 only."""
 
-    prunable: Any = flax.struct.field(pytree_node=False, default=None)   # unused, for symmetry
     trained_rates: tuple[float, ...] = flax.struct.field(pytree_node=False, default=(0.0,))
     serves_any_rate: bool = flax.struct.field(pytree_node=False, default=False)
 
@@ -44,6 +41,10 @@ class Dense:
         if np.any(rates != 0):
             raise ValueError(f"a dense run serves rate 0 only, asked for {rates.tolist()}")
         return jax.tree.map(lambda w: jnp.ones((len(rates),) + w.shape, w.dtype), params)
+
+    def layer_rates(self, params, rates):
+        """No per-layer targets: a dense network has none."""
+        return None
 
     def artefacts(self) -> dict[str, np.ndarray]:
         return {}

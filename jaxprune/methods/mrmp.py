@@ -133,17 +133,20 @@ class MultiRate:
         return {"prior_scale" + jax.tree_util.keystr(p): np.asarray(q.scale) for p, q in flat if q is not None}
 
 
+def _prior_shape(config: PruneConfig) -> dict:
+    """The prior's shape argument: the Weibull shape k, nothing for the other laws."""
+    return {"shape": config.weibull_shape} if config.prior == "weibull" else {}
+
+
 def build(params: PyTree, prunable: PyTree, config: PruneConfig, rates, anneal_steps: int) -> MultiRate:
     """A pruner whose priors take each layer's scale from ``params`` (fresh initialisation)."""
-    kw = {"shape": config.weibull_shape} if config.prior == "weibull" else {}
-    priors = layer_priors(params, prunable, config.prior, **kw)
+    priors = layer_priors(params, prunable, config.prior, **_prior_shape(config))
     return MultiRate(priors=priors, prunable=prunable, trained_rates=tuple(float(r) for r in rates),
                      config=config, anneal_steps=int(anneal_steps))
 
 
 def restore(params: PyTree, prunable: PyTree, config: PruneConfig, rates, artefacts: dict) -> MultiRate:
     """The pruner of a saved run, its priors rebuilt from ``artefacts`` (see ``MultiRate.artefacts``)."""
-    kw = {"shape": config.weibull_shape} if config.prior == "weibull" else {}
 
     def prior(path, keep):
         if not keep:
@@ -151,7 +154,7 @@ def restore(params: PyTree, prunable: PyTree, config: PruneConfig, rates, artefa
         name = "prior_scale" + jax.tree_util.keystr(path)
         if name not in artefacts:
             raise ValueError(f"saved model lacks {name!r}: not an MRMP/SRMP model, or from another version")
-        return make_prior(config.prior, jnp.asarray(artefacts[name]), **kw)
+        return make_prior(config.prior, jnp.asarray(artefacts[name]), **_prior_shape(config))
 
     priors = jax.tree_util.tree_map_with_path(prior, prunable)
     return MultiRate(priors=priors, prunable=prunable, trained_rates=tuple(float(r) for r in rates),
