@@ -13,16 +13,13 @@ compilation, and the ratio to SRMP (K = 1) and to dense. Writes ``mrmp_step.json
 from __future__ import annotations
 
 import argparse
-import json
-import os
-import platform
 import time
-from pathlib import Path
 
 import jax
 import jax.numpy as jnp
 import numpy as np
 
+from benchmarks.timing import device_line, write_report
 from jaxprune.config import override
 from jaxprune.data.synthetic import make_synthetic
 from jaxprune.datasets import PRESETS
@@ -62,25 +59,12 @@ def step_time(method: str, rates, batch: int, repeats: int, seed: int = 0) -> fl
     return float(np.median(times))
 
 
-def machine() -> str:
-    """The host: CPU model (from /proc/cpuinfo where there is one), architecture, core count."""
-    model = platform.processor() or platform.machine()
-    try:
-        with open("/proc/cpuinfo") as f:
-            model = next((line.split(":", 1)[1].strip() for line in f if line.startswith("model name")), model)
-    except OSError:
-        pass
-    return f"{model}, {platform.machine()}, {os.cpu_count()} cores"
-
-
 def main(argv=None):
     p = argparse.ArgumentParser(description=__doc__.split("\n")[0])
     p.add_argument("--out", default="benchmarks/results")
     p.add_argument("--batch", type=int, default=256)
     p.add_argument("--repeats", type=int, default=50)
     a = p.parse_args(argv)
-    out = Path(a.out)
-    out.mkdir(parents=True, exist_ok=True)
     rows = [{"method": "dense", "rates": 0, "seconds": step_time("dense", (0.0,), a.batch, a.repeats)}]
     rows.append({"method": "srmp", "rates": 1, "seconds": step_time("srmp", RATE_SETS[1], a.batch, a.repeats)})
     for k in (2, 4, 8):
@@ -89,17 +73,14 @@ def main(argv=None):
     for r in rows:
         r["vs_srmp"] = r["seconds"] / srmp
         r["vs_dense"] = r["seconds"] / dense
-    device = f"{jax.default_backend()} ({jax.devices()[0].device_kind}), {machine()}"
+    device = device_line()
     record = {"benchmark": "mrmp_step", "batch": a.batch, "repeats": a.repeats, "device": device,
               "jax": jax.__version__, "rows": rows}
-    (out / "mrmp_step.json").write_text(json.dumps(record, indent=2) + "\n")
     lines = [f"# One train step, SBU-shaped GCN, batch {a.batch} ({device})", "",
              "| method | rates K | median step (ms) | vs SRMP | vs dense |", "|---|---|---|---|---|"]
     lines += [f"| {r['method']} | {r['rates']} | {1e3 * r['seconds']:.2f} | {r['vs_srmp']:.2f}x | "
               f"{r['vs_dense']:.2f}x |" for r in rows]
-    text = "\n".join(lines) + "\n"
-    (out / "mrmp_step.md").write_text(text)
-    print(text)
+    write_report(a.out, "mrmp_step", record, lines)
 
 
 if __name__ == "__main__":

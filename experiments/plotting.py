@@ -13,3 +13,11 @@ def pyplot():
     except ImportError:
         return None
     return plt
+
+
+def save(fig, path, dpi: int = 120) -> bool:
+    """Lays out ``fig``, writes it to ``path`` and closes it; True (the plot was written)."""
+    fig.tight_layout()
+    fig.savefig(path, dpi=dpi)
+    pyplot().close(fig)
+    return True

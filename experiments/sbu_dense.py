@@ -22,7 +22,7 @@ from pathlib import Path
 
 import numpy as np
 
-from experiments.plotting import pyplot
+from experiments.plotting import pyplot, save
 
 from jaxprune.config import override
 from jaxprune.datasets import PRESETS, load_dataset
@@ -69,10 +69,7 @@ def plot_curves(histories: dict[int, list[dict]], path: Path) -> bool:
     ax1.set(xlabel="epoch", ylabel="training loss (nats)", title="Dense GCN on SBU: training loss")
     ax2.set(xlabel="epoch", ylabel="training accuracy (%)", title="training accuracy (augmented)")
     ax1.legend()
-    fig.tight_layout()
-    fig.savefig(path, dpi=120)
-    plt.close(fig)
-    return True
+    return save(fig, path)
 
 
 def main(argv=None):

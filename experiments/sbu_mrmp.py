@@ -16,58 +16,22 @@ layer's latent weights of the fold-1 MRMP model against its prior).
 
 from __future__ import annotations
 
-import argparse
-import json
 import os
-import platform
 import sys
-import time
 from pathlib import Path
 
 os.environ.setdefault("XLA_FLAGS", "--xla_cpu_multi_thread_eigen=false intra_op_parallelism_threads=1")
 
 import numpy as np  # noqa: E402
 
-from experiments.plotting import pyplot  # noqa: E402
+from experiments.jobs import Job, collect, experiment_parser, machine_line, run_jobs  # noqa: E402
+from experiments.plotting import pyplot, save  # noqa: E402
 
 RATES = (0.5, 0.7, 0.9, 0.95, 0.98, 0.99)
 
 
 def run_name(method: str, rate: float | None) -> str:
     return method if rate is None else f"{method}_r{rate:g}"
-
-
-def _job(args):
-    """Trains one (method, rate, fold); writes <out>/<run>/fold<k>/rows.json and returns its path."""
-    dataset_name, data_dir, method, rate, fold, overrides, out = args
-    from jaxprune.config import override
-    from jaxprune.datasets import PRESETS, load_dataset
-    from jaxprune.runner import RunConfig, train_fold
-    extra = [] if rate is None else [f"prune.rate={rate}"]
-    config = override(RunConfig(method=method), [*PRESETS[dataset_name], *overrides, *extra])
-    dataset = load_dataset(dataset_name, data_dir)
-    run_dir = Path(out) / run_name(method, rate)
-    result = train_fold(dataset, fold, config, out_dir=run_dir, progress=False)
-    record = {"fold": fold, "rates": result["rates"], "train_seconds": result["train_seconds"],
-              "config": config.to_dict()}
-    path = run_dir / f"fold{fold}" / "rows.json"
-    path.write_text(json.dumps(record))
-    return str(path)
-
-
-def collect(dataset, out: Path, name: str, folds, data_dir: str) -> dict | None:
-    """The results.json of run ``name`` from its per-fold rows (None until every fold is done)."""
-    from jaxprune.runner import results_record
-    from jaxprune.serving import load_run_config
-    records = []
-    for k in folds:
-        path = out / name / f"fold{k}" / "rows.json"
-        if not path.exists():
-            return None
-        records.append(json.loads(path.read_text()))
-    config = load_run_config({"config": records[0]["config"]}, path)
-    runs = [{"fold": r["fold"], "rates": r["rates"], "train_seconds": r["train_seconds"]} for r in records]
-    return results_record(dataset, config, runs, sum(r["train_seconds"] for r in records), data_dir=data_dir)
 
 
 def accuracy_table(results: dict, rates) -> tuple[str, dict]:
@@ -171,10 +135,7 @@ def plot_accuracy(results: dict, path: Path) -> bool:
         ax2.set(xlabel="target rate (logit scale)", ylabel="achieved − target (points)",
                 title="MRMP rate fidelity (whole network)")
         ax2.legend(fontsize=7)
-    fig.tight_layout()
-    fig.savefig(path, dpi=120)
-    plt.close(fig)
-    return True
+    return save(fig, path)
 
 
 def plot_weights(model_path: Path, config, dataset, path: Path) -> bool:
@@ -209,24 +170,13 @@ def plot_weights(model_path: Path, config, dataset, path: Path) -> bool:
     for ax in np.ravel(axes)[len(layers):]:
         ax.axis("off")
     fig.suptitle("MRMP latent weights (fold 1) against each layer's prior (red)", fontsize=10)
-    fig.tight_layout()
-    fig.savefig(path, dpi=110)
-    plt.close(fig)
-    return True
+    return save(fig, path, dpi=110)
 
 
 def main(argv=None):
     argv = sys.argv[1:] if argv is None else argv
-    p = argparse.ArgumentParser(description=__doc__.split("\n")[0])
-    p.add_argument("--dataset", choices=("sbu", "fpha"), default="sbu")
-    p.add_argument("--data-dir", required=True)
-    p.add_argument("--out", required=True)
-    p.add_argument("--rates", default=",".join(f"{r:g}" for r in RATES),
-                   help="rates MRMP trains together and SRMP trains one by one")
+    p = experiment_parser(__doc__, RATES, "rates MRMP trains together and SRMP trains one by one")
     p.add_argument("--methods", default="dense,mrmp,srmp")
-    p.add_argument("--folds", default="all", help="comma-separated test folds, or all")
-    p.add_argument("--workers", type=int, default=2, help="parallel processes; 0 = run in this process")
-    p.add_argument("--set", dest="overrides", action="append", default=[], metavar="NAME=VALUE")
     a = p.parse_args(argv)
     from jaxprune.datasets import load_dataset
     from jaxprune.results import write_json_atomic
@@ -248,21 +198,11 @@ def main(argv=None):
             raise SystemExit(f"--methods: unknown method {m!r}; choose from dense, mrmp, srmp")
     jobs = []
     for method, rate in runs:
-        for k in folds:
-            if not (out / run_name(method, rate) / f"fold{k}" / "rows.json").exists():
-                extra = mrmp_set if method == "mrmp" else []
-                jobs.append((a.dataset, a.data_dir, method, rate, k, [*a.overrides, *extra], str(out)))
-    jobs.sort(key=lambda j: j[2] != "mrmp")          # the longest jobs first
-    start = time.perf_counter()
-    if jobs and a.workers == 0:                      # in this process (tests, debugging)
-        for i, job in enumerate(jobs, 1):
-            print(f"[{i}/{len(jobs)}] {time.perf_counter() - start:6.0f}s  {_job(job)}", flush=True)
-    elif jobs:
-        from concurrent.futures import ProcessPoolExecutor
-        import multiprocessing as mp
-        with ProcessPoolExecutor(a.workers, mp_context=mp.get_context("spawn")) as pool:
-            for i, path in enumerate(pool.map(_job, jobs), 1):
-                print(f"[{i}/{len(jobs)}] {time.perf_counter() - start:6.0f}s  {path}", flush=True)
+        extra = mrmp_set if method == "mrmp" else [] if rate is None else [f"prune.rate={rate}"]
+        jobs += [Job(a.dataset, a.data_dir, run_name(method, rate), method, (*a.overrides, *extra), k, str(out))
+                 for k in folds]
+    jobs.sort(key=lambda j: j.method != "mrmp")          # the longest jobs first
+    run_jobs(jobs, a.workers)
     results = {}
     for method, rate in runs:
         name = run_name(method, rate)
@@ -272,8 +212,7 @@ def main(argv=None):
             results[name] = res
     command = "python -m experiments.sbu_mrmp " + " ".join(argv)
     header = (f"# MRMP and SRMP on {a.dataset.upper()} ({len(folds)} folds)\n\nCommand: `{command}`  \n"
-              f"Machine: {platform.machine()} {platform.processor() or ''}, {os.cpu_count()} CPU cores, "
-              f"jax backend {next(iter(results.values()))['backend'] if results else '?'}\n\n")
+              f"{machine_line(results)}\n\n")
     table, _ = accuracy_table(results, rates)
     (out / "table.md").write_text(header + table)
     print(header + table)

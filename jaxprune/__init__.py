@@ -4,6 +4,7 @@ The public API, re-exported from the modules that define it.
 """
 
 from jaxprune.alignment import kl_alignment, total_alignment
+from jaxprune.compact import CompactGCN, compact, compact_apply, compact_flops, compact_size, to_bcoo
 from jaxprune.config import SettingError, override, settings
 from jaxprune.data.arrays import load_npz, save_npz
 from jaxprune.data.augment import AugmentConfig, augment
@@ -17,10 +18,13 @@ from jaxprune.datasets import DATASETS, PRESETS, load_dataset
 from jaxprune.graphs import FPHA_BONES, SBU_BONES, adjacency, normalized_adjacency
 from jaxprune.losses import accuracy, cross_entropy
 from jaxprune.evaluate import evaluate_masks, rate_rows
+from jaxprune.export import load_compact, save_compact
 from jaxprune.masks.allocation import layer_rates
 from jaxprune.masks.bandstop import BandStopMask, apply_masks, band_stop, hard_band_stop, sigma_schedule
+from jaxprune.masks.ctf import CoarseToFineMask
 from jaxprune.methods import METHODS, make_pruner, restore_pruner
 from jaxprune.methods.config import PruneConfig
+from jaxprune.methods.ctf import CoarseToFine
 from jaxprune.methods.mrmp import MultiRate
 from jaxprune.model_io import load_model, save_model
 from jaxprune.nn.flops import count_params, gcn_flops
@@ -30,7 +34,7 @@ from jaxprune.optim import make_optimizer, scale_by_loss_trend
 from jaxprune.priors import (Gaussian, Laplace, Uniform, Weibull, layer_priors, make_prior,
                              threshold_for_rate, thresholds_for_rate)
 from jaxprune.runner import RunConfig, RunExistsError, run, train_fold
-from jaxprune.serving import evaluate_run
+from jaxprune.serving import evaluate_run, export_run
 from jaxprune.train import TrainConfig, TrainState, fit, init_state, make_epoch
 
 __version__ = "0.1.0"

@@ -4,6 +4,8 @@
     jaxprune train --dataset sbu --data-dir ../shared/data/sbu --fold all --out runs/sbu
     jaxprune train --method mrmp --rates 0.5,0.9,0.99 --out runs/mrmp
     jaxprune eval --run runs/mrmp --rates 0.6,0.93,0.97     # any rate, no retraining
+    jaxprune train --method ctf --rate 0.9 --out runs/ctf
+    jaxprune export --run runs/ctf --out ctf.compact.npz    # the compacted network
     jaxprune settings            # every setting, its default, and each dataset's preset
 """
 
@@ -17,7 +19,7 @@ from jaxprune.data.errors import DataError
 from jaxprune.datasets import DATASETS, PRESETS, load_dataset
 from jaxprune.methods import METHODS
 from jaxprune.runner import RunConfig, RunExistsError, run
-from jaxprune.serving import evaluate_run, parse_rates
+from jaxprune.serving import evaluate_run, export_run, parse_rates
 
 
 def _fold(text: str):
@@ -45,8 +47,9 @@ def build_parser() -> argparse.ArgumentParser:
     t.add_argument("--fold", type=_fold, default="all",
                    help="test fold number, or 'all' for every fold (SBU: 5-fold cross-validation); default all")
     t.add_argument("--method", choices=METHODS, default="dense",
-                   help="dense, srmp (one rate) or mrmp (several rates on shared weights); default dense")
-    t.add_argument("--rate", help="srmp: the pruning rate in [0, 1) (default 0.9)")
+                   help="dense, srmp (one rate), mrmp (several rates on shared weights) or ctf "
+                   "(coarse-to-fine, one rate); default dense")
+    t.add_argument("--rate", help="srmp, ctf: the pruning rate in [0, 1) (default 0.9)")
     t.add_argument("--rates", help="mrmp: comma-separated rates in [0, 1) trained together "
                    "(default 0.5,0.7,0.9,0.95,0.98,0.99)")
     t.add_argument("--epochs", type=int, help="training epochs (default: the dataset preset's)")
@@ -70,6 +73,20 @@ def build_parser() -> argparse.ArgumentParser:
     e.add_argument("--out", help="write OUT/results.json (default: print only)")
     e.add_argument("--overwrite", action="store_true", help="replace OUT/results.json")
 
+    x = sub.add_parser("export", help="compact one fold's pruned network and write it for inference",
+                       description="Remove every zero row, column, channel and block of one fold's pruned "
+                       "network (jaxprune.compact), write the smaller network as plain arrays plus metadata "
+                       "(.npz, loaded by jaxprune.load_compact), read it back and check it on the fold's test "
+                       "set against the masked network.")
+    x.add_argument("--run", required=True, help="the --out folder of a finished 'jaxprune train'")
+    x.add_argument("--out", required=True, help="the file to write, e.g. model.compact.npz")
+    x.add_argument("--fold", type=int, help="which fold's model (default: the run's first)")
+    x.add_argument("--rate", help="the rate to serve (default: the run's trained rate; mrmp: required)")
+    x.add_argument("--bcoo", action="store_true",
+                   help="store the kernels' remaining zeros sparsely (jax.experimental.sparse BCOO)")
+    x.add_argument("--data-dir", help="where the data is now, if not where the run read it")
+    x.add_argument("--overwrite", action="store_true", help="replace an existing --out file")
+
     s = sub.add_parser("settings", help="list every setting with its default and the dataset presets")
     s.add_argument("--dataset", choices=DATASETS, help="show the settings in force for this dataset")
     return parser
@@ -84,17 +101,18 @@ def _config(args) -> RunConfig:
         config = override(config, [f"train.epochs={args.epochs}"])
     rate, rates = getattr(args, "rate", None), getattr(args, "rates", None)
     if rate is not None:
-        if config.method != "srmp":
-            raise SettingError(f"--rate is the single rate of srmp; for --method {config.method} "
+        if config.method not in ("srmp", "ctf"):
+            raise SettingError(f"--rate is the single rate of srmp and ctf; for --method {config.method} "
                                + ("use --rates R1,R2,..." if config.method == "mrmp" else "there is no rate"))
         values = parse_rates(rate)
         if len(values) != 1 or "," in rate:
-            raise SettingError(f"--rate takes one rate (srmp trains one), got {rate!r}; mrmp trains several")
+            raise SettingError(f"--rate takes one rate ({config.method} trains one), got {rate!r}; "
+                               "mrmp trains several")
         config = override(config, {"prune.rate": values[0]})
     if rates is not None:
         if config.method != "mrmp":
             raise SettingError(f"--rates sets the rates mrmp trains together; for --method {config.method} "
-                               + ("use --rate R" if config.method == "srmp" else "there is no rate"))
+                               + ("use --rate R" if config.method in ("srmp", "ctf") else "there is no rate"))
         config = override(config, {"prune.rates": parse_rates(rates)})
     return config
 
@@ -113,13 +131,31 @@ def _print_summary(results: dict) -> None:
               f"{'yes' if row['target_rate'] in trained else 'no'}")
 
 
+def _print_export(r: dict) -> None:
+    print(f"fold {r['fold']} at rate {r['rate']:g} (achieved {r['achieved_rate']:.4f}) -> {r['path']} ({r['format']})")
+    print(f"  prunable weights: {r['total_params']} dense, {r['kept_params']} non-zero, "
+          f"{r['compact_params']} in the compact kernels")
+    print(f"  FLOPs per sample: dense {r['dense_flops']}, masked (non-zeros) {r['masked_flops']}, "
+          f"compact {r['compact_flops']}")
+    print(f"  read back: test accuracy {r['accuracy']:.2f} %, max |logit difference| to the masked "
+          f"network {r['max_logit_difference']:.2e}")
+
+
 def main(argv=None) -> int:
     args = build_parser().parse_args(argv)
     try:
-        config = _config(args) if args.command != "eval" else None
+        config = _config(args) if args.command not in ("eval", "export") else None
         if args.command == "settings":
             for name, value in settings(config).items():
                 print(f"{name} = {value}")
+            return 0
+        if args.command == "export":
+            rate = None if args.rate is None else parse_rates(args.rate)
+            if rate is not None and len(rate) != 1:
+                raise SettingError(f"--rate takes one rate, got {args.rate!r}")
+            report = export_run(args.run, args.out, fold=args.fold, rate=None if rate is None else rate[0],
+                                bcoo=args.bcoo, data_dir=args.data_dir, overwrite=args.overwrite)
+            _print_export(report)
             return 0
         if args.command == "eval":
             results = evaluate_run(args.run, parse_rates(args.rates), data_dir=args.data_dir,

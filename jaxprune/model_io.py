@@ -8,7 +8,6 @@ shapes do not match it, naming the file and the leaf.
 from __future__ import annotations
 
 import os
-import tempfile
 import zipfile
 from pathlib import Path
 from typing import Any
@@ -17,6 +16,7 @@ import jax
 import numpy as np
 
 from jaxprune.evaluate import leaf_name
+from jaxprune.results import write_atomic
 
 PyTree = Any
 
@@ -27,15 +27,7 @@ def save_model(path: str | os.PathLike, params: PyTree, artefacts: dict[str, np.
     flat, _ = jax.tree_util.tree_flatten_with_path(params)
     arrays = {"params/" + leaf_name(p): np.asarray(w) for p, w in flat}
     arrays.update({k: np.asarray(v) for k, v in artefacts.items()})
-    fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=path.name + ".", suffix=".tmp")
-    try:
-        with os.fdopen(fd, "wb") as f:
-            np.savez(f, **arrays)
-        os.replace(tmp, path)
-    except BaseException:
-        if os.path.exists(tmp):
-            os.unlink(tmp)
-        raise
+    write_atomic(path, lambda f: np.savez(f, **arrays), binary=True)
 
 
 def load_model(path: str | os.PathLike, template: PyTree) -> tuple[PyTree, dict[str, np.ndarray]]:

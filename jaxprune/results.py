@@ -6,6 +6,7 @@ import json
 import os
 import tempfile
 from pathlib import Path
+from typing import IO, Callable
 
 import numpy as np
 
@@ -35,17 +36,26 @@ def summarise(runs: list[dict]) -> list[dict]:
     return summary
 
 
-def write_json_atomic(path: str | os.PathLike, obj) -> None:
-    """Writes ``obj`` as JSON to ``path`` through a temporary file and a rename, so a reader (or
-    a crash) never sees a half-written file and an existing file is replaced only when complete."""
+def write_atomic(path: str | os.PathLike, write: Callable[[IO], None], binary: bool = False) -> None:
+    """Calls ``write(file)`` on a temporary file beside ``path``, then renames it over ``path``: a
+    reader (or a crash) never sees a half-written file, and an existing file is replaced only when
+    the new one is complete."""
     path = Path(path)
     fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=path.name + ".", suffix=".tmp")
     try:
-        with os.fdopen(fd, "w") as f:
-            json.dump(obj, f, indent=2)
-            f.write("\n")
+        with os.fdopen(fd, "wb" if binary else "w") as f:
+            write(f)
         os.replace(tmp, path)
     except BaseException:
         if os.path.exists(tmp):
             os.unlink(tmp)
         raise
+
+
+def write_json_atomic(path: str | os.PathLike, obj) -> None:
+    """Writes ``obj`` as indented JSON to ``path`` atomically (``write_atomic``)."""
+
+    def write(f):
+        json.dump(obj, f, indent=2)
+        f.write("\n")
+    write_atomic(path, write)

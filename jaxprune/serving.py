@@ -1,19 +1,28 @@
-"""Any rate from one trained run, without retraining: ``evaluate_run(run_dir, rates)``.
+"""Serving a saved run: any rate without retraining (``evaluate_run``), and export of a fold's
+compacted network (``export_run``).
 
-Reads ``run_dir/results.json`` (method, dataset, settings) and each fold's ``model.npz``, rebuilds
+``evaluate_run`` reads ``run_dir/results.json`` (method, dataset, settings) and each fold's ``model.npz``, rebuilds
 the model and the method's pruner, and evaluates every fold's hard-masked network at all
 ``rates`` in one vmapped call. Returns (and with ``out_dir`` writes) a ``results.json`` object.
 """
 
 from __future__ import annotations
 
+import dataclasses
 import json
 import time
 from pathlib import Path
 
 import jax
+import jax.numpy as jnp
+import numpy as np
 
+from jaxprune.compact import compact, compact_apply, compact_flops, compact_size, to_bcoo
 from jaxprune.config import SettingError, override
+from jaxprune.data.features import node_features
+from jaxprune.export import load_compact, save_compact
+from jaxprune.masks.bandstop import apply_masks
+from jaxprune.nn.flops import count_params, gcn_flops
 from jaxprune.datasets import load_dataset
 from jaxprune.methods import restore_pruner
 from jaxprune.methods.config import check_rates
@@ -57,6 +66,49 @@ def load_run_config(results: dict, path: Path) -> RunConfig:
         raise ValueError(f"{path}: its 'config' does not describe a run of this jaxprune ({e})") from None
 
 
+def read_run(run_dir) -> tuple[dict, RunConfig]:
+    """(the results.json object, its RunConfig) of a finished run; ValueError naming the file."""
+    path = Path(run_dir) / "results.json"
+    if not path.exists():
+        raise ValueError(f"{path}: not found; --run must be the --out folder of a finished 'jaxprune train'")
+    try:
+        trained = json.loads(path.read_text())
+    except json.JSONDecodeError as e:
+        raise ValueError(f"{path}: not valid JSON (line {e.lineno}): {e.msg}") from None
+    return trained, load_run_config(trained, path)
+
+
+@dataclasses.dataclass(frozen=True)
+class SavedFold:
+    """One fold of a saved run, ready to serve: its params, pruner, model and test data."""
+
+    fold: int
+    config: RunConfig
+    model: gcn.GCNConfig
+    forward: object
+    params: dict
+    pruner: object
+    data: object          # jaxprune.runner.FoldData
+
+
+def open_folds(run_dir, data_dir=None):
+    """(results.json object, dataset, iterator of SavedFold) for every fold of a saved run."""
+    run_dir = Path(run_dir)
+    trained, config = read_run(run_dir)
+    dataset = load_dataset(trained["dataset"], data_dir or trained.get("data_dir"), seed=config.seed)
+    model = gcn_config(dataset, config)
+    forward = make_forward(model, config.features, config.augment)
+    template = gcn.init(jax.random.key(0), model)
+
+    def folds():
+        for run in trained["runs"]:
+            fold = run["fold"]
+            params, artefacts = load_model(run_dir / f"fold{fold}" / "model.npz", template)
+            pruner = restore_pruner(config.method, params, gcn.prunable(params), config.prune, artefacts)
+            yield SavedFold(fold, config, model, forward, params, pruner, fold_data(dataset, fold, config.features))
+    return trained, dataset, folds()
+
+
 def evaluate_run(run_dir, rates, *, data_dir=None, out_dir=None, overwrite: bool = False) -> dict:
     """Evaluates the saved run in ``run_dir`` at ``rates`` (sequence in [0, 1)) on its test folds.
 
@@ -65,34 +117,22 @@ def evaluate_run(run_dir, rates, *, data_dir=None, out_dir=None, overwrite: bool
     """
     run_dir = Path(run_dir)
     rates = check_rates("rates", rates)
-    path = run_dir / "results.json"
-    if not path.exists():
-        raise ValueError(f"{path}: not found; --run must be the --out folder of a finished 'jaxprune train'")
-    try:
-        trained = json.loads(path.read_text())
-    except json.JSONDecodeError as e:
-        raise ValueError(f"{path}: not valid JSON (line {e.lineno}): {e.msg}") from None
-    config = load_run_config(trained, path)
     if out_dir is not None:
         out = Path(out_dir) / "results.json"
         if out.exists() and not overwrite:
             raise RunExistsError(f"{out} exists. Choose another --out, or pass --overwrite to replace it.")
-    dataset = load_dataset(trained["dataset"], data_dir or trained.get("data_dir"), seed=config.seed)
-    model = gcn_config(dataset, config)
-    forward = make_forward(model, config.features, config.augment)
-    template = gcn.init(jax.random.key(0), model)
+    trained, dataset, folds = open_folds(run_dir, data_dir)
     start = time.perf_counter()
     runs = []
-    for run in trained["runs"]:
-        fold = run["fold"]
-        params, artefacts = load_model(run_dir / f"fold{fold}" / "model.npz", template)
-        prunable = gcn.prunable(params)
-        pruner = restore_pruner(config.method, params, prunable, config.prune, artefacts)
-        if not pruner.serves_any_rate and any(r != 0 for r in rates):
-            raise ValueError(f"a {config.method} run serves rate 0 only; it cannot be evaluated at {list(rates)}")
-        data = fold_data(dataset, fold, config.features)
-        rows = fold_rows(pruner, forward, model, params, data.test_chunks, data.test_labels, rates)
-        runs.append({"fold": fold, "rates": rows})
+    config = None
+    for saved in folds:
+        config = saved.config
+        if not saved.pruner.serves_any_rate and not np.allclose(rates, saved.pruner.trained_rates):
+            raise ValueError(f"a {config.method} run serves its trained rate {list(saved.pruner.trained_rates)} "
+                             f"only; it cannot be evaluated at {list(rates)}")
+        rows = fold_rows(saved.pruner, saved.forward, saved.model, saved.params, saved.data.test_chunks,
+                         saved.data.test_labels, rates)
+        runs.append({"fold": saved.fold, "rates": rows})
     results = results_record(dataset, config, runs, trained.get("train_seconds", 0.0), data_dir
                              or trained.get("data_dir"))
     results.update({"evaluated_from": str(run_dir.resolve()), "eval_seconds": time.perf_counter() - start})
@@ -100,3 +140,53 @@ def evaluate_run(run_dir, rates, *, data_dir=None, out_dir=None, overwrite: bool
         Path(out_dir).mkdir(parents=True, exist_ok=True)
         write_json_atomic(Path(out_dir) / "results.json", results)
     return results
+
+
+def export_run(run_dir, out_path, *, fold: int | None = None, rate: float | None = None, bcoo: bool = False,
+               data_dir=None, overwrite: bool = False) -> dict:
+    """Compacts one fold of a saved run at ``rate`` and writes it with ``jaxprune.export.save_compact``.
+
+    ``fold``: default the run's first; ``rate``: default the run's trained rate (required for a run
+    trained at several). The file is read back and checked on the fold's test set against the
+    masked network. Returns a report: sizes, FLOPs, accuracy and the largest logit difference.
+    """
+    out_path = Path(out_path)
+    if out_path.exists() and not overwrite:
+        raise RunExistsError(f"{out_path} exists. Choose another --out, or pass --overwrite to replace it.")
+    trained, dataset, folds = open_folds(run_dir, data_dir)
+    folds_there = [r["fold"] for r in trained["runs"]]
+    fold = folds_there[0] if fold is None else fold
+    if fold not in folds_there:
+        raise ValueError(f"--fold {fold}: the run in {run_dir} has folds {folds_there}")
+    saved = next(s for s in folds if s.fold == fold)
+    if rate is None:
+        if len(saved.pruner.trained_rates) != 1:
+            raise ValueError(f"this {saved.config.method} run trained rates {list(saved.pruner.trained_rates)}: "
+                             "choose one with --rate")
+        rate = saved.pruner.trained_rates[0]
+    rate = check_rates("rate", [rate])[0]
+    if not saved.pruner.serves_any_rate and not np.isclose(rate, saved.pruner.trained_rates[0]):
+        raise ValueError(f"a {saved.config.method} run serves its trained rate {saved.pruner.trained_rates[0]:g} "
+                         f"only, not --rate {rate:g}")
+    masks = jax.tree.map(lambda m: m[0], saved.pruner.hard_masks(saved.params, np.asarray([rate], np.float32)))
+    net = compact(saved.params, masks, saved.model)
+    if bcoo:
+        net = to_bcoo(net)
+    info = {"method": saved.config.method, "rate": rate, "fold": fold, "dataset": trained["dataset"],
+            "class_names": list(dataset.class_names), "features": dataclasses.asdict(saved.config.features),
+            "scale": float(saved.data.scale), "run": str(Path(run_dir).resolve()),
+            "input": "node features (B, J, F) = jaxprune.node_features(chunk_positions(x) / scale, features)"}
+    out_path.parent.mkdir(parents=True, exist_ok=True)
+    save_compact(out_path, net, info)
+    loaded, _ = load_compact(out_path)
+    features = node_features(jnp.asarray(saved.data.test_chunks), saved.config.features)
+    masked = gcn.apply(apply_masks(saved.params, masks), features, saved.model)
+    logits = jax.jit(compact_apply)(loaded, features)
+    nonzero, total = count_params(apply_masks(saved.params, masks))
+    return {"path": str(out_path), "fold": fold, "rate": rate, "format": "bcoo" if bcoo else "dense",
+            "achieved_rate": 1 - nonzero / total, "kept_params": nonzero, "total_params": total,
+            "compact_params": compact_size(net), "dense_flops": gcn_flops(saved.params, saved.model),
+            "masked_flops": gcn_flops(apply_masks(saved.params, masks), saved.model),
+            "compact_flops": compact_flops(net, nonzero=bcoo),
+            "accuracy": 100.0 * float(jnp.mean(jnp.argmax(logits, -1) == saved.data.test_labels)),
+            "max_logit_difference": float(jnp.max(jnp.abs(logits - masked))) if len(features) else 0.0}

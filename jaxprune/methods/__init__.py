@@ -10,15 +10,15 @@
 
 from __future__ import annotations
 
-from jaxprune.methods import dense, mrmp
+from jaxprune.methods import ctf, dense, mrmp
 from jaxprune.methods.config import PruneConfig
 
-METHODS = ("dense", "srmp", "mrmp")
+METHODS = ("dense", "srmp", "mrmp", "ctf")
 
 
 def trained_rates(method: str, prune: PruneConfig) -> tuple[float, ...]:
-    """The rates a method trains at: dense 0; srmp its one ``rate``; mrmp its ``rates``."""
-    return {"dense": (0.0,), "srmp": (prune.rate,), "mrmp": prune.rates}[method]
+    """The rates a method trains at: dense 0; srmp and ctf their one ``rate``; mrmp its ``rates``."""
+    return {"dense": (0.0,), "srmp": (prune.rate,), "mrmp": prune.rates, "ctf": (prune.rate,)}[method]
 
 
 def serve_rates(method: str, prune: PruneConfig) -> tuple[float, ...]:
@@ -32,11 +32,13 @@ def serve_rates(method: str, prune: PruneConfig) -> tuple[float, ...]:
 
 def make_pruner(method: str, params, prunable, prune: PruneConfig, total_steps: int):
     """The pruner of ``method`` for freshly initialised ``params``."""
+    anneal = max(1, int(round(prune.anneal_fraction * total_steps)))
     if method == "dense":
         return dense.Dense()
     if method in ("srmp", "mrmp"):
-        anneal = max(1, int(round(prune.anneal_fraction * total_steps)))
         return mrmp.build(params, prunable, prune, trained_rates(method, prune), anneal)
+    if method == "ctf":
+        return ctf.build(params, prunable, prune, anneal)
     raise ValueError(f"method must be one of {METHODS}, got {method!r}")
 
 
@@ -46,4 +48,6 @@ def restore_pruner(method: str, params, prunable, prune: PruneConfig, artefacts:
         return dense.Dense()
     if method in ("srmp", "mrmp"):
         return mrmp.restore(params, prunable, prune, trained_rates(method, prune), artefacts)
+    if method == "ctf":
+        return ctf.restore(params, prunable, prune, artefacts)
     raise ValueError(f"method must be one of {METHODS}, got {method!r}")

@@ -46,6 +46,12 @@ class PruneConfig:
       allocation: how a network rate r becomes per-layer rates: "erk" (default: small layers
         keep relatively more weights, so very high rates leave every layer alive) or "uniform"
         (every layer at r). See ``jaxprune.masks.allocation``.
+      ctf_weight: λ of the CTF budget term λ·(kept fraction − (1 − rate))².
+      ctf_shift: the CTF band-stop shift a, in units of each layer's initialisation std.
+      ctf_factors: the CTF mask factors multiplied together, a subset of block, column, row,
+        entry (default all four; "entry" alone is unstructured, "block,column,row" structured).
+      ctf_blocks: the CTF block partition: "channels" (the FC layer's rows grouped by channel of
+        the last graph convolution, across nodes) or "none".
       rate_jitter: in [0, 1] (default 1). 0 trains exactly ``rates`` every step. Above 0, each step draws
         rate k uniformly from this fraction of its stratum (the interval between the midpoints
         to its neighbours, in t = −log(1 − r) so the sparse end keeps its resolution): the
@@ -67,6 +73,10 @@ class PruneConfig:
     kl_shift: bool = True
     allocation: str = "erk"
     rate_jitter: float = 1.0
+    ctf_weight: float = 100.0
+    ctf_shift: float = 0.5
+    ctf_factors: tuple[str, ...] = ("block", "column", "row", "entry")
+    ctf_blocks: str = "channels"
 
     def __post_init__(self):
         check_rates("rate", [self.rate])
@@ -94,5 +104,16 @@ class PruneConfig:
         if self.prior not in ("gaussian", "laplace", "uniform", "weibull"):
             raise ValueError(f"prune setting prior must be gaussian, laplace, uniform or weibull, "
                              f"got {self.prior!r}")
+        if self.ctf_weight < 0:
+            raise ValueError(f"prune setting ctf_weight must be >= 0, got {self.ctf_weight}")
+        if not self.ctf_shift > 0:
+            raise ValueError(f"prune setting ctf_shift must be > 0, got {self.ctf_shift}")
+        factors = tuple(dict.fromkeys(self.ctf_factors))
+        if not factors or any(f not in ("block", "column", "row", "entry") for f in factors):
+            raise ValueError(f"prune setting ctf_factors must be a non-empty subset of block,column,row,entry, "
+                             f"got {','.join(self.ctf_factors)!r}")
+        object.__setattr__(self, "ctf_factors", factors)
+        if self.ctf_blocks not in ("channels", "none"):
+            raise ValueError(f"prune setting ctf_blocks must be channels or none, got {self.ctf_blocks!r}")
         if not self.weibull_shape > 0:
             raise ValueError(f"prune setting weibull_shape must be > 0, got {self.weibull_shape}")

@@ -1,0 +1,94 @@
+"""Resumable training jobs for experiment modules: one (run, fold) per job, run in worker processes.
+
+A job trains one fold with ``jaxprune.runner.train_fold`` under the dataset's preset plus its
+overrides and writes ``<out>/<run>/fold<k>/rows.json`` (and ``model.npz``); a job whose rows exist
+is not run again. ``collect`` turns a run's per-fold rows into its ``results.json`` object.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import platform
+import time
+from pathlib import Path
+from typing import NamedTuple
+
+
+class Job(NamedTuple):
+    dataset: str            # sbu | fpha
+    data_dir: str
+    run: str                # the run's folder name under ``out``
+    method: str
+    overrides: tuple[str, ...]
+    fold: int
+    out: str
+
+    def rows_path(self) -> Path:
+        return Path(self.out) / self.run / f"fold{self.fold}" / "rows.json"
+
+
+def train_job(job: Job) -> str:
+    """Trains one job; writes and returns the path of its rows.json."""
+    from jaxprune.config import override
+    from jaxprune.datasets import PRESETS, load_dataset
+    from jaxprune.runner import RunConfig, train_fold
+    config = override(RunConfig(method=job.method), [*PRESETS[job.dataset], *job.overrides])
+    dataset = load_dataset(job.dataset, job.data_dir)
+    result = train_fold(dataset, job.fold, config, out_dir=Path(job.out) / job.run, progress=False)
+    record = {"fold": job.fold, "rates": result["rates"], "train_seconds": result["train_seconds"],
+              "config": config.to_dict()}
+    job.rows_path().write_text(json.dumps(record))
+    return str(job.rows_path())
+
+
+def run_jobs(jobs: list[Job], workers: int) -> None:
+    """Runs the jobs not yet done, in ``workers`` spawned processes (0: in this one), with progress."""
+    todo = [j for j in jobs if not j.rows_path().exists()]
+    start = time.perf_counter()
+    if todo and workers == 0:
+        for i, job in enumerate(todo, 1):
+            print(f"[{i}/{len(todo)}] {time.perf_counter() - start:6.0f}s  {train_job(job)}", flush=True)
+    elif todo:
+        from concurrent.futures import ProcessPoolExecutor
+        import multiprocessing as mp
+        with ProcessPoolExecutor(workers, mp_context=mp.get_context("spawn")) as pool:
+            for i, path in enumerate(pool.map(train_job, todo), 1):
+                print(f"[{i}/{len(todo)}] {time.perf_counter() - start:6.0f}s  {path}", flush=True)
+
+
+def collect(dataset, out: Path, run: str, folds, data_dir: str) -> dict | None:
+    """The results.json object of ``run`` from its per-fold rows (None until every fold is done)."""
+    from jaxprune.runner import results_record
+    from jaxprune.serving import load_run_config
+    records = []
+    for k in folds:
+        path = out / run / f"fold{k}" / "rows.json"
+        if not path.exists():
+            return None
+        records.append(json.loads(path.read_text()))
+    config = load_run_config({"config": records[0]["config"]}, path)
+    runs = [{"fold": r["fold"], "rates": r["rates"], "train_seconds": r["train_seconds"]} for r in records]
+    return results_record(dataset, config, runs, sum(r["train_seconds"] for r in records), data_dir=data_dir)
+
+
+def machine_line(results: dict) -> str:
+    """'Machine: …' for a table's header: CPU, cores and the jax backend of the runs."""
+    backend = next(iter(results.values()))["backend"] if results else "?"
+    return (f"Machine: {platform.machine()} {platform.processor() or ''}, {os.cpu_count()} CPU cores, "
+            f"jax backend {backend}")
+
+
+def experiment_parser(doc: str, rates, rates_help: str = "pruning rates") -> argparse.ArgumentParser:
+    """The options every pruning experiment module shares: dataset, data, output, rates, folds,
+    workers and ``--set`` overrides."""
+    p = argparse.ArgumentParser(description=doc.split("\n")[0])
+    p.add_argument("--dataset", choices=("sbu", "fpha"), default="sbu")
+    p.add_argument("--data-dir", required=True)
+    p.add_argument("--out", required=True)
+    p.add_argument("--rates", default=",".join(f"{r:g}" for r in rates), help=rates_help)
+    p.add_argument("--folds", default="all", help="comma-separated test folds, or all")
+    p.add_argument("--workers", type=int, default=2, help="parallel processes; 0 = run in this process")
+    p.add_argument("--set", dest="overrides", action="append", default=[], metavar="NAME=VALUE")
+    return p

@@ -1,0 +1,113 @@
+"""The CTF method (jaxprune.methods.ctf): the budget drives the achieved rate to the target in a short
+run, for the full mask and both ablations; it serves its trained rate only; save, eval and export."""
+
+import json
+
+import jax
+import jax.numpy as jnp
+import numpy as np
+import pytest
+
+from jaxprune.cli import main
+from jaxprune.config import override
+from jaxprune.data.synthetic import make_synthetic
+from jaxprune.methods import make_pruner, restore_pruner
+from jaxprune.methods.config import PruneConfig
+from jaxprune.nn import gcn
+from jaxprune.runner import RunConfig, train_fold
+from jaxprune.serving import evaluate_run
+
+SMALL = ["model.channels=4", "model.hidden=32", "train.learning_rate=0.01"]
+
+
+@pytest.fixture(scope="module")
+def synthetic():
+    return make_synthetic(seed=0)
+
+
+@pytest.mark.parametrize("rate,factors", [(0.9, "block,column,row,entry"), (0.5, "block,column,row,entry"),
+                                          (0.9, "entry"), (0.9, "block,column,row")])
+def test_budget_reaches_the_target_rate(synthetic, rate, factors):
+    config = override(RunConfig(method="ctf"), [*SMALL, "train.epochs=80", f"prune.rate={rate}",
+                                                 f"prune.ctf_factors={factors}"])
+    result = train_fold(synthetic, 1, config, progress=False)
+    row = result["rates"][0]
+    assert row["target_rate"] == rate and row["trained"]
+    assert abs(row["achieved_rate"] - rate) <= 0.01, row["achieved_rate"]
+    assert abs(result["history"][-1]["soft_kept"] - (1 - rate)) <= 0.01
+    assert row["accuracy"] > 100 / synthetic.num_classes          # it still learns
+    if factors == "entry":
+        assert row["structured_fraction"] < 0.5
+    if factors == "block,column,row":                              # whole rows and columns only:
+        assert row["structured_fraction"] > 0.95                   # nearly all of it compacts away
+
+
+def test_loss_budget_and_gradients():
+    cfg = gcn.GCNConfig(num_nodes=6, num_features=5, num_classes=3, channels=4, hidden=8, edges=((0, 1),))
+    params = gcn.init(jax.random.key(0), cfg)
+    pruner = make_pruner("ctf", params, gcn.prunable(params), PruneConfig(rate=0.7), 100)
+
+    def forward(p, chunks, key, train):
+        return gcn.apply(p, chunks, cfg)
+    batch = {"chunks": jax.random.normal(jax.random.key(1), (4, 6, 5)), "labels": jnp.array([0, 1, 2, 0])}
+    loss = pruner.loss(forward)
+    (value, metrics), grads = jax.value_and_grad(loss, has_aux=True)(params, batch, jax.random.key(2), 0)
+    expected = metrics["ce"] + 100.0 * (metrics["soft_kept"] - 0.3) ** 2
+    np.testing.assert_allclose(value, expected, rtol=1e-6)
+    assert all(bool(jnp.all(jnp.isfinite(g))) for g in jax.tree.leaves(grads))
+    assert float(jnp.abs(grads["fc"]["kernel"]).sum()) > 0
+    with pytest.raises(ValueError, match="serves its trained rate 0.7 only"):
+        pruner.hard_masks(params, np.array([0.5]))
+    assert pruner.layer_rates(params, np.array([0.7])) is None
+    restored = restore_pruner("ctf", params, gcn.prunable(params), PruneConfig(rate=0.7), pruner.artefacts())
+    jax.tree.map(np.testing.assert_array_equal, restored.hard_masks(params, np.array([0.7])),
+                 pruner.hard_masks(params, np.array([0.7])))
+    with pytest.raises(ValueError, match="not a CTF model"):
+        restore_pruner("ctf", params, gcn.prunable(params), PruneConfig(rate=0.7), {})
+
+
+def test_prune_settings_for_ctf_are_checked():
+    assert PruneConfig(ctf_factors=("entry", "entry")).ctf_factors == ("entry",)
+    for bad in ({"ctf_factors": ("rows",)}, {"ctf_factors": ()}, {"ctf_blocks": "tiles"}, {"ctf_shift": 0.0},
+                {"ctf_weight": -1.0}):
+        with pytest.raises(ValueError, match="ctf_"):
+            PruneConfig(**bad)
+
+
+def test_train_eval_export_from_the_command_line(tmp_path, capsys):
+    run = tmp_path / "ctf"
+    assert main(["train", "--method", "ctf", "--rate", "0.8", "--out", str(run), "--quiet",
+                 "--set", "train.epochs=30", *[f"--set={s}" for s in SMALL]]) == 0
+    results = json.loads((run / "results.json").read_text())
+    row = results["runs"][0]["rates"][0]
+    assert results["method"] == "ctf" and row["target_rate"] == 0.8
+    assert {"compact_params", "compact_flops", "structured_fraction"} <= set(row)
+    again = evaluate_run(run, [0.8])
+    assert again["runs"][0]["rates"][0]["accuracy"] == row["accuracy"]
+    with pytest.raises(ValueError, match="serves its trained rate"):
+        evaluate_run(run, [0.5])
+    capsys.readouterr()
+    out = tmp_path / "net.npz"
+    assert main(["export", "--run", str(run), "--out", str(out)]) == 0
+    printed = capsys.readouterr().out
+    assert out.exists() and "max |logit difference|" in printed
+    difference = float(printed.split("masked network ")[1].split()[0])
+    assert difference <= 1e-5
+    assert main(["export", "--run", str(run), "--out", str(out)]) == 2          # refuses to overwrite
+    assert "exists" in capsys.readouterr().err
+    assert main(["export", "--run", str(run), "--out", str(out), "--overwrite", "--bcoo"]) == 0
+    assert main(["export", "--run", str(run), "--out", str(tmp_path / "b.npz"), "--rate", "0.5"]) == 2
+    assert "serves its trained rate 0.8 only" in capsys.readouterr().err
+    assert main(["train", "--method", "ctf", "--rates", "0.5,0.9", "--out", str(tmp_path / "x")]) == 2
+    assert "use --rate R" in capsys.readouterr().err
+
+
+def test_export_of_an_mrmp_run_needs_a_rate(tmp_path, capsys):
+    run = tmp_path / "mrmp"
+    assert main(["train", "--method", "mrmp", "--rates", "0.5,0.9", "--out", str(run), "--quiet",
+                 "--set", "train.epochs=3", "--set", "prune.eval_rates=", *[f"--set={s}" for s in SMALL]]) == 0
+    capsys.readouterr()
+    assert main(["export", "--run", str(run), "--out", str(tmp_path / "m.npz")]) == 2
+    assert "choose one with --rate" in capsys.readouterr().err
+    assert main(["export", "--run", str(run), "--out", str(tmp_path / "m.npz"), "--rate", "0.97"]) == 0
+    assert "0.97" in capsys.readouterr().out
