@@ -3,6 +3,7 @@
     jaxprune train --dataset synthetic --out runs/demo
     jaxprune train --dataset sbu --data-dir ../shared/data/sbu --fold all --out runs/sbu
     jaxprune train --method mrmp --rates 0.5,0.9,0.99 --out runs/mrmp
+    jaxprune train --resume runs/mrmp                       # continue a stopped run
     jaxprune eval --run runs/mrmp --rates 0.6,0.93,0.97     # any rate, no retraining
     jaxprune train --method ctf --rate 0.9 --out runs/ctf
     jaxprune export --run runs/ctf --out ctf.compact.npz    # the compacted network
@@ -18,7 +19,8 @@ from jaxprune.config import SettingError, override, settings
 from jaxprune.data.errors import DataError
 from jaxprune.datasets import DATASETS, PRESETS, load_dataset
 from jaxprune.methods import METHODS
-from jaxprune.runner import RunConfig, RunExistsError, run
+from jaxprune.parallel import initialize_distributed
+from jaxprune.runner import RunConfig, RunExistsError, resume, run
 from jaxprune.serving import evaluate_run, export_run, parse_rates
 
 
@@ -40,7 +42,8 @@ def build_parser() -> argparse.ArgumentParser:
 
     t = sub.add_parser("train", help="train (and evaluate) a GCN on one or all folds; writes OUT/results.json",
                        description="Train a GCN with a pruning method and evaluate it on the test fold(s). "
-                       "Writes OUT/results.json (schema in the README) and OUT/fold<K>/metrics.jsonl.")
+                       "Writes OUT/results.json (schema in the README), OUT/fold<K>/metrics.jsonl and checkpoints "
+                       "(OUT/fold<K>/checkpoints, see train.checkpoint_every); --resume OUT continues a stopped run.")
     t.add_argument("--dataset", choices=DATASETS, default="synthetic",
                    help="synthetic (embedded, no download), sbu, fpha, or npz (your own file); default synthetic")
     t.add_argument("--data-dir", help="dataset root for sbu / fpha, or the .npz file for npz")
@@ -54,14 +57,22 @@ def build_parser() -> argparse.ArgumentParser:
                    "(default 0.5,0.7,0.9,0.95,0.98,0.99)")
     t.add_argument("--epochs", type=int, help="training epochs (default: the dataset preset's)")
     t.add_argument("--seed", type=int, default=0, help="random seed (data order, init, augmentation); default 0")
-    t.add_argument("--out", required=True, help="output folder for results.json and per-fold metrics")
-    t.add_argument("--overwrite", action="store_true", help="replace a finished run in --out")
+    t.add_argument("--out", help="output folder for results.json, per-fold metrics and checkpoints")
+    t.add_argument("--resume", metavar="DIR", help="continue the stopped run in DIR (the --out of a 'jaxprune "
+                   "train' that did not finish) from its latest checkpoints, with its own settings")
+    t.add_argument("--overwrite", action="store_true", help="replace a finished (or stopped) run in --out")
     t.add_argument("--set", dest="overrides", action="append", default=[], metavar="NAME=VALUE",
                    help="any setting, e.g. --set features.chunks=8 --set train.learning_rate=3e-3 "
                    "(see 'jaxprune settings')")
     t.add_argument("--eval-every", type=int, default=0,
                    help="also log test accuracy every N epochs in metrics.jsonl (monitoring only)")
     t.add_argument("--quiet", action="store_true", help="no progress bar")
+    t.add_argument("--devices", type=int, help="data parallelism over N devices (the batch split, parameters "
+                   "replicated); default: every device whose count divides the batch (= train.devices)")
+    m = t.add_argument_group("multi-host (every host runs the same command; see the README)")
+    m.add_argument("--coordinator", metavar="HOST:PORT", help="address of process 0, for jax.distributed")
+    m.add_argument("--num-processes", type=int, help="how many processes (hosts) take part")
+    m.add_argument("--process-id", type=int, help="this process's rank, 0 .. num-processes − 1")
 
     e = sub.add_parser("eval", help="evaluate a trained srmp/mrmp run at any rates, without retraining",
                        description="Evaluate the hard-masked networks of a finished run at any pruning "
@@ -99,12 +110,14 @@ def _config(args) -> RunConfig:
     config = override(config, getattr(args, "overrides", []))
     if getattr(args, "epochs", None) is not None:
         config = override(config, [f"train.epochs={args.epochs}"])
+    if getattr(args, "devices", None) is not None:
+        config = override(config, [f"train.devices={args.devices}"])
     rate, rates = getattr(args, "rate", None), getattr(args, "rates", None)
     if rate is not None:
         if config.method not in ("srmp", "ctf"):
             raise SettingError(f"--rate is the single rate of srmp and ctf; for --method {config.method} "
                                + ("use --rates R1,R2,..." if config.method == "mrmp" else "there is no rate"))
-        values = parse_rates(rate)
+        values = parse_rates(rate, "--rate")
         if len(values) != 1 or "," in rate:
             raise SettingError(f"--rate takes one rate ({config.method} trains one), got {rate!r}; "
                                "mrmp trains several")
@@ -144,13 +157,14 @@ def _print_export(r: dict) -> None:
 def main(argv=None) -> int:
     args = build_parser().parse_args(argv)
     try:
-        config = _config(args) if args.command not in ("eval", "export") else None
+        resuming = getattr(args, "resume", None) is not None
+        config = _config(args) if args.command not in ("eval", "export") and not resuming else None
         if args.command == "settings":
             for name, value in settings(config).items():
                 print(f"{name} = {value}")
             return 0
         if args.command == "export":
-            rate = None if args.rate is None else parse_rates(args.rate)
+            rate = None if args.rate is None else parse_rates(args.rate, "--rate")
             if rate is not None and len(rate) != 1:
                 raise SettingError(f"--rate takes one rate, got {args.rate!r}")
             report = export_run(args.run, args.out, fold=args.fold, rate=None if rate is None else rate[0],
@@ -164,18 +178,40 @@ def main(argv=None) -> int:
             if args.out:
                 print(f"  results: {args.out}/results.json")
             return 0
-        if args.epochs is not None and args.epochs < 0:
-            raise SettingError(f"--epochs must be >= 0, got {args.epochs}")
-        dataset = load_dataset(args.dataset, args.data_dir, seed=args.seed)
-        folds = None if args.fold == "all" else [args.fold]
-        results = run(dataset, config, folds, out_dir=args.out, overwrite=args.overwrite,
-                      progress=not args.quiet, eval_every=args.eval_every, data_dir=args.data_dir)
+        initialize_distributed(args.coordinator, args.num_processes, args.process_id)
+        if resuming:
+            _check_resume_args(args)
+            out = args.resume
+            results = resume(out, data_dir=args.data_dir, progress=not args.quiet)
+        else:
+            out = args.out
+            if out is None:
+                raise SettingError("train needs --out DIR (a new run) or --resume DIR (continue a stopped one)")
+            if args.epochs is not None and args.epochs < 0:
+                raise SettingError(f"--epochs must be >= 0, got {args.epochs}")
+            if args.eval_every < 0:
+                raise SettingError(f"--eval-every must be >= 0 (0 = never), got {args.eval_every}")
+            dataset = load_dataset(args.dataset, args.data_dir, seed=config.seed)
+            folds = None if args.fold == "all" else [args.fold]
+            results = run(dataset, config, folds, out_dir=out, overwrite=args.overwrite,
+                          progress=not args.quiet, eval_every=args.eval_every, data_dir=args.data_dir)
     except (DataError, SettingError, RunExistsError, ValueError) as e:
         print(f"jaxprune: error: {e}", file=sys.stderr)
         return 2
     _print_summary(results)
-    print(f"  results: {args.out}/results.json")
+    print(f"  results: {out}/results.json")
     return 0
+
+
+def _check_resume_args(args) -> None:
+    """--resume continues a run with its own settings: refuse options that would change them."""
+    defaults = vars(build_parser().parse_args(["train", "--resume", args.resume]))
+    given = ["--set" if k == "overrides" else "--" + k.replace("_", "-") for k, v in vars(args).items()
+             if k not in ("resume", "data_dir", "quiet", "coordinator", "num_processes", "process_id")
+             and v != defaults[k]]
+    if given:
+        raise SettingError(f"--resume continues the run with the settings in its run.json; drop {', '.join(given)} "
+                           "(only --data-dir and --quiet go with --resume)")
 
 
 if __name__ == "__main__":

@@ -1,12 +1,14 @@
 """Dotted overrides of nested frozen dataclasses: ``override(cfg, ["train.epochs=100"])``.
 
 Values are parsed by the field's declared type (int, float, bool, str, or a comma-separated
-``tuple[float, ...]``), so a typo or a bad value is an error that names the setting.
+``tuple[float, ...]``), so a typo or a bad value is an error that names the setting. No float
+setting takes NaN or an infinity (each section's own checks cover the allowed ranges).
 """
 
 from __future__ import annotations
 
 import dataclasses
+import math
 import typing
 
 
@@ -17,7 +19,9 @@ class SettingError(ValueError):
 def _parse(name: str, text: str, kind):
     if typing.get_origin(kind) is tuple:
         item = typing.get_args(kind)[0]
-        parts = [t.strip() for t in text.strip().strip("()[]").split(",") if t.strip()]
+        # "a,b", "(a, b)" or "('a', 'b')" (a tuple as str() writes it, as ``settings`` lists it)
+        parts = [t.strip().strip("'\"").strip() for t in text.strip().strip("()[]").split(",")]
+        parts = [t for t in parts if t]
         return tuple(_parse(name, t, item) for t in parts)
     try:
         if kind is bool:
@@ -27,9 +31,19 @@ def _parse(name: str, text: str, kind):
             if low in ("0", "false", "no", "off"):
                 return False
             raise ValueError
-        return kind(text)
+        value = kind(text)
     except ValueError:
         raise SettingError(f"setting {name}: cannot read {text!r} as {kind.__name__}") from None
+    _check_finite(name, value)
+    return value
+
+
+def _check_finite(name: str, value) -> None:
+    """SettingError for a NaN or infinite float (alone or in a tuple)."""
+    for v in value if isinstance(value, tuple) else (value,):
+        if isinstance(v, float) and not math.isfinite(v):
+            raise SettingError(f"setting {name}: {v} is not a usable value (NaN and infinities are "
+                               "never valid settings)")
 
 
 def settings(config, prefix: str = "") -> dict[str, object]:
@@ -88,10 +102,12 @@ def _apply(config, changes: dict, prefix: str):
         else:
             kind = hints.get(head, type(current))
             new[head] = _parse(full, value, kind) if isinstance(value, str) and kind is not str else value
+            _check_finite(full, new[head])
     try:
         return dataclasses.replace(config, **new)
     except (ValueError, TypeError) as e:
-        shown = ", ".join(f"{prefix}{k}={v!r}" for k, v in changes.items() if not isinstance(v, dict))
+        shown = ", ".join(f"{prefix}{k}={v if isinstance(v, str) else repr(v)}"
+                          for k, v in changes.items() if not isinstance(v, dict))
         raise SettingError(f"setting {shown}: {e}") from None
 
 

@@ -3,6 +3,8 @@
 from __future__ import annotations
 
 import dataclasses
+import hashlib
+import json
 import time
 from pathlib import Path
 
@@ -10,6 +12,7 @@ import jax
 import jax.numpy as jnp
 import numpy as np
 
+from jaxprune import checkpoint
 from jaxprune.compact import compact, compact_flops, compact_size
 from jaxprune.data.augment import AugmentConfig, augment, swap_groups
 from jaxprune.data.dataset import SkeletonDataset
@@ -21,6 +24,7 @@ from jaxprune.model_io import save_model
 from jaxprune.nn import gcn
 from jaxprune.nn.flops import gcn_flops
 from jaxprune.optim import make_optimizer
+from jaxprune.parallel import mesh_for_batch, replicate
 from jaxprune.results import summarise, write_json_atomic
 from jaxprune.train import TrainConfig, fit, init_state, make_epoch, steps_per_epoch
 
@@ -44,6 +48,8 @@ class RunConfig:
     def __post_init__(self):
         if self.method not in METHODS:
             raise ValueError(f"method must be one of {METHODS}, got {self.method!r}")
+        if not 0 <= self.seed < 2 ** 32:
+            raise ValueError(f"setting seed must be in [0, 2**32), got {self.seed}")
 
     def to_dict(self) -> dict:
         return dataclasses.asdict(self)
@@ -77,6 +83,16 @@ def fold_data(dataset: SkeletonDataset, test_fold: int, features: FeatureConfig,
         train_chunks = crop_bank(dataset.x[train], dataset.lengths[train], features, aug.crops,
                                  aug.crop_min, rng) / np.float32(scale)
     return FoldData(train_chunks, dataset.labels[train], chunks[test], dataset.labels[test], scale)
+
+
+def check_settings_on(dataset: SkeletonDataset, config: RunConfig) -> None:
+    """Raises the error of a setting that does not fit the data (e.g. ``augment.swap_groups`` that
+    does not divide the joints) before any training: features and augmentation of two samples."""
+    chunks = chunk_positions(dataset.x[:2], dataset.lengths[:2], config.features)
+    node_features(jnp.asarray(chunks), config.features)
+    augment(jax.random.key(0), jnp.asarray(chunks), config.augment)
+    if config.augment.test_swap:
+        swap_groups(jnp.asarray(chunks), config.augment.swap_groups)
 
 
 def gcn_config(dataset: SkeletonDataset, config: RunConfig) -> gcn.GCNConfig:
@@ -125,10 +141,16 @@ def structure_row(params, masks, model: gcn.GCNConfig, row: dict) -> dict:
 
 
 def train_fold(dataset: SkeletonDataset, test_fold: int, config: RunConfig, *, out_dir=None,
-               progress: bool = True, eval_every: int = 0) -> dict:
+               progress: bool = True, eval_every: int = 0, resume: bool = False) -> dict:
     """Trains one split and evaluates it at the method's rates; saves ``out_dir/fold<K>/model.npz``.
 
-    Returns {"fold", "params", "pruner", "rates": [row], "history", "train_seconds", "scale"}.
+    With ``out_dir``, checkpoints go to ``out_dir/fold<K>/checkpoints`` every
+    ``train.checkpoint_every`` epochs and at the end (``jaxprune.checkpoint``); a fresh start
+    replaces the fold's old checkpoints, ``resume`` continues from the latest one (ValueError if it
+    belongs to another run) and ends with the same parameters as an uninterrupted run.
+
+    Returns {"fold", "params", "pruner", "rates": [row], "history", "train_seconds", "scale",
+    "earlier_seconds"} (``train_seconds`` includes the ``earlier_seconds`` of a resumed checkpoint).
     """
     data = fold_data(dataset, test_fold, config.features, config.augment, config.seed)
     model = gcn_config(dataset, config)
@@ -141,34 +163,52 @@ def train_fold(dataset: SkeletonDataset, test_fold: int, config: RunConfig, *, o
     total_steps = tc.epochs * steps_per_epoch(n, tc.batch_size)
     optimizer = make_optimizer(tc.learning_rate, tc.lr_rule, total_steps, tc.weight_decay)
     pruner = make_pruner(config.method, params, gcn.prunable(params), config.prune, total_steps)
-    epoch_fn = make_epoch(pruner.loss(forward, tc.label_smoothing), optimizer, n, tc.batch_size)
+    mesh = mesh_for_batch(tc.devices, min(tc.batch_size, n))
+    epoch_fn = make_epoch(pruner.loss(forward, tc.label_smoothing), optimizer, n, tc.batch_size, mesh)
     trained = np.asarray(pruner.trained_rates, np.float32)
 
     def evaluate(p):   # monitoring only: hard-masked accuracy at each trained rate
         acc, _ = evaluate_masks(forward, p, pruner.hard_masks(p, trained), data.test_chunks, data.test_labels)
         return {f"test_accuracy@{r:g}": float(a) for r, a in zip(pruner.trained_rates, acc)}
 
-    fold_dir = None
-    metrics_path = None
+    state = init_state(params, optimizer, train_key)
+    start, start_epoch, earlier = time.perf_counter(), 0, 0.0
+    fold_dir = metrics_path = on_epoch_end = None
+    if resume and out_dir is None:
+        raise ValueError("resuming a fold needs the run's output folder")
     if out_dir is not None:
         fold_dir = Path(out_dir) / f"fold{test_fold}"
         fold_dir.mkdir(parents=True, exist_ok=True)
         metrics_path = fold_dir / "metrics.jsonl"
-        metrics_path.write_text("")
-    train_arrays = {"chunks": jnp.asarray(data.train_chunks), "labels": jnp.asarray(data.train_labels)}
-    start = time.perf_counter()
-    state = init_state(params, optimizer, train_key)
-    state, history = fit(state, epoch_fn, train_arrays, tc.epochs, metrics_path=metrics_path,
-                         label=f"{dataset.name} fold {test_fold}", evaluate=evaluate,
-                         eval_every=eval_every, progress=progress)
+        ckpt_dir = fold_dir / "checkpoints"
+        if resume and checkpoint.latest_epoch(ckpt_dir) is not None:
+            state, meta = checkpoint.restore(ckpt_dir, state, method=config.method, config=config.to_dict())
+            start_epoch, earlier = int(meta["epoch"]), float(meta["seconds"])
+            if start_epoch > tc.epochs:
+                raise ValueError(f"checkpoint {ckpt_dir / str(start_epoch)} is past this run's "
+                                 f"{tc.epochs} epochs")
+        elif not resume:
+            checkpoint.clear(ckpt_dir)
+
+        def save_checkpoint(epoch, state):
+            if epoch == tc.epochs or (tc.checkpoint_every and epoch % tc.checkpoint_every == 0):
+                checkpoint.save(ckpt_dir, epoch, state, method=config.method, config=config.to_dict(),
+                                seconds=earlier + time.perf_counter() - start)
+        on_epoch_end = save_checkpoint
+    train_arrays = replicate({"chunks": jnp.asarray(data.train_chunks), "labels": jnp.asarray(data.train_labels)},
+                             mesh)
+    state = replicate(state, mesh)
+    state, history = fit(state, epoch_fn, train_arrays, tc.epochs, start_epoch=start_epoch,
+                         metrics_path=metrics_path, label=f"{dataset.name} fold {test_fold}",
+                         evaluate=evaluate, eval_every=eval_every, progress=progress, on_epoch_end=on_epoch_end)
     jax.block_until_ready(state.params)
-    seconds = time.perf_counter() - start
+    seconds = earlier + time.perf_counter() - start
     rows = fold_rows(pruner, forward, model, state.params, data.test_chunks, data.test_labels,
                      serve_rates(config.method, config.prune))
     if fold_dir is not None:
         save_model(fold_dir / "model.npz", state.params, pruner.artefacts())
     return {"fold": test_fold, "params": state.params, "pruner": pruner, "rates": rows,
-            "history": history, "train_seconds": seconds, "scale": data.scale}
+            "history": history, "train_seconds": seconds, "scale": data.scale, "earlier_seconds": earlier}
 
 
 def protocol_name(dataset: SkeletonDataset) -> str:
@@ -192,25 +232,105 @@ def run(dataset: SkeletonDataset, config: RunConfig, folds=None, *, out_dir=None
         progress: bool = True, eval_every: int = 0, data_dir=None) -> dict:
     """Trains and evaluates every requested fold (default: all); writes ``out_dir/results.json``.
 
-    Refuses (RunExistsError) when ``out_dir`` already holds a results.json unless ``overwrite``;
-    the check happens before any training, and the old file is replaced only when the new run
-    has finished. ``data_dir`` (where ``dataset`` was read from) is recorded for ``jaxprune eval``.
+    Refuses (RunExistsError) when ``out_dir`` already holds a results.json, or a stopped run (its
+    run.json, a fold's checkpoints or rows.json), unless ``overwrite``; the check happens before
+    any training, and an old results.json is replaced only when the new run has finished.
+    ``data_dir`` (where ``dataset`` was read from) is recorded for ``jaxprune eval`` and ``resume``.
+    With ``out_dir``, writes ``run.json`` first and each finished fold's ``fold<K>/rows.json``:
+    ``resume(out_dir)`` continues a stopped run.
     """
     folds = list(dataset.test_folds if folds is None else folds)
     for f in folds:
         dataset.split(f)  # validates the fold ids before any work
+    check_settings_on(dataset, config)
     if out_dir is not None:
         out_dir = Path(out_dir)
         if (out_dir / "results.json").exists() and not overwrite:
             raise RunExistsError(f"{out_dir / 'results.json'} exists: this folder holds a finished run. "
                                  "Choose another --out, or pass --overwrite to replace it.")
+        stopped = [p for p in [out_dir / "run.json"] + [out_dir / f"fold{f}" / name for f in folds
+                                                        for name in ("rows.json", "checkpoints")] if p.exists()]
+        if stopped and not overwrite:
+            raise RunExistsError(f"{stopped[0]} exists: {out_dir} holds a stopped run. Continue it with "
+                                 f"--resume {out_dir}, choose another --out, or pass --overwrite to start over.")
         out_dir.mkdir(parents=True, exist_ok=True)
+        for f in folds:   # (overwrite) a replaced run's folds must not be resumed as this run's
+            rows = out_dir / f"fold{f}" / "rows.json"
+            if rows.exists():
+                rows.unlink()
+            checkpoint.clear(out_dir / f"fold{f}" / "checkpoints")
+        write_json_atomic(out_dir / "run.json", {
+            "config": config.to_dict(), "method": config.method, "dataset": dataset.name,
+            "data_dir": None if data_dir is None else str(Path(data_dir).resolve()),
+            "data_sha256": dataset_digest(dataset), "folds": folds, "eval_every": eval_every})
+    return _run_folds(dataset, config, folds, out_dir, progress, eval_every, data_dir, resume=False)
+
+
+def resume(out_dir, *, dataset: SkeletonDataset | None = None, data_dir=None, progress: bool = True) -> dict:
+    """Continues the stopped run in ``out_dir`` (its ``run.json``): finished folds (``rows.json``)
+    are kept, an unfinished fold continues from its latest checkpoint (or from scratch if it has
+    none), then ``results.json`` is written, with the same figures as an uninterrupted run.
+
+    ``dataset``: the run's dataset when it is not one ``load_dataset`` can rebuild (else it is
+    reloaded, from ``data_dir`` if the data has moved); it must be the one the run started with.
+    RunExistsError for a finished run, ValueError for a folder without a usable run.json.
+    """
+    from jaxprune.datasets import load_dataset
+    from jaxprune.serving import load_run_config
+
+    out_dir = Path(out_dir)
+    if (out_dir / "results.json").exists():
+        raise RunExistsError(f"{out_dir / 'results.json'} exists: the run in {out_dir} is finished, "
+                             "there is nothing to resume.")
+    path = out_dir / "run.json"
+    if not path.exists():
+        raise ValueError(f"{path}: not found; --resume takes the --out folder of a started 'jaxprune train'")
+    try:
+        info = json.loads(path.read_text())
+        config = load_run_config(info, path)
+        folds = [int(f) for f in info["folds"]]
+        name, digest = info["dataset"], info["data_sha256"]
+    except (json.JSONDecodeError, KeyError, TypeError, ValueError) as e:
+        raise ValueError(f"{path}: not a readable run description ({e})") from None
+    data_dir = data_dir or info.get("data_dir")
+    if dataset is None:
+        dataset = load_dataset(name, data_dir, seed=config.seed)
+    if dataset.name != name or dataset_digest(dataset) != digest:
+        raise ValueError(f"{path}: the run started on other data than the {dataset.name} dataset now "
+                         f"loaded{f' from {data_dir}' if data_dir else ''}; resuming would not continue it")
+    return _run_folds(dataset, config, folds, out_dir, progress, int(info.get("eval_every", 0)), data_dir,
+                      resume=True)
+
+
+def _run_folds(dataset, config, folds, out_dir, progress, eval_every, data_dir, resume) -> dict:
+    """Trains ``folds`` (on resume: skips finished ones, continues the others), writes results.json."""
     start = time.perf_counter()
+    earlier = 0.0   # training time of earlier sessions of a resumed run
     runs = []
     for f in folds:
-        result = train_fold(dataset, f, config, out_dir=out_dir, progress=progress, eval_every=eval_every)
-        runs.append({"fold": f, "rates": result["rates"], "train_seconds": result["train_seconds"]})
-    results = results_record(dataset, config, runs, time.perf_counter() - start, data_dir)
+        rows_path = None if out_dir is None else Path(out_dir) / f"fold{f}" / "rows.json"
+        if resume and rows_path.exists():
+            done = json.loads(rows_path.read_text())
+            earlier += done["train_seconds"]
+        else:
+            result = train_fold(dataset, f, config, out_dir=out_dir, progress=progress, eval_every=eval_every,
+                                resume=resume)
+            earlier += result["earlier_seconds"]
+            done = {"fold": f, "rates": result["rates"], "train_seconds": result["train_seconds"]}
+            if rows_path is not None:
+                write_json_atomic(rows_path, done)
+        runs.append(done)
+    results = results_record(dataset, config, runs, earlier + time.perf_counter() - start, data_dir)
     if out_dir is not None:
-        write_json_atomic(out_dir / "results.json", results)
+        write_json_atomic(Path(out_dir) / "results.json", results)
     return results
+
+
+def dataset_digest(dataset: SkeletonDataset) -> str:
+    """SHA-256 of a dataset's arrays (sequences, lengths, labels, folds): the data a run trained on."""
+    h = hashlib.sha256()
+    for a in (dataset.x, dataset.lengths, dataset.labels, dataset.folds):
+        a = np.ascontiguousarray(a)
+        h.update(f"{a.dtype}{a.shape}".encode())
+        h.update(a.tobytes())
+    return h.hexdigest()

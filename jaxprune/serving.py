@@ -33,17 +33,21 @@ from jaxprune.runner import (RunConfig, RunExistsError, fold_data, fold_rows, gc
                              results_record)
 
 
-def parse_rates(text: str) -> tuple[float, ...]:
-    """'0.5,0.9' -> (0.5, 0.9); a ValueError naming the bad item for anything not in [0, 1)."""
+def parse_rates(text: str, option: str = "--rates") -> tuple[float, ...]:
+    """'0.5,0.9' -> (0.5, 0.9); a ValueError naming ``option`` and the bad item for anything not
+    in [0, 1)."""
     items = [t.strip() for t in str(text).split(",")]
     if not text or not any(items):
-        raise ValueError("--rates is empty: give rates in [0, 1), e.g. --rates 0.5,0.9,0.97")
+        raise ValueError(f"{option} is empty: give rates in [0, 1), e.g. {option} 0.5,0.9,0.97")
     values = []
     for t in items:
         try:
             values.append(float(t))
         except ValueError:
-            raise ValueError(f"--rates: {t!r} is not a number (give rates in [0, 1), e.g. 0.5,0.9)") from None
+            raise ValueError(f"{option}: {t!r} is not a number (give rates in [0, 1), e.g. 0.5,0.9)") from None
+    bad = [v for v in values if not 0.0 <= v < 1.0]        # also NaN
+    if bad:
+        raise ValueError(f"{option}: every rate must lie in [0, 1), got {bad}")
     return check_rates("rates", values)
 
 
@@ -75,6 +79,8 @@ def read_run(run_dir) -> tuple[dict, RunConfig]:
         trained = json.loads(path.read_text())
     except json.JSONDecodeError as e:
         raise ValueError(f"{path}: not valid JSON (line {e.lineno}): {e.msg}") from None
+    except UnicodeDecodeError as e:
+        raise ValueError(f"{path}: not UTF-8 text (byte {e.object[e.start]:#04x} at offset {e.start})") from None
     return trained, load_run_config(trained, path)
 
 

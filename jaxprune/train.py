@@ -12,12 +12,17 @@ import json
 import math
 import sys
 import time
+from pathlib import Path
 from typing import Any, Callable
 
 import flax
 import jax
 import jax.numpy as jnp
 import optax
+
+from jaxprune.optim import LR_RULES
+from jaxprune.parallel import shard_batch
+from jaxprune.results import write_atomic
 
 LossFn = Callable[[Any, dict, jax.Array, jax.Array], tuple[jax.Array, dict]]
 
@@ -33,6 +38,11 @@ class TrainConfig:
       lr_rule: "constant", "cosine" (decay to 1 %) or "loss_trend" (the papers' x/÷ 0.99 rule).
       weight_decay: AdamW decoupled decay (0 = plain Adam).
       label_smoothing: cross-entropy label smoothing in [0, 1).
+      checkpoint_every: save a checkpoint every N epochs when the run has an output folder
+        (``jaxprune.checkpoint``); 0 = only the final one. Does not change the result.
+      devices: data parallelism over this many devices (``jaxprune.parallel``: the batch sharded,
+        parameters replicated); 0 = every device whose count divides the batch. The result is the
+        same as on one device within float tolerance.
     """
 
     epochs: int = 2000
@@ -41,6 +51,8 @@ class TrainConfig:
     lr_rule: str = "constant"
     weight_decay: float = 0.0
     label_smoothing: float = 0.0
+    checkpoint_every: int = 0
+    devices: int = 0
 
     def __post_init__(self):
         if self.epochs < 0:
@@ -49,6 +61,17 @@ class TrainConfig:
             raise ValueError(f"training setting batch_size must be >= 1, got {self.batch_size}")
         if not 0.0 <= self.label_smoothing < 1.0:
             raise ValueError(f"training setting label_smoothing must be in [0, 1), got {self.label_smoothing}")
+        if not self.learning_rate > 0:
+            raise ValueError(f"training setting learning_rate must be > 0, got {self.learning_rate}")
+        if self.lr_rule not in LR_RULES:
+            raise ValueError(f"training setting lr_rule must be one of {LR_RULES}, got {self.lr_rule!r}")
+        if self.weight_decay < 0:
+            raise ValueError(f"training setting weight_decay must be >= 0, got {self.weight_decay}")
+        if self.devices < 0:
+            raise ValueError(f"training setting devices must be >= 0 (0 = all), got {self.devices}")
+        if self.checkpoint_every < 0:
+            raise ValueError(f"training setting checkpoint_every must be >= 0 (0 = final checkpoint only), "
+                             f"got {self.checkpoint_every}")
 
 
 @flax.struct.dataclass
@@ -70,12 +93,13 @@ def steps_per_epoch(num_samples: int, batch_size: int) -> int:
 
 
 def make_epoch(loss_fn: LossFn, optimizer: optax.GradientTransformationExtraArgs, num_samples: int,
-               batch_size: int) -> Callable[[TrainState, dict], tuple[TrainState, dict]]:
+               batch_size: int, mesh=None) -> Callable[[TrainState, dict], tuple[TrainState, dict]]:
     """A jitted ``epoch(state, data) -> (state, mean metrics)``.
 
     ``data`` holds the whole training set (leading axis ``num_samples``). Each epoch draws a fresh
     permutation; the last batch wraps around to the permutation's start so that every step sees
-    exactly min(batch_size, num_samples) samples (one compiled shape).
+    exactly min(batch_size, num_samples) samples (one compiled shape). With a device ``mesh``
+    (``jaxprune.parallel.data_mesh``) each step's batch is split over its devices.
     """
     batch = min(batch_size, num_samples)
     steps = steps_per_epoch(num_samples, batch_size)
@@ -84,7 +108,7 @@ def make_epoch(loss_fn: LossFn, optimizer: optax.GradientTransformationExtraArgs
         def step_fn(carry, batch_index):
             params, opt_state, step, key = carry
             key, sub = jax.random.split(key)
-            batch_data = jax.tree.map(lambda a: a[batch_index], data)
+            batch_data = shard_batch(jax.tree.map(lambda a: a[batch_index], data), mesh)
             (loss, metrics), grads = jax.value_and_grad(loss_fn, has_aux=True)(params, batch_data, sub, step)
             updates, opt_state = optimizer.update(grads, opt_state, params, value=loss)
             return (optax.apply_updates(params, updates), opt_state, step + 1, key), metrics
@@ -129,19 +153,26 @@ class Progress:
             self.last_decile = decile
 
 
-def fit(state: TrainState, epoch_fn, data: dict, epochs: int, *, metrics_path=None, label: str = "",
-        evaluate: Callable[[Any], dict] | None = None, eval_every: int = 0, progress: bool = True
+def fit(state: TrainState, epoch_fn, data: dict, epochs: int, *, start_epoch: int = 0, metrics_path=None,
+        label: str = "", evaluate: Callable[[Any], dict] | None = None, eval_every: int = 0,
+        progress: bool = True, on_epoch_end: Callable[[int, TrainState], None] | None = None
         ) -> tuple[TrainState, list[dict]]:
-    """Runs ``epochs`` epochs; returns the final state and one metrics dict per epoch.
+    """Runs epochs ``start_epoch + 1 .. epochs``; returns the final state and one metrics dict per epoch.
 
-    Each epoch's metrics (plus ``evaluate(params)`` every ``eval_every`` epochs and at the end,
-    for monitoring only) are appended to ``metrics_path`` as JSON lines when given.
+    ``state`` is the state after ``start_epoch`` epochs (0: fresh; more: a resumed run). Each
+    epoch's metrics (plus ``evaluate(params)`` every ``eval_every`` epochs and at the end, for
+    monitoring only) are written to ``metrics_path`` as JSON lines when given, one flushed line per
+    epoch: the file first keeps only its rows of epochs <= ``start_epoch`` (those then open the
+    returned history), so it ends holding epochs 1..``epochs`` once. ``on_epoch_end(epoch, state)``
+    runs after each epoch's row is written (e.g. to save a checkpoint).
     """
-    history = []
+    if not 0 <= start_epoch <= epochs:
+        raise ValueError(f"start_epoch must be in [0, {epochs}], got {start_epoch}")
+    history = _keep_rows(metrics_path, start_epoch) if metrics_path else []
     bar = Progress(epochs, label) if progress else None
     sink = open(metrics_path, "a") if metrics_path else None
     try:
-        for e in range(1, epochs + 1):
+        for e in range(start_epoch + 1, epochs + 1):
             state, metrics = epoch_fn(state, data)
             row = {"epoch": e, **{k: float(v) for k, v in metrics.items()}}
             if evaluate is not None and eval_every and (e % eval_every == 0 or e == epochs):
@@ -149,9 +180,30 @@ def fit(state: TrainState, epoch_fn, data: dict, epochs: int, *, metrics_path=No
             history.append(row)
             if sink:
                 sink.write(json.dumps(row) + "\n")
+                sink.flush()
             if bar:
                 bar.update(e, f"loss {row['loss']:.4f} acc {100 * row.get('accuracy', 0.0):5.1f}%")
+            if on_epoch_end is not None:
+                on_epoch_end(e, state)
     finally:
         if sink:
             sink.close()
     return state, history
+
+
+def _keep_rows(path, last_epoch: int) -> list[dict]:
+    """Rewrites the JSON-lines file ``path`` (atomically) to its rows of epochs <= ``last_epoch``
+    (an unreadable line, e.g. one cut by a kill, is dropped); returns those rows."""
+    path = Path(path)
+    rows = []
+    if last_epoch and path.exists():
+        for line in path.read_text().splitlines():
+            try:
+                row = json.loads(line)
+            except json.JSONDecodeError:
+                continue
+            if isinstance(row, dict) and isinstance(row.get("epoch"), int) and row["epoch"] <= last_epoch:
+                rows.append(row)
+    text = "".join(json.dumps(r) + "\n" for r in rows)
+    write_atomic(path, lambda f: f.write(text))
+    return rows

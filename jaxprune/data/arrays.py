@@ -2,7 +2,10 @@
 
 Keys (N samples, T frames, J joints, E bones, C classes):
   x            (N, T, J, 3) float or int: joint positions (cast to float32).
-  y            (N,) integer labels in [0, C) (integer-valued floats are accepted).
+  y            (N,) integer labels in [0, C) (integer-valued floats are accepted). Without
+               class_names, C = max(y) + 1 and every label 0..max(y) must have a sample (a
+               label with none, e.g. 1-based labels, is an error: give class_names to declare
+               classes without samples).
   lengths      optional (N,) real frames per sample in [1, T]; default T for all. Frames at
                index >= lengths[n] are treated as padding and zeroed.
   folds        optional (N,) >= 0 (0 = always training, f >= 1 = test set of split f);
@@ -10,21 +13,23 @@ Keys (N samples, T frames, J joints, E bones, C classes):
                folds 1, 2, 3, 4, 5, 1, ...).
   edges        optional (E, 2) integer bones (0-based joints, i != j); default none, so the
                GCN uses self-loops only.
-  class_names  optional (C,) strings; default "class_0" .. "class_{max(y)}".
+  class_names  optional (C,) distinct strings; default "class_0" .. "class_{max(y)}".
   sample_ids   optional (N,) strings naming each sample; default none.
   units        optional scalar string ("mm", ...); default "arbitrary".
-Other keys are ignored. The dataset name is the file stem.
+Integer values (y, lengths, folds, edges) must fit in int32. Every test fold must leave some
+training samples. Other keys are ignored. The dataset name is the file stem.
 """
 
 from __future__ import annotations
 
 import os
 import zipfile
+import zlib
 from pathlib import Path
 
 import numpy as np
 
-from jaxprune.data.dataset import SkeletonDataset
+from jaxprune.data.dataset import SkeletonDataset, check_splits
 from jaxprune.data.errors import DataError
 
 DEFAULT_NUM_FOLDS = 5
@@ -65,10 +70,22 @@ def load_npz(path: str | os.PathLike) -> SkeletonDataset:
         if names.dtype.kind not in "US" or names.ndim != 1:
             fail("class_names", f"expected a 1-D array of strings, got dtype {names.dtype}, "
                                 f"shape {names.shape}")
-        class_names = tuple(_to_str(s) for s in names)
+        class_names = tuple(_to_str(s, "class_names", fail) for s in names)
+        if len(set(class_names)) != len(class_names):
+            dup = next(c for i, c in enumerate(class_names) if c in class_names[:i])
+            fail("class_names", f"duplicate class name {dup!r}")
         if labels.max() >= len(class_names):
             fail("y", f"label {labels.max()} out of range for {len(class_names)} class_names")
     else:
+        present = np.unique(labels)
+        if len(present) != int(labels.max()) + 1:  # some label in 0..max(y) has no sample
+            # len(present) labels in [0, max]: at least one of 0..len(present) is absent
+            upto = min(int(labels.max()) + 1, len(present) + 6)
+            absent = np.setdiff1d(np.arange(upto), present)[:5].tolist()
+            fail("y", f"no sample has label {absent[0]}" + (f" (nor {absent[1:]})" if absent[1:] else "")
+                 + f", yet labels go up to {labels.max()}: without class_names the classes are "
+                 f"0..max(y), each needing samples. Use labels 0..C-1 (are they 1-based?) or give "
+                 f"class_names")
         class_names = tuple(f"class_{c}" for c in range(int(labels.max()) + 1))
 
     if "lengths" in arrays:
@@ -107,13 +124,13 @@ def load_npz(path: str | os.PathLike) -> SkeletonDataset:
         ids = arrays["sample_ids"]
         if ids.dtype.kind not in "US" or ids.shape != (n,):
             fail("sample_ids", f"expected ({n},) strings, got dtype {ids.dtype}, shape {ids.shape}")
-        sample_ids = tuple(_to_str(s) for s in ids)
+        sample_ids = tuple(_to_str(s, "sample_ids", fail) for s in ids)
     units = "arbitrary"
     if "units" in arrays:
         u = arrays["units"]
         if u.dtype.kind not in "US" or u.ndim != 0:
             fail("units", f"expected a scalar string, got dtype {u.dtype}, shape {u.shape}")
-        units = _to_str(u[()])
+        units = _to_str(u[()], "units", fail)
 
     with np.errstate(over="ignore", invalid="ignore"):
         x = x.astype(np.float32)  # a copy: safe to zero the padding
@@ -126,11 +143,13 @@ def load_npz(path: str | os.PathLike) -> SkeletonDataset:
                   f"frame {f}")
 
     try:
-        return SkeletonDataset(
+        ds = SkeletonDataset(
             name=path.stem, x=x, lengths=lengths.astype(np.int32), labels=labels.astype(np.int32),
             class_names=class_names, folds=folds.astype(np.int32), edges=edges,
             sample_ids=sample_ids, units=units,
         )
+        check_splits(ds)
+        return ds
     except DataError as e:  # remaining checks (e.g. fewer than 2 classes): name the file
         raise DataError(str(e), path=path) from e
 
@@ -164,6 +183,13 @@ def stratified_folds(labels: np.ndarray, num_folds: int = DEFAULT_NUM_FOLDS) -> 
 def _read_npz(path: Path) -> dict[str, np.ndarray]:
     """Every array in the archive, loaded without pickle; DataError if it is not a valid .npz."""
     with open(path, "rb") as f:  # our handle, so it is closed even when np.load fails
+        head = f.read(6)
+        f.seek(0)
+        if not head:
+            raise DataError("not a valid .npz file: the file is empty", path=path)
+        if not head.startswith((b"PK", b"\x93NUMPY")):  # np.load would try pickle next
+            raise DataError(f"not a valid .npz file: it starts with {head!r}, not like a zip archive "
+                            "(an .npz is a zip of .npy arrays, as numpy.savez writes)", path=path)
         try:
             npz = np.load(f, allow_pickle=False)
         except (zipfile.BadZipFile, ValueError, OSError, EOFError) as e:
@@ -178,8 +204,9 @@ def _read_npz(path: Path) -> dict[str, np.ndarray]:
                 except ValueError as e:  # object arrays need pickle
                     raise DataError(f"key {key!r}: cannot load without pickle (object array?): "
                                     f"{e}", path=path) from e
-                except (zipfile.BadZipFile, OSError, EOFError) as e:
-                    raise DataError(f"key {key!r}: not a valid .npz entry: {e}", path=path) from e
+                except (zipfile.BadZipFile, zlib.error, OSError, EOFError, NotImplementedError) as e:
+                    raise DataError(f"key {key!r}: not a valid .npz entry (damaged or truncated "
+                                    f"file?): {e}", path=path) from e
     return arrays
 
 
@@ -188,7 +215,8 @@ def _is_real_number(dtype: np.dtype) -> bool:
 
 
 def _integers(a: np.ndarray, shape, key: str, fail) -> np.ndarray:
-    """``a`` as int64 after checking dtype (integer, or integer-valued finite float) and shape."""
+    """``a`` as int64 after checking dtype (integer, or integer-valued finite float), shape, and
+    that every value fits in int32 (so that no later cast wraps it around)."""
     if not _is_real_number(a.dtype):
         fail(key, f"expected integers, got dtype {a.dtype}")
     if shape is not None and a.shape != shape:
@@ -197,8 +225,20 @@ def _integers(a: np.ndarray, shape, key: str, fail) -> np.ndarray:
         if not np.isfinite(a).all() or (a != np.round(a)).any():
             bad = a[~np.isfinite(a) | (a != np.round(a))].flat[0]
             fail(key, f"expected integer values, got {bad}")
+    if a.size:
+        info = np.iinfo(np.int32)
+        big = a[(a < info.min) | (a > info.max)]
+        if big.size:
+            fail(key, f"value {big.flat[0]} does not fit in int32")
     return a.astype(np.int64)
 
 
-def _to_str(s) -> str:
-    return s.decode("utf-8") if isinstance(s, bytes) else str(s)
+def _to_str(s, key: str = "", fail=None) -> str:
+    if not isinstance(s, bytes):
+        return str(s)
+    try:
+        return s.decode("utf-8")
+    except UnicodeDecodeError as e:
+        if fail is None:
+            raise
+        fail(key, f"not UTF-8 text: byte {s[e.start]:#04x} in {s[:40]!r}")

@@ -11,6 +11,8 @@ import dataclasses
 import jax
 import jax.numpy as jnp
 
+from jaxprune.data.errors import DataError
+
 
 @dataclasses.dataclass(frozen=True)
 class AugmentConfig:
@@ -46,6 +48,17 @@ class AugmentConfig:
     test_swap: bool = False
 
     def __post_init__(self):
+        if not 0.0 <= self.rotate_deg <= 180.0:
+            raise ValueError(f"augment setting rotate_deg must be in [0, 180], got {self.rotate_deg}")
+        if self.vertical_axis not in (0, 1, 2):
+            raise ValueError(f"augment setting vertical_axis must be 0, 1 or 2, got {self.vertical_axis}")
+        if not 0.0 <= self.scale < 1.0:
+            raise ValueError(f"augment setting scale must be in [0, 1) (factors in [1 - scale, 1 + scale] "
+                             f"stay positive), got {self.scale}")
+        if self.swap_groups < 0:
+            raise ValueError(f"augment setting swap_groups must be >= 0 (0 or 1: off), got {self.swap_groups}")
+        if not self.noise >= 0.0:
+            raise ValueError(f"augment setting noise must be >= 0, got {self.noise}")
         if not 0.0 <= self.joint_drop < 1.0:
             raise ValueError(f"augment setting joint_drop must be in [0, 1), got {self.joint_drop}")
         if self.test_swap and self.swap_groups < 2:
@@ -72,6 +85,9 @@ def swap_groups(chunks: jax.Array, groups: int, axis: int = -3) -> jax.Array:
     """Reverses the order of ``groups`` equal blocks of joints along ``axis`` (SBU: person A <-> B)."""
     axis = axis % chunks.ndim
     j = chunks.shape[axis]
+    if groups < 1 or j % groups:
+        raise DataError(f"augment setting swap_groups={groups} needs the skeleton's joints to form "
+                        f"{groups} equal groups, but it has {j} joints")
     shape = chunks.shape[:axis] + (groups, j // groups) + chunks.shape[axis + 1:]
     return jnp.flip(chunks.reshape(shape), axis).reshape(chunks.shape)
 

@@ -110,3 +110,12 @@ def validate(ds: SkeletonDataset) -> None:
             raise DataError(f"{where}: edge {e} is not a pair of distinct joints in [0, {j})")
     if ds.sample_ids and len(ds.sample_ids) != n:
         raise DataError(f"{where}: {len(ds.sample_ids)} sample_ids for {n} samples")
+
+
+def check_splits(ds: SkeletonDataset) -> None:
+    """Loaders' check that every split has training data: a DataError if every sample is in one
+    test fold (not part of ``validate``, so that ``subset`` may still hold one fold's samples)."""
+    test_folds = np.unique(ds.folds[ds.folds >= 1])
+    if len(test_folds) == 1 and (ds.folds == test_folds[0]).all():
+        raise DataError(f"dataset {ds.name!r}: every sample is in test fold {test_folds[0]}, so its "
+                        "split has no training data; put training samples in fold 0 or in other folds")

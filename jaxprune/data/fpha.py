@@ -19,7 +19,7 @@ from pathlib import Path
 
 import numpy as np
 
-from jaxprune.data.dataset import SkeletonDataset
+from jaxprune.data.dataset import SkeletonDataset, check_splits
 from jaxprune.data.errors import DataError
 from jaxprune.graphs import FPHA_BONES
 
@@ -58,7 +58,8 @@ def load_fpha(data_dir: str | os.PathLike) -> SkeletonDataset:
       sample_ids the split paths ("Subject_k/<action_name>/<seq>").
 
     Raises:
-      DataError: naming the file (and line) at fault and what was expected.
+      DataError: naming the file (and line) at fault and what was expected; also (naming the
+        split file) when a section is left empty, e.g. ``Training 0``.
     """
     root = Path(data_dir)
     if not root.is_dir():
@@ -97,11 +98,13 @@ def load_fpha(data_dir: str | os.PathLike) -> SkeletonDataset:
     for i, s in enumerate(sequences):
         x[i, : len(s)] = s
     try:
-        return SkeletonDataset(
+        ds = SkeletonDataset(
             name="fpha", x=x, lengths=lengths, labels=np.array(labels, np.int32),
             class_names=FPHA_CLASS_NAMES, folds=np.array(folds, np.int32), edges=FPHA_BONES,
             sample_ids=tuple(ids), units="mm",
         )
+        check_splits(ds)  # e.g. an empty Training section
+        return ds
     except DataError as e:  # e.g. no test sample left after skipping empty files
         raise DataError(str(e), path=split_path) from e
 

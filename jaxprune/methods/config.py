@@ -84,7 +84,7 @@ class PruneConfig:
             raise ValueError("prune setting rates is empty: give at least one rate, e.g. 0.5,0.9")
         object.__setattr__(self, "rates", check_rates("rates", self.rates))
         object.__setattr__(self, "eval_rates", check_rates("eval_rates", self.eval_rates))
-        if self.kl_weight < 0:
+        if not self.kl_weight >= 0:
             raise ValueError(f"prune setting kl_weight must be >= 0, got {self.kl_weight}")
         if not 0 < self.sigma_start <= self.sigma_end:
             raise ValueError(f"prune settings sigma_start, sigma_end must satisfy 0 < start <= end, "
@@ -104,7 +104,7 @@ class PruneConfig:
         if self.prior not in ("gaussian", "laplace", "uniform", "weibull"):
             raise ValueError(f"prune setting prior must be gaussian, laplace, uniform or weibull, "
                              f"got {self.prior!r}")
-        if self.ctf_weight < 0:
+        if not self.ctf_weight >= 0:
             raise ValueError(f"prune setting ctf_weight must be >= 0, got {self.ctf_weight}")
         if not self.ctf_shift > 0:
             raise ValueError(f"prune setting ctf_shift must be > 0, got {self.ctf_shift}")

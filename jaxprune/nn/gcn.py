@@ -52,6 +52,8 @@ class ModelConfig:
         if self.attention not in ATTENTION_MODES:
             raise ValueError(f"model setting attention must be one of {ATTENTION_MODES}, "
                              f"got {self.attention!r}")
+        if not np.isfinite(self.bone_bias):
+            raise ValueError(f"model setting bone_bias must be a finite number, got {self.bone_bias}")
 
 
 @dataclasses.dataclass(frozen=True, kw_only=True)

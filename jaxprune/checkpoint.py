@@ -1,0 +1,181 @@
+"""Training checkpoints with orbax: a TrainState, its epoch and what it belongs to, saved atomically.
+
+A checkpoint directory (``DIR/fold<K>/checkpoints``) holds one orbax step per saved epoch (the
+last ``keep``), each with two items: ``state`` (params, optimizer state, step, PRNG key data) and
+``meta`` (JSON: epoch, method, the run's config dict, every leaf's name/shape/dtype, seconds of
+training so far). Orbax writes a step into ``<epoch>.orbax-checkpoint-tmp*`` and renames it when
+complete, so a process killed while saving leaves the previous step as the latest usable one.
+
+``restore`` refuses (ValueError naming the step directory) a checkpoint of another method, other
+settings or other leaf shapes, and one that cannot be read; it deletes nothing.
+"""
+
+from __future__ import annotations
+
+import gc
+import json
+import logging
+import shutil
+import sys
+import time
+from pathlib import Path
+
+import jax
+import numpy as np
+import orbax.checkpoint as ocp
+
+from jaxprune.train import TrainState
+
+ITEMS = ("state", "meta")
+FORMAT = 1
+
+
+def _tree(state: TrainState) -> dict:
+    """The savable pytree of a state: the typed PRNG key as its raw key data (uint32)."""
+    return {"params": state.params, "opt_state": state.opt_state, "step": state.step,
+            "key": jax.random.key_data(state.key)}
+
+
+def leaf_specs(state: TrainState) -> dict[str, list]:
+    """{leaf name: [shape, dtype]} of every array in the savable tree of ``state``, params first."""
+    tree = _tree(state)
+    flat = [leaf for part in ("params", "opt_state", "step", "key")
+            for leaf in jax.tree_util.tree_flatten_with_path({part: tree[part]})[0]]
+    return {jax.tree_util.keystr(p): [list(np.shape(x)), str(x.dtype)] for p, x in flat}
+
+
+def _manager(directory: Path, keep: int = 2, create: bool = True) -> ocp.CheckpointManager:
+    options = ocp.CheckpointManagerOptions(max_to_keep=keep, create=create, enable_async_checkpointing=False)
+    return ocp.CheckpointManager(Path(directory).absolute(), options=options, item_names=ITEMS)
+
+
+def latest_epoch(directory) -> int | None:
+    """The newest complete checkpoint's epoch in ``directory`` (None when there is none)."""
+    directory = Path(directory)
+    if not directory.is_dir():
+        return None
+    with _manager(directory, create=False) as manager:
+        return manager.latest_step()
+
+
+def save(directory, epoch: int, state: TrainState, *, method: str, config: dict, seconds: float = 0.0,
+         keep: int = 2) -> None:
+    """Saves ``state`` after ``epoch`` epochs (synchronously, atomically); keeps the newest ``keep``.
+
+    ``config``: the run's settings (``RunConfig.to_dict()``); ``seconds``: training time so far.
+    """
+    meta = {"format": FORMAT, "epoch": int(epoch), "method": method, "config": _plain(config),
+            "leaves": leaf_specs(state), "seconds": float(seconds)}
+    with _manager(Path(directory), keep) as manager:
+        manager.save(int(epoch), args=ocp.args.Composite(state=ocp.args.StandardSave(_tree(state)),
+                                                         meta=ocp.args.JsonSave(meta)), force=True)
+        manager.wait_until_finished()
+
+
+def restore(directory, template: TrainState, *, method: str, config: dict) -> tuple[TrainState, dict]:
+    """(the latest checkpoint's state, its meta) for a run of ``method`` under ``config`` whose
+    fresh state is ``template``; ValueError naming the step directory on any mismatch or damage."""
+    directory = Path(directory)
+    epoch = latest_epoch(directory)
+    if epoch is None:
+        raise ValueError(f"{directory}: no complete checkpoint here")
+    where = directory / str(epoch)
+    with _manager(directory, create=False) as manager:
+        older = [s for s in manager.all_steps() if s != epoch]
+        hint = f"; to resume from the older checkpoint {max(older)}, move {where} elsewhere" if older else ""
+        meta, error = _read(manager, epoch, meta=ocp.args.JsonRestore())
+        if error:
+            raise ValueError(f"checkpoint {where} is damaged: its metadata cannot be read ({error}){hint}")
+        check(meta, where, template, method=method, config=config)
+        abstract = jax.tree.map(ocp.utils.to_shape_dtype_struct, _tree(template))
+        tree, error = _read(manager, epoch, state=ocp.args.StandardRestore(abstract))
+        if not error:
+            try:
+                tree = jax.tree.map(lambda want, got: got, abstract, tree)  # the template's structure
+            except ValueError as e:
+                error = _short(e)
+        if error:
+            raise ValueError(f"checkpoint {where} is damaged: its arrays cannot be read ({error}){hint}")
+    for (p, want), got in zip(jax.tree_util.tree_flatten_with_path(abstract)[0], jax.tree.leaves(tree)):
+        if got.shape != want.shape or got.dtype != want.dtype:
+            raise ValueError(f"checkpoint {where} is damaged: {jax.tree_util.keystr(p)} restored as "
+                             f"{got.shape} {got.dtype}, expected {want.shape} {want.dtype}")
+    key = jax.random.wrap_key_data(tree["key"], impl=jax.random.key_impl(template.key))
+    return TrainState(tree["params"], tree["opt_state"], tree["step"], key), meta
+
+
+def _read(manager: ocp.CheckpointManager, epoch: int, **item):
+    """(the one item restored, None) or (None, a one-line error): orbax, tensorstore and JSON
+    errors all mean the checkpoint cannot be read. A failed read leaves reads in flight and failed
+    asyncio tasks behind that print tracebacks when they end: they are let end here, silently."""
+    (name, args), = item.items()
+    hook, log = sys.unraisablehook, logging.getLogger("asyncio")
+    level = log.level
+    sys.unraisablehook = lambda unraisable: None
+    log.setLevel(logging.CRITICAL)
+    error = None
+    try:
+        try:
+            return manager.restore(epoch, args=ocp.args.Composite(**{name: args}))[name], None
+        except Exception as e:
+            error = _short(e)
+        return None, error
+    finally:
+        if error is not None:
+            time.sleep(0.5)   # the other reads of the failed restore finish (local files: milliseconds)
+            gc.collect()
+        sys.unraisablehook = hook
+        log.setLevel(level)
+
+
+def check(meta, where: Path, template: TrainState, *, method: str, config: dict) -> None:
+    """Raises ValueError (naming ``where``) unless ``meta`` belongs to this method, config and shapes."""
+    if not isinstance(meta, dict) or meta.get("format") != FORMAT:
+        raise ValueError(f"checkpoint {where} is not a jaxprune checkpoint of this version")
+    if meta.get("method") != method:
+        raise ValueError(f"checkpoint {where} was saved by method {meta.get('method')}, this run is {method}")
+    there, here = _flat(meta.get("config", {})), _flat(_plain(config))
+    differ = sorted(k for k in there.keys() | here.keys() if there.get(k) != here.get(k))
+    if differ:
+        shown = ", ".join(f"{k}={there.get(k)!r} there, {here.get(k)!r} here" for k in differ[:3])
+        raise ValueError(f"checkpoint {where} was saved with other settings: {shown}"
+                         + (f" (and {len(differ) - 3} more)" if len(differ) > 3 else ""))
+    saved, expected = meta.get("leaves", {}), leaf_specs(template)
+    for name in [*expected, *(k for k in saved if k not in expected)]:
+        if name not in saved or name not in expected:
+            raise ValueError(f"checkpoint {where}: leaf {name} is {'missing' if name not in saved else 'unexpected'} "
+                             "(saved by another model or optimizer)")
+        if saved[name] != expected[name]:
+            (s, sd), (e, ed) = saved[name], expected[name]
+            raise ValueError(f"checkpoint {where}: leaf {name} has shape {tuple(s)} {sd} there, "
+                             f"this run expects {tuple(e)} {ed}")
+
+
+def clear(directory) -> None:
+    """Removes a checkpoint directory (a fresh start of the same fold replaces its checkpoints)."""
+    directory = Path(directory)
+    if directory.is_dir():
+        shutil.rmtree(directory)
+
+
+def _plain(obj):
+    """``obj`` as JSON would give it back (tuples -> lists), for comparisons with saved metadata."""
+    return json.loads(json.dumps(obj))
+
+
+def _flat(d: dict, prefix: str = "") -> dict:
+    out = {}
+    for k, v in d.items():
+        if isinstance(v, dict):
+            out.update(_flat(v, f"{prefix}{k}."))
+        else:
+            out[prefix + k] = v
+    return out
+
+
+def _short(e: BaseException) -> str:
+    """The first line of the root cause of ``e``, shortened."""
+    while e.__cause__ is not None:
+        e = e.__cause__
+    text = str(e).strip().splitlines()
+    return f"{type(e).__name__}: {text[0][:200] if text else ''}"
