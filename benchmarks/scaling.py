@@ -5,8 +5,8 @@ width, number of MRMP rates and training-set size.
 
 Each row changes one size from the base (batch 256, 50 joints as in NTU's 25 joints × 2 persons,
 8 channels / 128 hidden, SRMP = one rate, a training set of one batch) and times the real step
-(``jaxprune.train.make_epoch``; the training-set-size rows
-run one step of a ``make_epoch`` over the whole set). Peak memory is XLA's own figure for the
+(``jaxprune.train.make_epoch``; the training-set-size rows hold the whole set on the device and
+report the time per step of an epoch over it). Peak memory is XLA's own figure for the
 compiled step from its buffer assignment (``compiled.memory_analysis()``: arguments + outputs −
 donated + temporaries, an upper bound on what is live at once), the same on every run. Writes ``scaling.json`` and ``scaling.md`` into ``--out``.
 """
@@ -77,6 +77,8 @@ def main(argv=None):
     for name, values in sweeps.items():
         for v in values:
             sizes = {**BASE, name: v}
+            if name == "batch":                    # a training set of one batch, as at the base
+                sizes["sequences"] = v
             cost = step_cost(**sizes, repeats=a.repeats)
             rows.append({"varied": name, **sizes, **cost})
             print(f"{name}={v}: {1e3 * cost['seconds_per_step']:.2f} ms/step, "

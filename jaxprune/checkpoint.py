@@ -31,15 +31,17 @@ FORMAT = 1
 
 
 def _tree(state: TrainState) -> dict:
-    """The savable pytree of a state: the typed PRNG key as its raw key data (uint32)."""
+    """The savable pytree of a state: the typed PRNG key as its raw key data (uint32); a method's
+    state ({} when it has none)."""
     return {"params": state.params, "opt_state": state.opt_state, "step": state.step,
-            "key": jax.random.key_data(state.key)}
+            "key": jax.random.key_data(state.key),
+            "prune_state": {} if state.prune_state is None else state.prune_state}
 
 
 def leaf_specs(state: TrainState) -> dict[str, list]:
     """{leaf name: [shape, dtype]} of every array in the savable tree of ``state``, params first."""
     tree = _tree(state)
-    flat = [leaf for part in ("params", "opt_state", "step", "key")
+    flat = [leaf for part in ("params", "opt_state", "step", "key", "prune_state")
             for leaf in jax.tree_util.tree_flatten_with_path({part: tree[part]})[0]]
     return {jax.tree_util.keystr(p): [list(np.shape(x)), str(x.dtype)] for p, x in flat}
 
@@ -101,7 +103,8 @@ def restore(directory, template: TrainState, *, method: str, config: dict) -> tu
             raise ValueError(f"checkpoint {where} is damaged: {jax.tree_util.keystr(p)} restored as "
                              f"{got.shape} {got.dtype}, expected {want.shape} {want.dtype}")
     key = jax.random.wrap_key_data(tree["key"], impl=jax.random.key_impl(template.key))
-    return TrainState(tree["params"], tree["opt_state"], tree["step"], key), meta
+    prune_state = None if template.prune_state is None else tree["prune_state"]
+    return TrainState(tree["params"], tree["opt_state"], tree["step"], key, prune_state), meta
 
 
 def _read(manager: ocp.CheckpointManager, epoch: int, **item):

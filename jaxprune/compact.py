@@ -70,25 +70,41 @@ def _matmul(x: jax.Array, w) -> jax.Array:
     return x @ w
 
 
+def _expand_rows(w, index: jax.Array, rows: int):
+    """The (rows, q) matrix whose rows ``index`` are ``w`` (K, q) and whose other rows are zero.
+
+    Multiplying the full input by it replaces a gather of the input's columns, which XLA runs
+    slowly on CPUs (a 4096-sample batch: 20 ms for the gather, against 0.1 ms for the extra rows).
+    """
+    if isinstance(w, sparse.BCOO):
+        indices = w.indices.at[:, 0].set(index[w.indices[:, 0]])
+        return sparse.BCOO((w.data, indices), shape=(rows, w.shape[1]))
+    return jnp.zeros((rows, w.shape[1]), w.dtype).at[index].set(w)
+
+
 def compact_apply(net: CompactGCN, features: jax.Array) -> jax.Array:
     """Logits (B, classes) of node features (B, J, F) (the original network's features)."""
     p = net.params
-    h = jnp.take(features, p["input_index"], axis=-1)
+    h, index = features, p["input_index"]
     mask = None if net.graph is None else jnp.asarray(net.graph, bool)
     for b in range(net.num_blocks):
         att, conv = p[f"block{b}"]["attention"], p[f"block{b}"]["conv"]
+
+        def kernel(w):   # block 0 reads the kept input features only: their rows, zeros elsewhere
+            return _expand_rows(w, index, features.shape[-1]) if b == 0 else w
         if "constant" in att:                            # no attention dimension left
             a = att["constant"]
         else:
-            q = _matmul(h, att["query"]) + att["query_bias"]
-            k = _matmul(h, att["key"])
+            q = _matmul(h, kernel(att["query"])) + att["query_bias"]
+            k = _matmul(h, kernel(att["key"]))
             logits = jnp.einsum("...id,...jd->...ij", q, k) * net.attention_scale + att["bias"]
             if mask is not None:
                 logits = jnp.where(mask, logits, -jnp.inf)
             a = jax.nn.softmax(logits, axis=-1)
-        h = jax.nn.relu(a @ _matmul(h, conv["kernel"]) + conv["bias"])
-    h = jnp.take(h.reshape(h.shape[0], -1), p["fc"]["index"], axis=-1)
-    h = jax.nn.relu(_matmul(h, p["fc"]["kernel"]) + p["fc"]["bias"])
+        h = jax.nn.relu(a @ _matmul(h, kernel(conv["kernel"])) + conv["bias"])
+    h = h.reshape(h.shape[0], -1)
+    fc = _expand_rows(p["fc"]["kernel"], p["fc"]["index"], h.shape[-1])
+    h = jax.nn.relu(_matmul(h, fc) + p["fc"]["bias"])
     return _matmul(h, p["classifier"]["kernel"]) + p["classifier"]["bias"]
 
 

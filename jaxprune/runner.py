@@ -164,14 +164,18 @@ def train_fold(dataset: SkeletonDataset, test_fold: int, config: RunConfig, *, o
     optimizer = make_optimizer(tc.learning_rate, tc.lr_rule, total_steps, tc.weight_decay)
     pruner = make_pruner(config.method, params, gcn.prunable(params), config.prune, total_steps)
     mesh = mesh_for_batch(tc.devices, min(tc.batch_size, n))
-    epoch_fn = make_epoch(pruner.loss(forward, tc.label_smoothing), optimizer, n, tc.batch_size, mesh)
+    epoch_fn = make_epoch(pruner.loss(forward, tc.label_smoothing), optimizer, n, tc.batch_size, mesh,
+                          pruner.update_fn)
     trained = np.asarray(pruner.trained_rates, np.float32)
 
-    def evaluate(p):   # monitoring only: hard-masked accuracy at each trained rate
-        acc, _ = evaluate_masks(forward, p, pruner.hard_masks(p, trained), data.test_chunks, data.test_labels)
+    def evaluate(s):   # monitoring only: hard-masked accuracy at each trained rate
+        masks = pruner.finish(s.prune_state).hard_masks(s.params, trained)
+        acc, _ = evaluate_masks(forward, s.params, masks, data.test_chunks, data.test_labels)
         return {f"test_accuracy@{r:g}": float(a) for r, a in zip(pruner.trained_rates, acc)}
 
-    state = init_state(params, optimizer, train_key)
+    train_arrays = {"chunks": jnp.asarray(data.train_chunks), "labels": jnp.asarray(data.train_labels)}
+    prune_state = pruner.init_prune_state(params, jax.random.fold_in(key, 1), train_arrays, forward)
+    state = init_state(params, optimizer, train_key, prune_state)
     start, start_epoch, earlier = time.perf_counter(), 0, 0.0
     fold_dir = metrics_path = on_epoch_end = None
     if resume and out_dir is None:
@@ -195,13 +199,13 @@ def train_fold(dataset: SkeletonDataset, test_fold: int, config: RunConfig, *, o
                 checkpoint.save(ckpt_dir, epoch, state, method=config.method, config=config.to_dict(),
                                 seconds=earlier + time.perf_counter() - start)
         on_epoch_end = save_checkpoint
-    train_arrays = replicate({"chunks": jnp.asarray(data.train_chunks), "labels": jnp.asarray(data.train_labels)},
-                             mesh)
+    train_arrays = replicate(train_arrays, mesh)
     state = replicate(state, mesh)
     state, history = fit(state, epoch_fn, train_arrays, tc.epochs, start_epoch=start_epoch,
                          metrics_path=metrics_path, label=f"{dataset.name} fold {test_fold}",
                          evaluate=evaluate, eval_every=eval_every, progress=progress, on_epoch_end=on_epoch_end)
     jax.block_until_ready(state.params)
+    pruner = pruner.finish(state.prune_state)
     seconds = earlier + time.perf_counter() - start
     rows = fold_rows(pruner, forward, model, state.params, data.test_chunks, data.test_labels,
                      serve_rates(config.method, config.prune))

@@ -1,7 +1,9 @@
 """Method-agnostic training: one jitted epoch (a scan over mini-batches) and a loop around it.
 
-A method supplies ``loss_fn(params, batch, key, step) -> (loss, metrics)`` where ``batch`` is a
-dict of arrays with a leading batch axis and ``metrics`` a dict of scalars. Everything else here
+A method supplies ``loss_fn(params, batch, key, step, prune_state) -> (loss, metrics)`` where
+``batch`` is a dict of arrays with a leading batch axis and ``metrics`` a dict of scalars, and
+optionally ``update_fn(params, prune_state, step) -> (params, prune_state)``, run after every
+optimizer step (e.g. a baseline that prunes at scheduled steps). Everything else here
 (shuffling, batching, optimizer, progress, JSON-lines metrics) is shared by every method.
 """
 
@@ -24,7 +26,8 @@ from jaxprune.optim import LR_RULES
 from jaxprune.parallel import shard_batch
 from jaxprune.results import write_atomic
 
-LossFn = Callable[[Any, dict, jax.Array, jax.Array], tuple[jax.Array, dict]]
+LossFn = Callable[[Any, dict, jax.Array, jax.Array, Any], tuple[jax.Array, dict]]
+UpdateFn = Callable[[Any, Any, jax.Array], tuple[Any, Any]]
 
 
 @dataclasses.dataclass(frozen=True)
@@ -82,10 +85,12 @@ class TrainState:
     opt_state: Any
     step: jax.Array   # int32 scalar, optimizer steps taken
     key: jax.Array    # typed PRNG key for shuffling and the method's randomness
+    prune_state: Any = None   # a method's own state (e.g. a baseline's current masks), or None
 
 
-def init_state(params, optimizer: optax.GradientTransformation, key: jax.Array) -> TrainState:
-    return TrainState(params=params, opt_state=optimizer.init(params), step=jnp.zeros((), jnp.int32), key=key)
+def init_state(params, optimizer: optax.GradientTransformation, key: jax.Array, prune_state=None) -> TrainState:
+    return TrainState(params=params, opt_state=optimizer.init(params), step=jnp.zeros((), jnp.int32), key=key,
+                      prune_state=prune_state)
 
 
 def steps_per_epoch(num_samples: int, batch_size: int) -> int:
@@ -93,31 +98,37 @@ def steps_per_epoch(num_samples: int, batch_size: int) -> int:
 
 
 def make_epoch(loss_fn: LossFn, optimizer: optax.GradientTransformationExtraArgs, num_samples: int,
-               batch_size: int, mesh=None) -> Callable[[TrainState, dict], tuple[TrainState, dict]]:
+               batch_size: int, mesh=None, update_fn: UpdateFn | None = None
+               ) -> Callable[[TrainState, dict], tuple[TrainState, dict]]:
     """A jitted ``epoch(state, data) -> (state, mean metrics)``.
 
     ``data`` holds the whole training set (leading axis ``num_samples``). Each epoch draws a fresh
     permutation; the last batch wraps around to the permutation's start so that every step sees
     exactly min(batch_size, num_samples) samples (one compiled shape). With a device ``mesh``
-    (``jaxprune.parallel.data_mesh``) each step's batch is split over its devices.
+    (``jaxprune.parallel.data_mesh``) each step's batch is split over its devices. ``update_fn``
+    (if any) rewrites the params and the method's state after each step, given the steps taken.
     """
     batch = min(batch_size, num_samples)
     steps = steps_per_epoch(num_samples, batch_size)
 
     def epoch(state: TrainState, data: dict):
         def step_fn(carry, batch_index):
-            params, opt_state, step, key = carry
+            params, opt_state, step, key, prune_state = carry
             key, sub = jax.random.split(key)
             batch_data = shard_batch(jax.tree.map(lambda a: a[batch_index], data), mesh)
-            (loss, metrics), grads = jax.value_and_grad(loss_fn, has_aux=True)(params, batch_data, sub, step)
+            (loss, metrics), grads = jax.value_and_grad(loss_fn, has_aux=True)(params, batch_data, sub, step,
+                                                                               prune_state)
             updates, opt_state = optimizer.update(grads, opt_state, params, value=loss)
-            return (optax.apply_updates(params, updates), opt_state, step + 1, key), metrics
+            params = optax.apply_updates(params, updates)
+            if update_fn is not None:
+                params, prune_state = update_fn(params, prune_state, step + 1)
+            return (params, opt_state, step + 1, key, prune_state), metrics
 
         key, perm_key = jax.random.split(state.key)
         order = jnp.resize(jax.random.permutation(perm_key, num_samples), (steps * batch,)).reshape(steps, batch)
-        (params, opt_state, step, key), metrics = jax.lax.scan(
-            step_fn, (state.params, state.opt_state, state.step, key), order)
-        return TrainState(params, opt_state, step, key), jax.tree.map(jnp.mean, metrics)
+        (params, opt_state, step, key, prune_state), metrics = jax.lax.scan(
+            step_fn, (state.params, state.opt_state, state.step, key, state.prune_state), order)
+        return TrainState(params, opt_state, step, key, prune_state), jax.tree.map(jnp.mean, metrics)
 
     return jax.jit(epoch, donate_argnums=0)
 
@@ -160,7 +171,7 @@ def fit(state: TrainState, epoch_fn, data: dict, epochs: int, *, start_epoch: in
     """Runs epochs ``start_epoch + 1 .. epochs``; returns the final state and one metrics dict per epoch.
 
     ``state`` is the state after ``start_epoch`` epochs (0: fresh; more: a resumed run). Each
-    epoch's metrics (plus ``evaluate(params)`` every ``eval_every`` epochs and at the end, for
+    epoch's metrics (plus ``evaluate(state)`` every ``eval_every`` epochs and at the end, for
     monitoring only) are written to ``metrics_path`` as JSON lines when given, one flushed line per
     epoch: the file first keeps only its rows of epochs <= ``start_epoch`` (those then open the
     returned history), so it ends holding epochs 1..``epochs`` once. ``on_epoch_end(epoch, state)``
@@ -176,7 +187,7 @@ def fit(state: TrainState, epoch_fn, data: dict, epochs: int, *, start_epoch: in
             state, metrics = epoch_fn(state, data)
             row = {"epoch": e, **{k: float(v) for k, v in metrics.items()}}
             if evaluate is not None and eval_every and (e % eval_every == 0 or e == epochs):
-                row.update({f"eval_{k}": v for k, v in evaluate(state.params).items()})
+                row.update({f"eval_{k}": v for k, v in evaluate(state).items()})
             history.append(row)
             if sink:
                 sink.write(json.dumps(row) + "\n")

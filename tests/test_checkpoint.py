@@ -265,3 +265,28 @@ def test_refusals(stopped, reference, tmp_path, capsys):
     assert "checkpoint_every" in line and ">= 0" in line
     with pytest.raises(RunExistsError):
         resume(reference, progress=False)
+
+
+@pytest.mark.parametrize("method", ["lottery", "gradual"])
+def test_baseline_state_survives_a_resume(tmp_path, method):
+    """A baseline's masks (and the lottery's rewind point) live in the train state: a run stopped
+    mid-way and resumed ends bit-identical to an uninterrupted one."""
+    extra = ["--method", method, "--set", "prune.rate=0.8"]
+    ref = tmp_path / "ref"
+    assert main(train_args(ref, *extra)) == 0
+    out = tmp_path / "stopped"
+    real_fit = runner.fit
+
+    def stopping_fit(*args, on_epoch_end, **kwargs):
+        def end(epoch, state):
+            on_epoch_end(epoch, state)
+            if epoch == 25:
+                raise Stop
+        return real_fit(*args, on_epoch_end=end, **kwargs)
+
+    with pytest.MonkeyPatch.context() as mp:
+        mp.setattr(runner, "fit", stopping_fit)
+        with pytest.raises(Stop):
+            main(train_args(out, *extra))
+    assert main(["train", "--resume", str(out), "--quiet"]) == 0
+    assert_same_run(out, ref)

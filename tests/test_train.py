@@ -23,7 +23,7 @@ def blobs(n=64, seed=0):
     return {"x": jnp.asarray(x, jnp.float32), "labels": jnp.asarray(labels, jnp.int32)}
 
 
-def linear_loss(params, batch, key, step):
+def linear_loss(params, batch, key, step, prune_state=None):
     del key, step
     logits = batch["x"] @ params["w"] + params["b"]
     ce = cross_entropy(logits, batch["labels"])
@@ -63,7 +63,7 @@ def test_wrap_around_batches(n, batch_size):
     batch = min(batch_size, n)
     steps = steps_per_epoch(n, batch_size)
 
-    def count_loss(params, data, key, step):
+    def count_loss(params, data, key, step, prune_state=None):
         del key, step
         loss = params["p"][data["idx"]].sum()
         return loss, {"loss": loss, "batch": jnp.asarray(data["idx"].shape[0], jnp.float32)}
@@ -93,9 +93,9 @@ def test_fit_is_deterministic_and_logs_json_lines(tmp_path):
         state = init_state(linear_params(3), opt, jax.random.key(7))
         calls = []
 
-        def evaluate(p):
+        def evaluate(s):
             calls.append(1)
-            return {"acc": float(accuracy(data["x"] @ p["w"] + p["b"], data["labels"]))}
+            return {"acc": float(accuracy(data["x"] @ s.params["w"] + s.params["b"], data["labels"]))}
 
         state, hist = fit(state, epoch, data, 5, metrics_path=path, evaluate=evaluate, eval_every=2,
                           progress=False)

@@ -4,21 +4,22 @@
     pruner.hard_masks(params, rates (R,))  -> masks with a leading R axis (None: leaf not masked)
     pruner.layer_rates(params, rates)      -> per-layer target rates (R,) at masked leaves, or None
     pruner.trained_rates, pruner.serves_any_rate, pruner.artefacts() (what serving needs saved)
+    pruner.init_prune_state / update_fn / finish: a state carried through training (methods/base.py)
 
 ``make_pruner`` builds one for a fresh run, ``restore_pruner`` for a saved one.
 """
 
 from __future__ import annotations
 
-from jaxprune.methods import ctf, dense, mrmp
+from jaxprune.methods import baselines, ctf, dense, mrmp
 from jaxprune.methods.config import PruneConfig
 
-METHODS = ("dense", "srmp", "mrmp", "ctf")
+METHODS = ("dense", "srmp", "mrmp", "ctf", *baselines.BASELINES)
 
 
 def trained_rates(method: str, prune: PruneConfig) -> tuple[float, ...]:
-    """The rates a method trains at: dense 0; srmp and ctf their one ``rate``; mrmp its ``rates``."""
-    return {"dense": (0.0,), "srmp": (prune.rate,), "mrmp": prune.rates, "ctf": (prune.rate,)}[method]
+    """The rates a method trains at: dense 0; mrmp its ``rates``; every other method its one ``rate``."""
+    return {"dense": (0.0,), "mrmp": prune.rates}.get(method, (prune.rate,))
 
 
 def serve_rates(method: str, prune: PruneConfig) -> tuple[float, ...]:
@@ -39,6 +40,8 @@ def make_pruner(method: str, params, prunable, prune: PruneConfig, total_steps: 
         return mrmp.build(params, prunable, prune, trained_rates(method, prune), anneal)
     if method == "ctf":
         return ctf.build(params, prunable, prune, anneal)
+    if method in baselines.BASELINES:
+        return baselines.build(method, params, prunable, prune, total_steps)
     raise ValueError(f"method must be one of {METHODS}, got {method!r}")
 
 
@@ -50,4 +53,6 @@ def restore_pruner(method: str, params, prunable, prune: PruneConfig, artefacts:
         return mrmp.restore(params, prunable, prune, trained_rates(method, prune), artefacts)
     if method == "ctf":
         return ctf.restore(params, prunable, prune, artefacts)
+    if method in baselines.BASELINES:
+        return baselines.restore(method, params, prunable, prune, artefacts)
     raise ValueError(f"method must be one of {METHODS}, got {method!r}")

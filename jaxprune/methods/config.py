@@ -52,6 +52,15 @@ class PruneConfig:
         entry (default all four; "entry" alone is unstructured, "block,column,row" structured).
       ctf_blocks: the CTF block partition: "channels" (the FC layer's rows grouped by channel of
         the last graph convolution, across nodes) or "none".
+      scope: magnitude and gradual baselines: "layer" (every layer at the rate) or "global" (one
+        magnitude threshold over all prunable layers).
+      finetune_fraction: one-shot baselines (magnitude, structured, l1, group_lasso): the share of
+        the training steps left for fine-tuning after pruning; gradual: the share after its
+        schedule ends.
+      gradual_updates: how many times the gradual baseline updates its mask.
+      lottery_rounds: training rounds of the lottery baseline (pruned after each but the last).
+      rewind_fraction: where in a round the lottery baseline rewinds to (share of the round).
+      reg_weight: λ of the l1 / group_lasso penalty.
       rate_jitter: in [0, 1] (default 1). 0 trains exactly ``rates`` every step. Above 0, each step draws
         rate k uniformly from this fraction of its stratum (the interval between the midpoints
         to its neighbours, in t = −log(1 − r) so the sparse end keeps its resolution): the
@@ -77,6 +86,12 @@ class PruneConfig:
     ctf_shift: float = 0.5
     ctf_factors: tuple[str, ...] = ("block", "column", "row", "entry")
     ctf_blocks: str = "channels"
+    scope: str = "layer"
+    finetune_fraction: float = 0.5
+    gradual_updates: int = 50
+    lottery_rounds: int = 3
+    rewind_fraction: float = 0.05
+    reg_weight: float = 0.1
 
     def __post_init__(self):
         check_rates("rate", [self.rate])
@@ -115,5 +130,17 @@ class PruneConfig:
         object.__setattr__(self, "ctf_factors", factors)
         if self.ctf_blocks not in ("channels", "none"):
             raise ValueError(f"prune setting ctf_blocks must be channels or none, got {self.ctf_blocks!r}")
+        if self.scope not in ("layer", "global"):
+            raise ValueError(f"prune setting scope must be layer or global, got {self.scope!r}")
+        if not 0.0 < self.finetune_fraction < 1.0:
+            raise ValueError(f"prune setting finetune_fraction must be in (0, 1), got {self.finetune_fraction}")
+        if self.gradual_updates < 1:
+            raise ValueError(f"prune setting gradual_updates must be >= 1, got {self.gradual_updates}")
+        if self.lottery_rounds < 2:
+            raise ValueError(f"prune setting lottery_rounds must be >= 2, got {self.lottery_rounds}")
+        if not 0.0 <= self.rewind_fraction < 1.0:
+            raise ValueError(f"prune setting rewind_fraction must be in [0, 1), got {self.rewind_fraction}")
+        if not self.reg_weight >= 0:
+            raise ValueError(f"prune setting reg_weight must be >= 0, got {self.reg_weight}")
         if not self.weibull_shape > 0:
             raise ValueError(f"prune setting weibull_shape must be > 0, got {self.weibull_shape}")

@@ -23,6 +23,7 @@ import jax
 import jax.numpy as jnp
 import numpy as np
 
+from jaxprune.methods.base import Stateless
 from jaxprune.losses import accuracy, cross_entropy
 from jaxprune.masks.bandstop import apply_masks, sigma_schedule
 from jaxprune.masks.ctf import CoarseToFineMask, mask_sum
@@ -47,7 +48,7 @@ def gcn_blocks(params: PyTree, setting: str) -> tuple[tuple[str, tuple], ...]:
 
 
 @flax.struct.dataclass
-class CoarseToFine:
+class CoarseToFine(Stateless):
     """The CTF pruner (see the module docstring); ``mask`` holds the scales, shift, factors, blocks."""
 
     mask: CoarseToFineMask
@@ -72,7 +73,7 @@ class CoarseToFine:
         """``loss(params, batch, key, step) -> (loss, metrics)``: CE of the soft-masked network +
         λ·(soft kept fraction − (1 − r))²."""
 
-        def loss(params, batch, key, step):
+        def loss(params, batch, key, step, prune_state=None):
             masks = self.mask.soft_masks(params, self.sigma(step))
             n = sum(m.size for m in jax.tree.leaves(masks))
             kept = mask_sum(masks) / n

@@ -7,6 +7,7 @@ import jax
 import jax.numpy as jnp
 import numpy as np
 
+from jaxprune.methods.base import Stateless
 from jaxprune.losses import accuracy, cross_entropy
 
 
@@ -16,8 +17,8 @@ def make_loss(forward, label_smoothing: float = 0.0):
     ``forward(params, chunks, key, train)`` returns logits (B, classes).
     """
 
-    def loss(params, batch, key, step):
-        del step
+    def loss(params, batch, key, step, prune_state=None):
+        del step, prune_state
         logits = forward(params, batch["chunks"], key, True)
         ce = cross_entropy(logits, batch["labels"], label_smoothing)
         return ce, {"loss": ce, "accuracy": accuracy(logits, batch["labels"])}
@@ -26,7 +27,7 @@ def make_loss(forward, label_smoothing: float = 0.0):
 
 
 @flax.struct.dataclass
-class Dense:
+class Dense(Stateless):
     """The dense method as a pruner: no mask; it serves rate 0 only."""
 
     trained_rates: tuple[float, ...] = flax.struct.field(pytree_node=False, default=(0.0,))

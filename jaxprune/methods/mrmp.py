@@ -29,6 +29,7 @@ import jax.numpy as jnp
 import numpy as np
 
 from jaxprune.alignment import total_alignment
+from jaxprune.methods.base import Stateless
 from jaxprune.losses import accuracy, cross_entropy
 from jaxprune.masks.bandstop import BandStopMask, apply_masks, sigma_schedule
 from jaxprune.methods.config import PruneConfig
@@ -39,7 +40,7 @@ PyTree = Any
 
 
 @flax.struct.dataclass
-class MultiRate:
+class MultiRate(Stateless):
     """Band-stop pruner at several rates over shared latent weights (SRMP when one rate).
 
     ``priors``: pytree like the params, a prior at each prunable leaf, None elsewhere.
@@ -112,7 +113,7 @@ class MultiRate:
         """``loss(params, batch, key, step) -> (loss, metrics)``: mean CE over the K trained rates
         (one vmap over their thresholds, the same augmented batch for each) + λ·KL."""
 
-        def loss(params, batch, key, step):
+        def loss(params, batch, key, step, prune_state=None):
             key, rate_key, grid_key = jax.random.split(key, 3)
             masks = self.soft_masks(params, self.step_rates(rate_key), step)
 
