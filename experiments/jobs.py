@@ -73,6 +73,31 @@ def collect(dataset, out: Path, run: str, folds, data_dir: str) -> dict | None:
     return results_record(dataset, config, runs, sum(r["train_seconds"] for r in records), data_dir=data_dir)
 
 
+def collect_all(dataset, out: Path, runs, folds, data_dir: str) -> dict:
+    """{run: results.json object} of every run whose folds are all done, each also written to
+    ``out/<run>/results.json``."""
+    from jaxprune.results import write_json_atomic
+    results = {}
+    for name in runs:
+        res = collect(dataset, out, name, folds, data_dir)
+        if res is not None:
+            write_json_atomic(out / name / "results.json", res)
+            results[name] = res
+    return results
+
+
+def write_tables(out: Path, markdown: str, rows: list[dict]) -> None:
+    """Writes ``out/table.md`` and (when there are rows) ``out/table.csv``, and prints the markdown."""
+    import csv
+    (out / "table.md").write_text(markdown)
+    if rows:
+        with open(out / "table.csv", "w", newline="") as f:
+            writer = csv.DictWriter(f, fieldnames=list(rows[0]))
+            writer.writeheader()
+            writer.writerows(rows)
+    print(markdown)
+
+
 def machine_line(results: dict) -> str:
     """'Machine: …' for a table's header: CPU, cores and the jax backend of the runs."""
     backend = next(iter(results.values()))["backend"] if results else "?"

@@ -15,7 +15,6 @@ network over the dense one on the fold-1 model, batch ``--batch``), and ``ctf_vs
 
 from __future__ import annotations
 
-import csv
 import os
 import sys
 from pathlib import Path
@@ -24,7 +23,7 @@ os.environ.setdefault("XLA_FLAGS", "--xla_cpu_multi_thread_eigen=false intra_op_
 
 import numpy as np  # noqa: E402
 
-from experiments.jobs import Job, collect, experiment_parser, machine_line, run_jobs  # noqa: E402
+from experiments.jobs import Job, collect_all, experiment_parser, machine_line, run_jobs, write_tables  # noqa: E402
 from experiments.plotting import pyplot, save  # noqa: E402
 
 RATES = (0.5, 0.7, 0.9, 0.95, 0.98)
@@ -149,7 +148,6 @@ def main(argv=None):
     p.add_argument("--batch", type=int, default=256, help="batch of the speed-up measurement (0: skip it)")
     a = p.parse_args(argv)
     from jaxprune.datasets import load_dataset
-    from jaxprune.results import write_json_atomic
     from jaxprune.serving import parse_rates
     rates = parse_rates(a.rates)
     variants = [v.strip() for v in a.variants.split(",")]
@@ -165,12 +163,7 @@ def main(argv=None):
              for v in variants for r in rates]
     run_jobs([Job(a.dataset, a.data_dir, name, method, (*a.overrides, *extra), k, str(out))
               for name, method, extra in runs for k in folds], a.workers)
-    results = {}
-    for name, _, _ in runs:
-        res = collect(dataset, out, name, folds, a.data_dir)
-        if res is not None:
-            write_json_atomic(out / name / "results.json", res)
-            results[name] = res
+    results = collect_all(dataset, out, [name for name, _, _ in runs], folds, a.data_dir)
     speed = {}
     if a.batch:
         for name, method, _ in runs:
@@ -180,13 +173,7 @@ def main(argv=None):
     header = (f"# CTF and its ablations on {a.dataset.upper()} ({len(folds)} folds)\n\nCommand: `{command}`  \n"
               f"{machine_line(results)}\n\n")
     table, rows = tables(results, rates, speed)
-    (out / "table.md").write_text(header + table)
-    if rows:
-        with open(out / "table.csv", "w", newline="") as f:
-            writer = csv.DictWriter(f, fieldnames=list(rows[0]))
-            writer.writeheader()
-            writer.writerows(rows)
-    print(header + table)
+    write_tables(out, header + table, rows)
     plot(results, rates, out / "ctf_vs_rate.png")
 
 

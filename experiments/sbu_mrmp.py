@@ -24,7 +24,7 @@ os.environ.setdefault("XLA_FLAGS", "--xla_cpu_multi_thread_eigen=false intra_op_
 
 import numpy as np  # noqa: E402
 
-from experiments.jobs import Job, collect, experiment_parser, machine_line, run_jobs  # noqa: E402
+from experiments.jobs import Job, collect_all, experiment_parser, machine_line, run_jobs  # noqa: E402
 from experiments.plotting import pyplot, save  # noqa: E402
 
 RATES = (0.5, 0.7, 0.9, 0.95, 0.98, 0.99)
@@ -179,7 +179,6 @@ def main(argv=None):
     p.add_argument("--methods", default="dense,mrmp,srmp")
     a = p.parse_args(argv)
     from jaxprune.datasets import load_dataset
-    from jaxprune.results import write_json_atomic
     from jaxprune.serving import parse_rates
     rates = parse_rates(a.rates)
     out = Path(a.out)
@@ -203,13 +202,7 @@ def main(argv=None):
                  for k in folds]
     jobs.sort(key=lambda j: j.method != "mrmp")          # the longest jobs first
     run_jobs(jobs, a.workers)
-    results = {}
-    for method, rate in runs:
-        name = run_name(method, rate)
-        res = collect(dataset, out, name, folds, a.data_dir)
-        if res is not None:
-            write_json_atomic(out / name / "results.json", res)
-            results[name] = res
+    results = collect_all(dataset, out, [run_name(m, r) for m, r in runs], folds, a.data_dir)
     command = "python -m experiments.sbu_mrmp " + " ".join(argv)
     header = (f"# MRMP and SRMP on {a.dataset.upper()} ({len(folds)} folds)\n\nCommand: `{command}`  \n"
               f"{machine_line(results)}\n\n")

@@ -50,9 +50,10 @@ def build_parser() -> argparse.ArgumentParser:
     t.add_argument("--fold", type=_fold, default="all",
                    help="test fold number, or 'all' for every fold (SBU: 5-fold cross-validation); default all")
     t.add_argument("--method", choices=METHODS, default="dense",
-                   help="dense, srmp (one rate), mrmp (several rates on shared weights) or ctf "
-                   "(coarse-to-fine, one rate); default dense")
-    t.add_argument("--rate", help="srmp, ctf: the pruning rate in [0, 1) (default 0.9)")
+                   help="dense, srmp (one rate), mrmp (several rates on shared weights), ctf "
+                   "(coarse-to-fine, one rate) or a baseline (one rate): magnitude, gradual, random, "
+                   "structured, lottery, snip, l1, group_lasso; default dense")
+    t.add_argument("--rate", help="every method but dense and mrmp: the pruning rate in [0, 1) (default 0.9)")
     t.add_argument("--rates", help="mrmp: comma-separated rates in [0, 1) trained together "
                    "(default 0.5,0.7,0.9,0.95,0.98,0.99)")
     t.add_argument("--epochs", type=int, help="training epochs (default: the dataset preset's)")
@@ -114,8 +115,8 @@ def _config(args) -> RunConfig:
         config = override(config, [f"train.devices={args.devices}"])
     rate, rates = getattr(args, "rate", None), getattr(args, "rates", None)
     if rate is not None:
-        if config.method not in ("srmp", "ctf"):
-            raise SettingError(f"--rate is the single rate of srmp and ctf; for --method {config.method} "
+        if config.method in ("dense", "mrmp"):
+            raise SettingError(f"--rate is the single rate of a one-rate method; for --method {config.method} "
                                + ("use --rates R1,R2,..." if config.method == "mrmp" else "there is no rate"))
         values = parse_rates(rate, "--rate")
         if len(values) != 1 or "," in rate:
@@ -125,7 +126,7 @@ def _config(args) -> RunConfig:
     if rates is not None:
         if config.method != "mrmp":
             raise SettingError(f"--rates sets the rates mrmp trains together; for --method {config.method} "
-                               + ("use --rate R" if config.method in ("srmp", "ctf") else "there is no rate"))
+                               + ("there is no rate" if config.method == "dense" else "use --rate R"))
         config = override(config, {"prune.rates": parse_rates(rates)})
     return config
 

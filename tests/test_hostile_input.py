@@ -530,7 +530,7 @@ SETTING_CASES = [
     ("empty rates (--set)", ["--set", "prune.rates="], r"prune setting rates is empty"),
     ("rates with a bad separator", ["--set", "prune.rates=0.5;0.9"],
      r"setting prune\.rates: cannot read '0\.5;0\.9' as float"),
-    ("--rate for dense", ["--rate", "0.5"], r"--rate is the single rate of srmp and ctf"),
+    ("--rate for dense", ["--rate", "0.5"], r"--rate is the single rate of a one-rate method"),
     ("zero channels", ["--set", "model.channels=0"], r"setting model\.channels=0: model setting channels must be >= 1"),
     ("zero hidden", ["--set", "model.hidden=0"], r"setting model\.hidden=0: model setting hidden must be >= 1"),
     ("zero blocks", ["--set", "model.num_blocks=0"], r"model setting num_blocks must be >= 1"),
