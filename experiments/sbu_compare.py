@@ -7,8 +7,10 @@ Methods: dense; MRMP (one model per fold for every rate); SRMP and CTF (one mode
 fold); the baselines of ``jaxprune.methods.baselines`` (magnitude pruning is run twice, layer-wise
 and global). Every run uses the dataset's preset plus ``--set`` overrides, the same
 ``train.epochs`` (every phase counted) and seed. Each method's own hyper-parameters are its
-documented defaults (``jaxprune settings``), written in its results; none was chosen on a test
-fold. Jobs run in ``--workers`` processes and are resumable.
+documented defaults (``jaxprune settings``) except λ of L1 and group lasso, chosen by nested
+validation on training folds (``experiments.tune_dense``, results in
+``experiments/results/tune_baselines``); all are written in each run's results, none was chosen
+on a test fold. Jobs run in ``--workers`` processes and are resumable.
 
 ``--quick`` (a first look in well under 15 minutes on 2 CPU cores): fold 1 only, rates 0.5, 0.9
 and 0.98, 300 epochs.
@@ -38,8 +40,10 @@ METHODS = [
     ("magnitude, layer-wise", "magnitude", ("prune.scope=layer",)),
     ("magnitude, global", "magnitude", ("prune.scope=global",)),
     ("gradual magnitude", "gradual", ()), ("random", "random", ()), ("structured (columns)", "structured", ()),
-    ("lottery rewinding", "lottery", ()), ("SNIP", "snip", ()), ("L1 then threshold", "l1", ()),
-    ("group lasso then threshold", "group_lasso", ()),
+    ("lottery rewinding", "lottery", ()), ("SNIP", "snip", ()),
+    # λ chosen by nested validation on the training folds at rate 0.9 (experiments/results/tune_baselines)
+    ("L1 then threshold", "l1", ("prune.reg_weight=0.01",)),
+    ("group lasso then threshold", "group_lasso", ("prune.reg_weight=0.1",)),
 ]
 
 
