@@ -36,12 +36,11 @@ def run_name(variant: str, rate: float) -> str:
 
 
 def speedup(run_dir: Path, fold: int, batch: int, data_dir: str) -> dict:
-    """Latency of the dense, masked and compact networks of one saved fold (batch ``batch``)."""
+    """Latency of the dense and the compact network of one saved fold (batch ``batch``)."""
     import jax
     from benchmarks.timing import median_seconds
     from jaxprune.compact import compact, compact_apply
     from jaxprune.data.features import node_features
-    from jaxprune.masks.bandstop import apply_masks
     from jaxprune.nn import gcn
     from jaxprune.serving import open_folds
     _, _, folds = open_folds(run_dir, data_dir)
@@ -51,13 +50,10 @@ def speedup(run_dir: Path, fold: int, batch: int, data_dir: str) -> dict:
     features = node_features(saved.data.test_chunks, saved.config.features)
     x = np.resize(np.asarray(features), (batch,) + features.shape[1:])
     dense = jax.jit(lambda p, f: gcn.apply(p, f, saved.model))
-    masked_params = apply_masks(saved.params, masks)
     net = compact(saved.params, masks, saved.model)
     t_dense = median_seconds(dense, saved.params, x, repeats=50, min_seconds=0.5)
     t_compact = median_seconds(jax.jit(compact_apply), net, x, repeats=50, min_seconds=0.5)
-    t_masked = median_seconds(dense, masked_params, x, repeats=50, min_seconds=0.5)
-    return {"dense_ms": 1e3 * t_dense, "masked_ms": 1e3 * t_masked, "compact_ms": 1e3 * t_compact,
-            "speedup": t_dense / t_compact}
+    return {"dense_ms": 1e3 * t_dense, "compact_ms": 1e3 * t_compact, "speedup": t_dense / t_compact}
 
 
 def _at(results, rate):

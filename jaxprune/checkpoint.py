@@ -24,6 +24,7 @@ import jax
 import numpy as np
 import orbax.checkpoint as ocp
 
+from jaxprune.config import flatten
 from jaxprune.train import TrainState
 
 ITEMS = ("state", "meta")
@@ -137,7 +138,7 @@ def check(meta, where: Path, template: TrainState, *, method: str, config: dict)
         raise ValueError(f"checkpoint {where} is not a jaxprune checkpoint of this version")
     if meta.get("method") != method:
         raise ValueError(f"checkpoint {where} was saved by method {meta.get('method')}, this run is {method}")
-    there, here = _flat(meta.get("config", {})), _flat(_plain(config))
+    there, here = flatten(meta.get("config", {})), flatten(_plain(config))
     differ = sorted(k for k in there.keys() | here.keys() if there.get(k) != here.get(k))
     if differ:
         shown = ", ".join(f"{k}={there.get(k)!r} there, {here.get(k)!r} here" for k in differ[:3])
@@ -164,16 +165,6 @@ def clear(directory) -> None:
 def _plain(obj):
     """``obj`` as JSON would give it back (tuples -> lists), for comparisons with saved metadata."""
     return json.loads(json.dumps(obj))
-
-
-def _flat(d: dict, prefix: str = "") -> dict:
-    out = {}
-    for k, v in d.items():
-        if isinstance(v, dict):
-            out.update(_flat(v, f"{prefix}{k}."))
-        else:
-            out[prefix + k] = v
-    return out
 
 
 def _short(e: BaseException) -> str:

@@ -46,6 +46,17 @@ def _check_finite(name: str, value) -> None:
                                "never valid settings)")
 
 
+def flatten(tree: dict, prefix: str = "") -> dict[str, object]:
+    """Flat {dotted name: value} of a nested dict (e.g. ``RunConfig.to_dict()`` or its JSON)."""
+    out = {}
+    for k, v in tree.items():
+        if isinstance(v, dict):
+            out.update(flatten(v, f"{prefix}{k}."))
+        else:
+            out[prefix + k] = v
+    return out
+
+
 def settings(config, prefix: str = "") -> dict[str, object]:
     """Flat {dotted name: value} of every scalar setting in a nested dataclass."""
     out = {}

@@ -18,7 +18,7 @@ import jax.numpy as jnp
 import numpy as np
 
 from jaxprune.compact import compact, compact_apply, compact_flops, compact_size, to_bcoo
-from jaxprune.config import SettingError, override
+from jaxprune.config import SettingError, flatten, override
 from jaxprune.data.features import node_features
 from jaxprune.export import load_compact, save_compact
 from jaxprune.masks.bandstop import apply_masks
@@ -54,17 +54,9 @@ def parse_rates(text: str, option: str = "--rates") -> tuple[float, ...]:
 def load_run_config(results: dict, path: Path) -> RunConfig:
     """The RunConfig recorded in a results.json object (a ValueError naming ``path`` if unusable)."""
     try:
-        flat = {}
-
-        def walk(d, prefix=""):
-            for k, v in d.items():
-                if isinstance(v, dict):
-                    walk(v, f"{prefix}{k}.")
-                else:
-                    flat[prefix + k] = tuple(v) if isinstance(v, list) else v
         cfg = dict(results["config"])
         method, seed = cfg.pop("method"), cfg.pop("seed")
-        walk(cfg)
+        flat = {k: tuple(v) if isinstance(v, list) else v for k, v in flatten(cfg).items()}
         return override(RunConfig(method=method, seed=seed), flat)
     except (KeyError, TypeError, ValueError, SettingError) as e:
         raise ValueError(f"{path}: its 'config' does not describe a run of this jaxprune ({e})") from None

@@ -17,7 +17,8 @@ from jaxprune.runner import RunConfig
 
 
 def test_one_device_needs_no_mesh():
-    assert len(jax.devices()) == 1            # the test process itself runs on one CPU device
+    if len(jax.devices()) != 1:
+        pytest.skip(f"this process sees {len(jax.devices())} devices; the one-device rules need one")
     assert mesh_for_batch(0, 256) is None and mesh_for_batch(1, 7) is None
     with pytest.raises(ValueError, match="this machine has 1 device"):
         data_mesh(4)

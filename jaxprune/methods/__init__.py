@@ -41,7 +41,7 @@ def make_pruner(method: str, params, prunable, prune: PruneConfig, total_steps: 
     if method == "ctf":
         return ctf.build(params, prunable, prune, anneal)
     if method in baselines.BASELINES:
-        return baselines.build(method, params, prunable, prune, total_steps)
+        return baselines.build(method, prunable, prune, total_steps)
     raise ValueError(f"method must be one of {METHODS}, got {method!r}")
 
 

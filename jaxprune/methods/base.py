@@ -9,6 +9,10 @@ gives the defaults of a pruner whose masks are a function of the params alone (d
 
 from __future__ import annotations
 
+import jax
+import jax.numpy as jnp
+import numpy as np
+
 
 class Stateless:
     """Defaults for a pruner that keeps no state in the train state."""
@@ -20,3 +24,12 @@ class Stateless:
 
     def finish(self, prune_state):
         return self
+
+
+def at_trained_rate(masks, rates, trained: float, method: str):
+    """``masks`` repeated along a leading (R,) axis for ``rates`` (R,), all of which must be the
+    one rate ``trained`` that a single-rate method serves (ValueError naming ``method`` otherwise)."""
+    rates = np.asarray(rates, np.float64)
+    if not np.allclose(rates, trained):
+        raise ValueError(f"a {method} run serves its trained rate {trained:g} only, asked for {rates.tolist()}")
+    return jax.tree.map(lambda m: jnp.broadcast_to(m, (len(rates),) + m.shape), masks)

@@ -43,6 +43,7 @@ import numpy as np
 from jaxprune.losses import accuracy, cross_entropy
 from jaxprune.masks.bandstop import apply_masks
 from jaxprune.masks.hard import column_masks, magnitude_masks, random_masks, snip_masks
+from jaxprune.methods.base import at_trained_rate
 from jaxprune.methods.config import PruneConfig
 
 PyTree = Any
@@ -172,12 +173,9 @@ class Baseline:
 
     def hard_masks(self, params, rates) -> PyTree:
         """The final masks with a leading (R,) axis; every rate must be the trained one."""
-        rates = np.asarray(rates, np.float64)
         if self.masks is None:
             raise ValueError(f"the {self.kind} baseline has no masks before training has finished")
-        if not np.allclose(rates, self.rate):
-            raise ValueError(f"a {self.kind} run serves its trained rate {self.rate:g} only, asked for {rates.tolist()}")
-        return jax.tree.map(lambda m: jnp.broadcast_to(m, (len(rates),) + m.shape), self.masks)
+        return at_trained_rate(self.masks, rates, self.rate, self.kind)
 
     def layer_rates(self, params, rates):
         return None
@@ -187,7 +185,8 @@ class Baseline:
         return {"mask" + jax.tree_util.keystr(p): np.asarray(m) for p, m in flat}
 
 
-def build(kind: str, params, prunable, config: PruneConfig, total_steps: int) -> Baseline:
+def build(kind: str, prunable, config: PruneConfig, total_steps: int) -> Baseline:
+    """The ``kind`` baseline at ``config.rate`` for a run of ``total_steps`` optimizer steps."""
     if kind not in BASELINES:
         raise ValueError(f"unknown baseline {kind!r}; choose one of {BASELINES}")
     return Baseline(kind=kind, prunable=prunable, trained_rates=(config.rate,), config=config,
@@ -203,4 +202,4 @@ def restore(kind: str, params, prunable, config: PruneConfig, artefacts: dict) -
             raise ValueError(f"saved model lacks {name!r}: not a {kind} model, or from another version")
         return jnp.asarray(artefacts[name])
     masks = jax.tree_util.tree_map_with_path(mask, params)
-    return build(kind, params, prunable, config, 1).replace(masks=masks)
+    return build(kind, prunable, config, 1).replace(masks=masks)

@@ -23,10 +23,10 @@ import jax
 import jax.numpy as jnp
 import numpy as np
 
-from jaxprune.methods.base import Stateless
 from jaxprune.losses import accuracy, cross_entropy
 from jaxprune.masks.bandstop import apply_masks, sigma_schedule
 from jaxprune.masks.ctf import CoarseToFineMask, mask_sum
+from jaxprune.methods.base import Stateless, at_trained_rate
 from jaxprune.methods.config import PruneConfig
 from jaxprune.priors import init_scales
 
@@ -61,10 +61,6 @@ class CoarseToFine(Stateless):
     def rate(self) -> float:
         return self.trained_rates[0]
 
-    def num_prunable(self, params) -> int:
-        masks = self.mask.hard_masks(params)
-        return int(sum(np.size(m) for m in jax.tree.leaves(masks)))
-
     def sigma(self, step) -> jax.Array:
         c = self.config
         return sigma_schedule(step, self.anneal_steps, c.ctf_shift, c.sigma_start, c.sigma_end)
@@ -87,11 +83,7 @@ class CoarseToFine(Stateless):
 
     def hard_masks(self, params, rates) -> PyTree:
         """The hard CTF masks with a leading (R,) axis; every rate must be the trained one."""
-        rates = np.asarray(rates, np.float64)
-        if not np.allclose(rates, self.rate):
-            raise ValueError(f"a ctf run serves its trained rate {self.rate:g} only, asked for {rates.tolist()}")
-        masks = self.mask.hard_masks(params)
-        return jax.tree.map(lambda m: jnp.broadcast_to(m, (len(rates),) + m.shape), masks)
+        return at_trained_rate(self.mask.hard_masks(params), rates, self.rate, "ctf")
 
     def layer_rates(self, params, rates):
         """None: one global budget, no per-layer targets."""

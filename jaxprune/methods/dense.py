@@ -7,8 +7,8 @@ import jax
 import jax.numpy as jnp
 import numpy as np
 
-from jaxprune.methods.base import Stateless
 from jaxprune.losses import accuracy, cross_entropy
+from jaxprune.methods.base import Stateless
 
 
 def make_loss(forward, label_smoothing: float = 0.0):
