@@ -33,6 +33,9 @@ class Gaussian:
     """N(0, scale²); ``scale`` = standard deviation."""
 
     scale: jax.Array | float = 1.0
+    # The law as static pytree data: two priors of different laws never share a jit cache entry
+    # (a mitigation: CI twice saw a jitted function give a Uniform the Gaussian's result).
+    law: str = flax.struct.field(pytree_node=False, default="gaussian")
 
     def log_density(self, x):
         z = jnp.asarray(x) / self.scale
@@ -59,6 +62,9 @@ class Laplace:
     """Laplace(0, b): density exp(−|x|/b)/(2b); ``scale`` = b (std = b·√2)."""
 
     scale: jax.Array | float = 1.0
+    # The law as static pytree data: two priors of different laws never share a jit cache entry
+    # (a mitigation: CI twice saw a jitted function give a Uniform the Gaussian's result).
+    law: str = flax.struct.field(pytree_node=False, default="laplace")
 
     def log_density(self, x):
         return -jnp.abs(jnp.asarray(x)) / self.scale - jnp.log(2 * self.scale)
@@ -89,6 +95,9 @@ class Uniform:
     """Uniform on [−c, c]; ``scale`` = c (std = c/√3)."""
 
     scale: jax.Array | float = 1.0
+    # The law as static pytree data: two priors of different laws never share a jit cache entry
+    # (a mitigation: CI twice saw a jitted function give a Uniform the Gaussian's result).
+    law: str = flax.struct.field(pytree_node=False, default="uniform")
 
     def log_density(self, x):
         x = jnp.asarray(x)
@@ -120,6 +129,9 @@ class Weibull:
 
     scale: jax.Array | float = 1.0
     shape: jax.Array | float = 1.5
+    # The law as static pytree data: two priors of different laws never share a jit cache entry
+    # (a mitigation: CI twice saw a jitted function give a Uniform the Gaussian's result).
+    law: str = flax.struct.field(pytree_node=False, default="weibull")
 
     def log_density(self, x):
         u = jnp.abs(jnp.asarray(x)) / self.scale
