@@ -12,6 +12,12 @@ through ``jit``/``vmap`` and can be stored one per layer in a params-shaped pytr
 
 ``threshold_for_rate(prior, r)`` is the threshold a(r) with P_Q(|w| < a) = r, vectorised over r.
 All quantities are in weight units; densities per weight unit; log-densities in nats.
+
+Each class carries its law as a static field (``law``). In jax 0.10, the treedefs of two dataclass
+pytrees with the same fields compare equal whatever their class (only their hashes differ), so
+jit's cache could, on a hash collision, run a Gaussian's trace for a Uniform: CI saw it twice
+(``Uniform(2.)`` thresholds 1.349 / 3.290 instead of 1.0 / 1.8). Distinct static data makes the
+treedefs unequal (``tests/test_priors.py`` checks it).
 """
 
 from __future__ import annotations
@@ -33,8 +39,8 @@ class Gaussian:
     """N(0, scale²); ``scale`` = standard deviation."""
 
     scale: jax.Array | float = 1.0
-    # The law as static pytree data: two priors of different laws never share a jit cache entry
-    # (a mitigation: CI twice saw a jitted function give a Uniform the Gaussian's result).
+    # The law as static pytree data, so that priors of different laws have unequal treedefs
+    # (see the module docstring: without it a jitted function can run another law's trace).
     law: str = flax.struct.field(pytree_node=False, default="gaussian")
 
     def log_density(self, x):
@@ -62,8 +68,8 @@ class Laplace:
     """Laplace(0, b): density exp(−|x|/b)/(2b); ``scale`` = b (std = b·√2)."""
 
     scale: jax.Array | float = 1.0
-    # The law as static pytree data: two priors of different laws never share a jit cache entry
-    # (a mitigation: CI twice saw a jitted function give a Uniform the Gaussian's result).
+    # The law as static pytree data, so that priors of different laws have unequal treedefs
+    # (see the module docstring: without it a jitted function can run another law's trace).
     law: str = flax.struct.field(pytree_node=False, default="laplace")
 
     def log_density(self, x):
@@ -95,8 +101,8 @@ class Uniform:
     """Uniform on [−c, c]; ``scale`` = c (std = c/√3)."""
 
     scale: jax.Array | float = 1.0
-    # The law as static pytree data: two priors of different laws never share a jit cache entry
-    # (a mitigation: CI twice saw a jitted function give a Uniform the Gaussian's result).
+    # The law as static pytree data, so that priors of different laws have unequal treedefs
+    # (see the module docstring: without it a jitted function can run another law's trace).
     law: str = flax.struct.field(pytree_node=False, default="uniform")
 
     def log_density(self, x):
@@ -129,8 +135,8 @@ class Weibull:
 
     scale: jax.Array | float = 1.0
     shape: jax.Array | float = 1.5
-    # The law as static pytree data: two priors of different laws never share a jit cache entry
-    # (a mitigation: CI twice saw a jitted function give a Uniform the Gaussian's result).
+    # The law as static pytree data, so that priors of different laws have unequal treedefs
+    # (see the module docstring: without it a jitted function can run another law's trace).
     law: str = flax.struct.field(pytree_node=False, default="weibull")
 
     def log_density(self, x):

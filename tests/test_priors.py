@@ -75,6 +75,17 @@ class JittedThresholds(chex.TestCase):
         np.testing.assert_allclose(f(Uniform(jnp.array([1.0, 4.0])), 0.5), [0.5, 2.0])
 
 
+def test_priors_of_different_laws_have_unequal_treedefs():
+    """jit's cache compares treedefs; in jax 0.10 those of same-field dataclasses of different
+    classes compare equal unless their static data differs, and a hash collision then ran a
+    Gaussian's trace for a Uniform (seen twice in CI)."""
+    structures = {name: jax.tree.structure(cls(2.0)) for name, cls in
+                  (("gaussian", Gaussian), ("laplace", Laplace), ("uniform", Uniform), ("weibull", Weibull))}
+    for a in structures:
+        for b in structures:
+            assert (structures[a] == structures[b]) == (a == b), (a, b)
+
+
 @pytest.mark.parametrize("name", PRIORS)
 def test_match_std(name):
     prior = make_prior(name, 0.7, match_std=True)
