@@ -6,8 +6,8 @@ The step is the real one (``jaxprune.train.make_epoch`` over a training set of e
 so one call = one optimizer step: augmentation, K soft-masked forward/backward passes in one
 vmap, KL alignment, AdamW update). Data: random SBU-shaped inputs (30 joints, 4 chunks, SBU preset
 features and model), batch ``--batch``. Reports the median over ``--repeats`` timed calls after
-compilation, and the ratio to SRMP (K = 1) and to dense. Writes ``mrmp_step.json`` and
-``mrmp_step.md`` into ``--out``.
+compilation, and the ratio to SRMP (K = 1) and to dense. Rows "m of K" train m of the K rates
+per step (``prune.rates_per_step``). Writes ``mrmp_step.json`` and ``mrmp_step.md`` into ``--out``.
 """
 
 from __future__ import annotations
@@ -32,10 +32,11 @@ from jaxprune.train import init_state, make_epoch
 RATE_SETS = {1: (0.9,), 2: (0.5, 0.9), 4: (0.5, 0.7, 0.9, 0.99), 8: (0.5, 0.6, 0.7, 0.8, 0.9, 0.95, 0.98, 0.99)}
 
 
-def step_time(method: str, rates, batch: int, repeats: int, seed: int = 0) -> float:
-    """Median seconds of one jitted train step."""
+def step_time(method: str, rates, batch: int, repeats: int, seed: int = 0, per_step: int = 0) -> float:
+    """Median seconds of one jitted train step (``per_step``: ``prune.rates_per_step``)."""
     dataset = make_synthetic(seed=seed)                       # SBU skeleton: 30 joints, 2 persons
-    sets = [*PRESETS["sbu"], f"prune.rates={','.join(map(str, rates))}", f"prune.rate={rates[0]}"]
+    sets = [*PRESETS["sbu"], f"prune.rates={','.join(map(str, rates))}", f"prune.rate={rates[0]}",
+            f"prune.rates_per_step={per_step}"]
     config = override(RunConfig(method=method), sets)
     model = gcn_config(dataset, config)
     forward = make_forward(model, config.features, config.augment)
@@ -69,6 +70,9 @@ def main(argv=None):
     rows.append({"method": "srmp", "rates": 1, "seconds": step_time("srmp", RATE_SETS[1], a.batch, a.repeats)})
     for k in (2, 4, 8):
         rows.append({"method": "mrmp", "rates": k, "seconds": step_time("mrmp", RATE_SETS[k], a.batch, a.repeats)})
+    for m in (1, 2):
+        rows.append({"method": "mrmp", "rates": f"{m} of 8", "seconds":
+                     step_time("mrmp", RATE_SETS[8], a.batch, a.repeats, per_step=m)})
     srmp, dense = rows[1]["seconds"], rows[0]["seconds"]
     for r in rows:
         r["vs_srmp"] = r["seconds"] / srmp

@@ -29,6 +29,8 @@ from pathlib import Path
 os.environ.setdefault("XLA_FLAGS", "--xla_cpu_multi_thread_eigen=false intra_op_parallelism_threads=1")
 
 
+import numpy as np  # noqa: E402
+
 from experiments.jobs import Job, collect_all, experiment_parser, machine_line, run_jobs, write_tables  # noqa: E402
 from experiments.plotting import pyplot, save  # noqa: E402
 
@@ -87,6 +89,62 @@ def table(results: dict, rates) -> tuple[str, list[dict]]:
     note = ("\n\nCells: test accuracy %, mean ± std over folds (achieved rate, mean). Kept parameters and FLOPs "
             "per method and rate are in table.csv.\n")
     return top + "\n".join(rows) + note, csv_rows
+
+
+OURS = ("MRMP", "SRMP", "CTF")
+T_975 = {1: 12.706, 2: 4.303, 3: 3.182, 4: 2.776, 5: 2.571, 6: 2.447, 7: 2.365, 8: 2.306, 9: 2.262}
+
+
+def fold_accuracies(results: dict, rate: float) -> dict[int, float]:
+    """{fold: test accuracy %} of a run at target ``rate``."""
+    out = {}
+    for run in results["runs"]:
+        row = next((r for r in run["rates"] if abs(r["target_rate"] - rate) < 1e-9), None)
+        if row is not None:
+            out[run["fold"]] = row["accuracy"]
+    return out
+
+
+def run_at(results: dict, label: str, rate: float) -> dict | None:
+    return results.get(run_name(label, rate)) or results.get(run_name(label, None))
+
+
+def verdicts(results: dict, rates) -> str:
+    """Markdown: at each rate, each of our methods against the best baseline (highest mean accuracy
+    among the baselines at that rate, picked on the same test folds, which favours the baselines).
+
+    The difference is paired by fold; "win" / "loss" when the 95 % t-interval of the mean paired
+    difference excludes 0, "tie" otherwise.
+    """
+    lines = ["| rate | best baseline | method | difference (points) | 95 % interval | verdict |",
+             "|---|---|---|---|---|---|"]
+    baselines = [label for label, _, _ in METHODS if label not in OURS]
+    for r in rates:
+        scored = [(np.mean(list(acc.values())), label, acc) for label in baselines
+                  if (res := run_at(results, label, r)) is not None and (acc := fold_accuracies(res, r))]
+        if not scored:
+            continue
+        best_mean, best, best_acc = max(scored, key=lambda t: t[0])
+        for label in OURS:
+            res = run_at(results, label, r)
+            acc = {} if res is None else fold_accuracies(res, r)
+            folds = sorted(set(acc) & set(best_acc))
+            if not folds:
+                continue
+            d = np.array([acc[k] - best_acc[k] for k in folds])
+            if len(d) < 2:
+                half, verdict = float("nan"), "one fold: no verdict"
+            else:
+                half = T_975.get(len(d) - 1, 1.96) * d.std(ddof=1) / np.sqrt(len(d))
+                verdict = "tie" if abs(d.mean()) <= half else ("win" if d.mean() > 0 else "loss")
+            lines.append(f"| {r:g} | {best} ({best_mean:.2f}) | {label} | {d.mean():+.2f} | "
+                         f"{'-' if np.isnan(half) else f'±{half:.2f}'} | {verdict} |")
+    return "\n".join(lines) + "\n"
+
+
+def total_train_seconds(results: dict) -> float:
+    """Training seconds summed over every fold of every run (one worker's time, excluding evaluation)."""
+    return sum(run["train_seconds"] for res in results.values() for run in res["runs"])
 
 
 def plot(csv_rows: list[dict], path: Path) -> bool:
@@ -153,6 +211,9 @@ def main(argv=None):
               f"Command: `{command}`  \n{machine_line(results)}; this invocation's wall time {wall / 60:.1f} min "
               f"(jobs already done were not rerun)\n\n")
     text, csv_rows = table(results, rates)
+    text += (f"\nTraining time summed over all {sum(len(r['runs']) for r in results.values())} fold runs: "
+             f"{total_train_seconds(results) / 3600:.2f} h of one worker.\n\n"
+             "## MRMP, SRMP and CTF against the best baseline at each rate\n\n" + verdicts(results, rates))
     write_tables(out, header + text, csv_rows)
     plot(csv_rows, out / "accuracy_vs_rate.png")
 

@@ -108,6 +108,19 @@ def test_rate_jitter_stays_in_strata(setup):
     np.testing.assert_allclose(fixed.step_rates(jax.random.key(0)), [0.5, 0.9])
 
 
+def test_rates_per_step_draws_distinct_subsets_covering_every_rate(setup):
+    params, _ = setup
+    prune = PruneConfig(rates=(0.5, 0.7, 0.9, 0.99), rate_jitter=0.0, rates_per_step=2)
+    pruner = make_pruner("mrmp", params, gcn.prunable(params), prune, total_steps=100)
+    draws = np.stack([np.asarray(pruner.step_rates(jax.random.key(i))) for i in range(100)])
+    assert draws.shape == (100, 2)
+    assert (draws[:, 0] != draws[:, 1]).all()                     # without replacement
+    counts = {r: int(np.isclose(draws, r).sum()) for r in prune.rates}
+    assert sum(counts.values()) == 200 and min(counts.values()) > 30, counts   # each ~50
+    with pytest.raises(ValueError, match="rates_per_step must be in \\[0, 4\\]"):
+        PruneConfig(rates=(0.5, 0.7, 0.9, 0.99), rates_per_step=5)
+
+
 def test_prior_scales_are_saved_and_restored(setup):
     params, pruner = setup
     artefacts = pruner.artefacts()

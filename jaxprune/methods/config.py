@@ -65,6 +65,9 @@ class PruneConfig:
         rate k uniformly from this fraction of its stratum (the interval between the midpoints
         to its neighbours, in t = −log(1 − r) so the sparse end keeps its resolution): the
         shared weights then learn every rate in the span, not only the listed ones.
+      rates_per_step: MRMP: how many of the K rates each step trains (0, the default: all K).
+        m < K draws m of them at random each step (METHOD.md §3's "subset per step" option), so
+        a step costs about as much as an m-rate step: cheaper, with fewer updates per rate.
     """
 
     rate: float = 0.9
@@ -82,6 +85,7 @@ class PruneConfig:
     kl_shift: bool = True
     allocation: str = "erk"
     rate_jitter: float = 1.0
+    rates_per_step: int = 0
     ctf_weight: float = 100.0
     ctf_shift: float = 0.5
     ctf_factors: tuple[str, ...] = ("block", "column", "row", "entry")
@@ -108,6 +112,9 @@ class PruneConfig:
             raise ValueError(f"prune setting anneal_fraction must be in (0, 1], got {self.anneal_fraction}")
         if self.allocation not in ("uniform", "erk"):
             raise ValueError(f"prune setting allocation must be uniform or erk, got {self.allocation!r}")
+        if not 0 <= self.rates_per_step <= len(self.rates):
+            raise ValueError(f"prune setting rates_per_step must be in [0, {len(self.rates)}] (0: all of the "
+                             f"{len(self.rates)} rates), got {self.rates_per_step}")
         if not 0.0 <= self.rate_jitter <= 1.0:
             raise ValueError(f"prune setting rate_jitter must be in [0, 1], got {self.rate_jitter}")
         if self.kl_space not in ("quantile", "weight", "both"):

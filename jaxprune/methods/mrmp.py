@@ -13,8 +13,8 @@ single-rate case (K = 1). After training any rate r*, trained or not, is served 
 Choices (METHOD.md §3, configurable in ``PruneConfig``): Gaussian prior with each layer's
 initialisation std as its scale; a network rate r is spread over layers by ERK
 (``jaxprune.masks.allocation``) and layer ℓ is thresholded at its prior's quantile for r_ℓ(r);
-all K rates every step, each drawn within its stratum of the rate span (``rate_jitter``, so rates
-between the listed ones are served well too); λ = 10; σ·a geometric from 1 to 100 over the first
+all K rates every step (``rates_per_step`` draws a subset instead), each drawn within its stratum
+of the rate span (``rate_jitter``, so rates between the listed ones are served well too); λ = 10; σ·a geometric from 1 to 100 over the first
 80 % of the steps, then crisp; the KL's histogram grid shifted by a random fraction of a bin each
 step (``kl_shift``).
 """
@@ -95,8 +95,17 @@ class MultiRate(Stateless):
                                bandwidth=self.config.kl_bandwidth, space=self.config.kl_space, shift=shift)
 
     def step_rates(self, key: jax.Array) -> jax.Array:
-        """The K rates of one training step (K,): the trained rates, each moved uniformly within
-        ``rate_jitter`` of its stratum when jitter is on (see ``PruneConfig``)."""
+        """The rates of one training step: the K trained rates, each moved uniformly within
+        ``rate_jitter`` of its stratum when jitter is on, then ``rates_per_step`` of them drawn
+        without replacement when that is set (see ``PruneConfig``). Shape (K,) or (m,)."""
+        m = self.config.rates_per_step
+        if not 0 < m < len(self.trained_rates):
+            return self.jittered_rates(key)
+        jitter_key, subset_key = jax.random.split(key)
+        return jax.random.choice(subset_key, self.jittered_rates(jitter_key), (m,), replace=False)
+
+    def jittered_rates(self, key: jax.Array) -> jax.Array:
+        """The K trained rates (K,), each moved uniformly within ``rate_jitter`` of its stratum."""
         rates = jnp.asarray(self.trained_rates, jnp.float32)
         jitter = self.config.rate_jitter
         if jitter == 0 or len(self.trained_rates) < 2:
