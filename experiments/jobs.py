@@ -8,6 +8,7 @@ is not run again. ``collect`` turns a run's per-fold rows into its ``results.jso
 from __future__ import annotations
 
 import argparse
+import contextlib
 import json
 import os
 import platform
@@ -43,9 +44,42 @@ def train_job(job: Job) -> str:
     return str(job.rows_path())
 
 
+class FolderInUse(RuntimeError):
+    """Another process is running experiment jobs in the same output folder."""
+
+
+def lock_folder(folder: Path):
+    """An exclusive lock on ``folder/.jobs.lock``, held while the returned file stays open (the OS
+    drops it when the process ends, so a killed run leaves no stale lock). Raises FolderInUse when
+    another process holds it: two experiments in one folder would train the same jobs and
+    overwrite each other's checkpoints. Where ``fcntl`` is missing (Windows), no lock is taken."""
+    try:
+        import fcntl
+    except ImportError:
+        return None
+    folder.mkdir(parents=True, exist_ok=True)
+    handle = open(folder / ".jobs.lock", "w")
+    try:
+        fcntl.flock(handle, fcntl.LOCK_EX | fcntl.LOCK_NB)
+    except BlockingIOError:
+        handle.close()
+        raise FolderInUse(f"{folder} is in use by another experiment (it holds {folder / '.jobs.lock'}); "
+                          "wait for it to finish or choose another --out") from None
+    return handle
+
+
 def run_jobs(jobs: list[Job], workers: int) -> None:
-    """Runs the jobs not yet done, in ``workers`` spawned processes (0: in this one), with progress."""
-    todo = [j for j in jobs if not j.rows_path().exists()]
+    """Runs the jobs not yet done, in ``workers`` spawned processes (0: in this one), with progress.
+    Holds each output folder's lock (``lock_folder``) meanwhile."""
+    with contextlib.ExitStack() as held:
+        for out in sorted({j.out for j in jobs}):
+            handle = lock_folder(Path(out))
+            if handle is not None:
+                held.enter_context(handle)
+        _run_unlocked([j for j in jobs if not j.rows_path().exists()], workers)
+
+
+def _run_unlocked(todo: list[Job], workers: int) -> None:
     start = time.perf_counter()
     if todo and workers == 0:
         for i, job in enumerate(todo, 1):
