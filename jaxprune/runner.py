@@ -105,9 +105,12 @@ def make_forward(model: gcn.GCNConfig, features: FeatureConfig, aug: AugmentConf
     """``forward(params, chunks (B, J, M, 3), key, train) -> logits (B, classes)``."""
 
     def forward(params, chunks, key, train: bool):
+        drop_key = None
+        if train and model.dropout > 0:   # split only then, so runs without dropout keep their keys
+            key, drop_key = jax.random.split(key)
         if train:                    # chunks (B, J, M, 3), or (B, V, J, M, 3) versions (crops)
             chunks = augment(key, chunks, aug)
-        logits = gcn.apply(params, node_features(chunks, features), model)
+        logits = gcn.apply(params, node_features(chunks, features), model, drop_key)
         if not train and aug.test_swap:
             swapped = swap_groups(chunks, aug.swap_groups)
             logits = 0.5 * (logits + gcn.apply(params, node_features(swapped, features), model))

@@ -144,7 +144,7 @@ def test_prunable_flags():
 @pytest.mark.parametrize("kwargs, name", [
     ({"channels": 0}, "channels"), ({"num_blocks": 0}, "num_blocks"),
     ({"attention_dim": 0}, "attention_dim"), ({"hidden": -1}, "hidden"),
-    ({"attention": "sparse"}, "attention"),
+    ({"attention": "sparse"}, "attention"), ({"dropout": 1.0}, "dropout"), ({"dropout": -0.1}, "dropout"),
 ])
 def test_model_config_rejects_bad_settings(kwargs, name):
     with pytest.raises(ValueError, match=name):
@@ -221,3 +221,16 @@ def test_graph_conv_by_hand():
     got = graph_conv({"kernel": jnp.asarray(w, jnp.float32), "bias": jnp.asarray(b, jnp.float32)},
                      jnp.asarray(adj, jnp.float32), jnp.asarray(h, jnp.float32))
     np.testing.assert_allclose(got, adj @ (h @ w) + b, rtol=1e-4, atol=1e-5)
+
+
+def test_dropout_only_with_a_key_and_only_on_the_fc_layers():
+    params = gcn.init(jax.random.key(0), config())
+    x = features(64)
+    plain = gcn.apply(params, x, config())
+    np.testing.assert_array_equal(gcn.apply(params, x, config(dropout=0.5)), plain)     # evaluation
+    np.testing.assert_array_equal(gcn.apply(params, x, config(), jax.random.key(1)), plain)  # rate 0
+    a = gcn.apply(params, x, config(dropout=0.5), jax.random.key(1))
+    b = gcn.apply(params, x, config(dropout=0.5), jax.random.key(2))
+    assert np.isfinite(np.asarray(a)).all() and not np.allclose(a, plain) and not np.allclose(a, b)
+    y = gcn._dropout(jax.random.key(3), jnp.ones((200, 500)), 0.3)          # inverted dropout
+    assert abs(float(jnp.mean(y == 0)) - 0.3) < 0.01 and abs(float(jnp.mean(y)) - 1.0) < 0.01

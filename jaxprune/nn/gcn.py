@@ -44,6 +44,7 @@ class ModelConfig:
     hidden: int = 64
     attention: str = "bones"
     bone_bias: float = 4.0
+    dropout: float = 0.0
 
     def __post_init__(self):
         for name in ("channels", "num_blocks", "attention_dim", "hidden"):
@@ -54,6 +55,8 @@ class ModelConfig:
                              f"got {self.attention!r}")
         if not np.isfinite(self.bone_bias):
             raise ValueError(f"model setting bone_bias must be a finite number, got {self.bone_bias}")
+        if not 0.0 <= self.dropout < 1.0:
+            raise ValueError(f"model setting dropout must be in [0, 1), got {self.dropout}")
 
 
 @dataclasses.dataclass(frozen=True, kw_only=True)
@@ -98,8 +101,12 @@ def init(key: jax.Array, config: GCNConfig) -> dict:
     return params
 
 
-def apply(params: dict, features: jax.Array, config: GCNConfig) -> jax.Array:
-    """Logits (B, classes) of node features (B, J, F)."""
+def apply(params: dict, features: jax.Array, config: GCNConfig, dropout_key: jax.Array | None = None) -> jax.Array:
+    """Logits (B, classes) of node features (B, J, F).
+
+    With ``dropout_key`` (training) and ``config.dropout`` > 0, inverted dropout at that rate on
+    the FC layer's input and on its output (the two places holding most of the weights).
+    """
     chex.assert_rank(features, 3)
     chex.assert_axis_dimension(features, 1, config.num_nodes)
     chex.assert_axis_dimension(features, 2, config.num_features)
@@ -110,8 +117,18 @@ def apply(params: dict, features: jax.Array, config: GCNConfig) -> jax.Array:
         a = attention(block["attention"], h, mask)
         h = jax.nn.relu(graph_conv(block["conv"], a, h))
     h = h.reshape(h.shape[0], -1)
+    drop = dropout_key is not None and config.dropout > 0
+    keys = jax.random.split(dropout_key) if drop else (None, None)
+    h = _dropout(keys[0], h, config.dropout) if drop else h
     h = jax.nn.relu(dense(params["fc"], h))
+    h = _dropout(keys[1], h, config.dropout) if drop else h
     return dense(params["classifier"], h)
+
+
+def _dropout(key: jax.Array, x: jax.Array, rate: float) -> jax.Array:
+    """Inverted dropout: zeroes each entry with probability ``rate``, scales the rest by 1/(1 − rate)."""
+    keep = jax.random.bernoulli(key, 1.0 - rate, x.shape)
+    return jnp.where(keep, x / (1.0 - rate), 0.0)
 
 
 def prunable(params: dict) -> dict:
