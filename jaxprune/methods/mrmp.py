@@ -14,9 +14,9 @@ Choices (METHOD.md §3, configurable in ``PruneConfig``): Gaussian prior with ea
 initialisation std as its scale; a network rate r is spread over layers by ERK
 (``jaxprune.masks.allocation``) and layer ℓ is thresholded at its prior's quantile for r_ℓ(r);
 all K rates every step (``rates_per_step`` draws a subset instead), each drawn within its stratum
-of the rate span (``rate_jitter``, so rates between the listed ones are served well too); λ = 10; σ·a geometric from 1 to 100 over the first
-80 % of the steps, then crisp; the KL's histogram grid shifted by a random fraction of a bin each
-step (``kl_shift``).
+of the rate span (``rate_jitter``, so rates between the listed ones are served well too); λ = 10;
+σ·a geometric from 1 to 100 over the first 80 % of the steps, then crisp; the KL's histogram grid
+shifted by a random fraction of a bin each step (``kl_shift``).
 """
 
 from __future__ import annotations
