@@ -30,11 +30,13 @@ os.environ.setdefault("XLA_FLAGS", "--xla_cpu_multi_thread_eigen=false intra_op_
 
 
 import numpy as np  # noqa: E402
+from scipy.stats import t as student_t  # noqa: E402  (scipy is a dependency of jax)
 
 from experiments.jobs import Job, collect_all, experiment_parser, machine_line, run_jobs, write_tables  # noqa: E402
 from experiments.plotting import pyplot, save  # noqa: E402
 
 RATES = (0.5, 0.7, 0.9, 0.95, 0.98, 0.99)
+OURS = ("MRMP", "SRMP", "CTF")    # the papers' methods; every other label below is a baseline
 QUICK = {"rates": "0.5,0.9,0.98", "folds": "1", "epochs": 300}
 # (label, method, extra settings); one model per rate unless the method serves many (mrmp)
 METHODS = [
@@ -56,6 +58,11 @@ def run_name(label: str, rate: float | None) -> str:
     return slug if rate is None else f"{slug}_r{rate:g}"
 
 
+def run_at(results: dict, label: str, rate: float) -> dict | None:
+    """The results of ``label`` that hold ``rate``: its run at that rate, or its one multi-rate run."""
+    return results.get(run_name(label, rate)) or results.get(run_name(label, None))
+
+
 def row_at(results: dict, rate: float) -> dict | None:
     return next((s for s in results["summary"] if abs(s["target_rate"] - rate) < 1e-9), None)
 
@@ -69,7 +76,7 @@ def table(results: dict, rates) -> tuple[str, list[dict]]:
     for label, _, _ in METHODS:
         cells = []
         for r in rates:
-            res = results.get(run_name(label, r)) or results.get(run_name(label, None))
+            res = run_at(results, label, r)
             s = None if res is None else row_at(res, r)
             if s is None:
                 cells.append("-")
@@ -91,10 +98,6 @@ def table(results: dict, rates) -> tuple[str, list[dict]]:
     return top + "\n".join(rows) + note, csv_rows
 
 
-OURS = ("MRMP", "SRMP", "CTF")
-T_975 = {1: 12.706, 2: 4.303, 3: 3.182, 4: 2.776, 5: 2.571, 6: 2.447, 7: 2.365, 8: 2.306, 9: 2.262}
-
-
 def fold_accuracies(results: dict, rate: float) -> dict[int, float]:
     """{fold: test accuracy %} of a run at target ``rate``."""
     out = {}
@@ -103,10 +106,6 @@ def fold_accuracies(results: dict, rate: float) -> dict[int, float]:
         if row is not None:
             out[run["fold"]] = row["accuracy"]
     return out
-
-
-def run_at(results: dict, label: str, rate: float) -> dict | None:
-    return results.get(run_name(label, rate)) or results.get(run_name(label, None))
 
 
 def verdicts(results: dict, rates) -> str:
@@ -135,7 +134,7 @@ def verdicts(results: dict, rates) -> str:
             if len(d) < 2:
                 half, verdict = float("nan"), "one fold: no verdict"
             else:
-                half = T_975.get(len(d) - 1, 1.96) * d.std(ddof=1) / np.sqrt(len(d))
+                half = student_t.ppf(0.975, len(d) - 1) * d.std(ddof=1) / np.sqrt(len(d))
                 verdict = "tie" if abs(d.mean()) <= half else ("win" if d.mean() > 0 else "loss")
             lines.append(f"| {r:g} | {best} ({best_mean:.2f}) | {label} | {d.mean():+.2f} | "
                          f"{'-' if np.isnan(half) else f'±{half:.2f}'} | {verdict} |")
@@ -155,7 +154,7 @@ def plot(csv_rows: list[dict], path: Path) -> bool:
     for i, (label, _, _) in enumerate(METHODS):
         pts = sorted((r["achieved_rate"], r["accuracy_mean"]) for r in csv_rows if r["method"] == label)
         if pts:
-            style = "-" if label in ("MRMP", "SRMP", "CTF") else "--"
+            style = "-" if label in OURS else "--"
             ax.plot(*zip(*pts), marker="o", ls=style, color=plt.cm.tab20(i % 20), label=label,
                     lw=2.2 if style == "-" else 1.2)
     dense = [r for r in csv_rows if r["method"] == "dense"]

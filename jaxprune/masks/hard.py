@@ -35,6 +35,12 @@ def _split(flat: jax.Array, leaves: list) -> list:
     return out
 
 
+def _at_prunable(treedef, keep: list, masks: list) -> PyTree:
+    """The pytree of ``treedef`` holding ``masks`` (in order) at the leaves ``keep`` marks, None elsewhere."""
+    it = iter(masks)
+    return jax.tree_util.tree_unflatten(treedef, [next(it) if k else None for k in keep])
+
+
 def score_masks(scores: PyTree, prunable: PyTree, rate: float, scope: str = "layer") -> PyTree:
     """Masks keeping the largest ``scores`` (a pytree like the params) at ``rate``.
 
@@ -50,8 +56,7 @@ def score_masks(scores: PyTree, prunable: PyTree, rate: float, scope: str = "lay
         masks = _split(_keep_largest(allscores, rate), chosen)
     else:
         raise ValueError(f"prune setting scope must be layer or global, got {scope!r}")
-    it = iter(masks)
-    return jax.tree_util.tree_unflatten(treedef, [next(it) if k else None for k in keep])
+    return _at_prunable(treedef, keep, masks)
 
 
 def magnitude_masks(params: PyTree, prunable: PyTree, rate: float, scope: str = "layer") -> PyTree:
@@ -88,5 +93,4 @@ def column_masks(params: PyTree, prunable: PyTree, rate: float) -> PyTree:
     for w in chosen:
         masks.append(jnp.broadcast_to(col_keep[start:start + w.shape[1]], w.shape))
         start += w.shape[1]
-    it = iter(masks)
-    return jax.tree_util.tree_unflatten(treedef, [next(it) if k else None for k in keep])
+    return _at_prunable(treedef, keep, masks)

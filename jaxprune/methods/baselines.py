@@ -50,10 +50,6 @@ PyTree = Any
 BASELINES = ("magnitude", "gradual", "random", "structured", "lottery", "snip", "l1", "group_lasso")
 
 
-def _ones(params):
-    return jax.tree.map(lambda w: jnp.ones(w.shape, jnp.float32), params)
-
-
 def _fill(masks, params):
     """A mask at every leaf: the rule's masks at prunable leaves, ones elsewhere."""
     return jax.tree.map(lambda m, w: jnp.ones(w.shape, jnp.float32) if m is None else m, masks, params,
@@ -101,7 +97,7 @@ class Baseline:
                 return cross_entropy(forward(p, batch["chunks"], key, False), batch["labels"])
             masks = snip_masks(jax.grad(ce)(params), params, self.prunable, self.rate)
         else:
-            masks = _ones(params)
+            masks = jax.tree.map(lambda w: None, params)         # nothing pruned yet: all ones
         state = {"masks": _fill(masks, params)}
         if self.kind == "lottery":
             state["rewind"] = jax.tree.map(jnp.copy, params)   # its own buffers: the step donates both

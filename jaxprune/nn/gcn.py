@@ -118,10 +118,12 @@ def apply(params: dict, features: jax.Array, config: GCNConfig, dropout_key: jax
         h = jax.nn.relu(graph_conv(block["conv"], a, h))
     h = h.reshape(h.shape[0], -1)
     drop = dropout_key is not None and config.dropout > 0
-    keys = jax.random.split(dropout_key) if drop else (None, None)
-    h = _dropout(keys[0], h, config.dropout) if drop else h
+    if drop:
+        key_in, key_out = jax.random.split(dropout_key)
+        h = _dropout(key_in, h, config.dropout)
     h = jax.nn.relu(dense(params["fc"], h))
-    h = _dropout(keys[1], h, config.dropout) if drop else h
+    if drop:
+        h = _dropout(key_out, h, config.dropout)
     return dense(params["classifier"], h)
 
 
