@@ -117,6 +117,10 @@ def test_rates_per_step_draws_distinct_subsets_covering_every_rate(setup):
     assert (draws[:, 0] != draws[:, 1]).all()                     # without replacement
     counts = {r: int(np.isclose(draws, r).sum()) for r in prune.rates}
     assert sum(counts.values()) == 200 and min(counts.values()) > 30, counts   # each ~50
+    batch = {"chunks": jax.random.normal(jax.random.key(1), (5, 6, 4)), "labels": jnp.array([0, 1, 2, 0, 1])}
+    (value, _), grads = jax.jit(jax.value_and_grad(pruner.loss(forward, 0.0), has_aux=True))(
+        params, batch, jax.random.key(2), 10)                       # the step's vmap runs over 2 rates
+    assert np.isfinite(float(value)) and all(np.isfinite(np.asarray(g)).all() for g in jax.tree.leaves(grads))
     with pytest.raises(ValueError, match="rates_per_step must be in \\[0, 4\\]"):
         PruneConfig(rates=(0.5, 0.7, 0.9, 0.99), rates_per_step=5)
 
