@@ -154,11 +154,8 @@ def _outside_pull(weights: jax.Array, half: jax.Array, h: jax.Array) -> jax.Arra
     return jnp.mean(_ndtr(d) * jax.nn.relu(d))
 
 
-def total_alignment(params: PyTree, prunable: PyTree, priors: PyTree | Prior, estimator=None, **kw) -> jax.Array:
-    """Σ over prunable leaves of ``estimator(leaf, prior_of_leaf, **kw)`` (nats, scalar).
-
-    ``estimator``: a per-layer KL, ``kl_alignment`` (the soft histogram) when None, or e.g.
-    ``jaxprune.spacing.spacing_kl``.
+def total_alignment(params: PyTree, prunable: PyTree, priors: PyTree | Prior, **kw) -> jax.Array:
+    """Σ over prunable leaves of ``kl_alignment(leaf, prior_of_leaf, **kw)`` (nats, scalar).
 
     ``prunable``: pytree of bools like ``params``. ``priors``: one prior for every layer, or a
     pytree aligned with ``params`` holding a prior at every prunable leaf (``None`` elsewhere),
@@ -181,5 +178,4 @@ def total_alignment(params: PyTree, prunable: PyTree, priors: PyTree | Prior, es
             if prior is None:
                 raise ValueError(f"total_alignment: no prior for prunable leaf {jax.tree_util.keystr(path)}")
             layers.append((w, prior))
-    estimator = estimator or kl_alignment
-    return sum((estimator(w, prior, **kw) for w, prior in layers), jnp.zeros((), jnp.float32))
+    return sum((kl_alignment(w, prior, **kw) for w, prior in layers), jnp.zeros((), jnp.float32))

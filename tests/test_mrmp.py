@@ -145,21 +145,3 @@ def test_srmp_and_dense_pruners(setup):
     assert all(np.all(np.asarray(m) == 1) for m in jax.tree.leaves(ones))
     with pytest.raises(ValueError, match="rate 0 only"):
         dense.hard_masks(params, np.array([0.5]))
-
-
-def test_kl_estimator_setting_picks_the_spacing_estimator(setup):
-    params, _ = setup
-    from jaxprune.alignment import total_alignment
-    from jaxprune.spacing import spacing_kl
-    prune = PruneConfig(rates=(0.5, 0.9), kl_estimator="spacing", kl_spacing=2)
-    pruner = make_pruner("mrmp", params, gcn.prunable(params), prune, total_steps=100)
-    expected = total_alignment(params, gcn.prunable(params), pruner.priors, spacing_kl, spacing=2)
-    assert float(pruner.alignment(params, jax.random.key(0))) == pytest.approx(float(expected), rel=1e-6)
-    histogram = make_pruner("mrmp", params, gcn.prunable(params), PruneConfig(rates=(0.5, 0.9)), 100)
-    assert float(histogram.alignment(params)) != pytest.approx(float(expected), rel=1e-3)
-    batch = {"chunks": jax.random.normal(jax.random.key(1), (5, 6, 4)), "labels": jnp.array([0, 1, 2, 0, 1])}
-    (value, _), grads = jax.jit(jax.value_and_grad(pruner.loss(forward, 0.0), has_aux=True))(
-        params, batch, jax.random.key(2), 10)
-    assert np.isfinite(float(value)) and all(np.isfinite(np.asarray(g)).all() for g in jax.tree.leaves(grads))
-    with pytest.raises(ValueError, match="kl_estimator must be histogram or spacing"):
-        PruneConfig(kl_estimator="knn")

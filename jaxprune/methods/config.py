@@ -37,11 +37,6 @@ class PruneConfig:
       sigma_start, sigma_end: the band-stop steepness as σ·a (a = threshold): geometric from
         start (soft) to end (crisp) over the first ``anneal_fraction`` of the training steps,
         then held at end.
-      kl_estimator: how D_KL(P‖Q) is estimated: "histogram" (default: a Gaussian-kernel soft
-        histogram, O(n), ``jaxprune.alignment``; the kl_bins/bandwidth/shift/space settings) or
-        "spacing" (m-spacings of the sorted magnitudes, O(n log n), ``jaxprune.spacing``): sees
-        structure down to m weights, so the achieved rates follow the prior more closely.
-      kl_spacing: m of the spacing estimator; 0 = round(√n / 4) for a layer of n weights.
       kl_bins: bins of the soft histogram estimating P.
       kl_bandwidth: the soft histogram's kernel std, in bins.
       kl_shift: shift the histogram grid by a random fraction of a bin every step (an averaged
@@ -84,8 +79,6 @@ class PruneConfig:
     sigma_start: float = 1.0
     sigma_end: float = 100.0
     anneal_fraction: float = 0.8
-    kl_estimator: str = "histogram"
-    kl_spacing: int = 0
     kl_bins: int = 64
     kl_space: str = "weight"
     kl_bandwidth: float = 1.0
@@ -125,11 +118,7 @@ class PruneConfig:
         if not 0.0 <= self.rate_jitter <= 1.0:
             raise ValueError(f"prune setting rate_jitter must be in [0, 1], got {self.rate_jitter}")
         if self.kl_space not in ("quantile", "weight", "both"):
-            raise ValueError(f"prune setting kl_space must be weight, quantile or both, got {self.kl_space!r}")
-        if self.kl_estimator not in ("histogram", "spacing"):
-            raise ValueError(f"prune setting kl_estimator must be histogram or spacing, got {self.kl_estimator!r}")
-        if self.kl_spacing < 0:
-            raise ValueError(f"prune setting kl_spacing must be >= 0 (0: round(√n / 4)), got {self.kl_spacing}")
+            raise ValueError(f"prune setting kl_space must be quantile or weight, got {self.kl_space!r}")
         if not self.kl_bandwidth > 0:
             raise ValueError(f"prune setting kl_bandwidth must be > 0, got {self.kl_bandwidth}")
         if self.kl_bins < 4:

@@ -29,7 +29,6 @@ import jax.numpy as jnp
 import numpy as np
 
 from jaxprune.alignment import total_alignment
-from jaxprune.spacing import spacing_kl
 from jaxprune.losses import accuracy, cross_entropy
 from jaxprune.masks.allocation import layer_rates
 from jaxprune.masks.bandstop import BandStopMask, apply_masks, sigma_schedule
@@ -89,8 +88,6 @@ class MultiRate(Stateless):
 
     def alignment(self, params, key: jax.Array | None = None) -> jax.Array:
         """Σ_ℓ D_KL(P^ℓ‖Q_ℓ) in nats; with ``key`` and ``kl_shift``, on a grid shifted at random."""
-        if self.config.kl_estimator == "spacing":
-            return total_alignment(params, self.prunable, self.priors, spacing_kl, spacing=self.config.kl_spacing)
         shift = 0.0
         if key is not None and self.config.kl_shift:
             shift = jax.random.uniform(key, (), minval=-0.5, maxval=0.5)
