@@ -118,7 +118,7 @@ class PruneConfig:
         if not 0.0 <= self.rate_jitter <= 1.0:
             raise ValueError(f"prune setting rate_jitter must be in [0, 1], got {self.rate_jitter}")
         if self.kl_space not in ("quantile", "weight", "both"):
-            raise ValueError(f"prune setting kl_space must be quantile or weight, got {self.kl_space!r}")
+            raise ValueError(f"prune setting kl_space must be weight, quantile or both, got {self.kl_space!r}")
         if not self.kl_bandwidth > 0:
             raise ValueError(f"prune setting kl_bandwidth must be > 0, got {self.kl_bandwidth}")
         if self.kl_bins < 4:
