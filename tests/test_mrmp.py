@@ -145,3 +145,15 @@ def test_srmp_and_dense_pruners(setup):
     assert all(np.all(np.asarray(m) == 1) for m in jax.tree.leaves(ones))
     with pytest.raises(ValueError, match="rate 0 only"):
         dense.hard_masks(params, np.array([0.5]))
+
+
+def test_kl_ramp_grows_lambda_after_annealing_only(setup):
+    params, _ = setup
+    prune = PruneConfig(rates=(0.5, 0.9), kl_weight=10.0, kl_ramp=100.0, anneal_fraction=0.8)
+    pruner = make_pruner("mrmp", params, gcn.prunable(params), prune, total_steps=100)
+    weights = [float(pruner.kl_weight(s)) for s in (0, 40, 80, 90, 100, 150)]
+    np.testing.assert_allclose(weights, [10, 10, 10, 100, 1000, 1000], rtol=1e-5)
+    constant = make_pruner("mrmp", params, gcn.prunable(params), PruneConfig(kl_weight=10.0), 100)
+    assert float(constant.kl_weight(100)) == 10.0
+    with pytest.raises(ValueError, match="kl_ramp must be >= 1"):
+        PruneConfig(kl_ramp=0.5)

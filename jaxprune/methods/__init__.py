@@ -37,7 +37,7 @@ def make_pruner(method: str, params, prunable, prune: PruneConfig, total_steps: 
     if method == "dense":
         return dense.Dense()
     if method in ("srmp", "mrmp"):
-        return mrmp.build(params, prunable, prune, trained_rates(method, prune), anneal)
+        return mrmp.build(params, prunable, prune, trained_rates(method, prune), anneal, total_steps)
     if method == "ctf":
         return ctf.build(params, prunable, prune, anneal)
     if method in baselines.BASELINES:

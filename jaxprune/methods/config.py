@@ -34,6 +34,9 @@ class PruneConfig:
       prior: the prior Q of the latent weights: gaussian, laplace, uniform or weibull.
       weibull_shape: shape k of the Weibull prior on |w|.
       kl_weight: λ, the weight of Σ_layers D_KL(P‖Q) in the loss.
+      kl_ramp: λ grows geometrically by this factor over the steps after σ's annealing (the last
+        1 − anneal_fraction of training), pulling the weights onto the prior once the masks are
+        crisp; 1 (default) keeps λ constant.
       sigma_start, sigma_end: the band-stop steepness as σ·a (a = threshold): geometric from
         start (soft) to end (crisp) over the first ``anneal_fraction`` of the training steps,
         then held at end.
@@ -76,6 +79,7 @@ class PruneConfig:
     prior: str = "gaussian"
     weibull_shape: float = 1.5
     kl_weight: float = 10.0
+    kl_ramp: float = 1.0
     sigma_start: float = 1.0
     sigma_end: float = 100.0
     anneal_fraction: float = 0.8
@@ -103,6 +107,8 @@ class PruneConfig:
             raise ValueError("prune setting rates is empty: give at least one rate, e.g. 0.5,0.9")
         object.__setattr__(self, "rates", check_rates("rates", self.rates))
         object.__setattr__(self, "eval_rates", check_rates("eval_rates", self.eval_rates))
+        if not self.kl_ramp >= 1:
+            raise ValueError(f"prune setting kl_ramp must be >= 1 (1: constant λ), got {self.kl_ramp}")
         if not self.kl_weight >= 0:
             raise ValueError(f"prune setting kl_weight must be >= 0, got {self.kl_weight}")
         if not 0 < self.sigma_start <= self.sigma_end:

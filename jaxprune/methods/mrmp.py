@@ -52,6 +52,7 @@ class MultiRate(Stateless):
     trained_rates: tuple[float, ...] = flax.struct.field(pytree_node=False)
     config: PruneConfig = flax.struct.field(pytree_node=False)
     anneal_steps: int = flax.struct.field(pytree_node=False)
+    total_steps: int = flax.struct.field(pytree_node=False, default=0)
     serves_any_rate: bool = flax.struct.field(pytree_node=False, default=True)
 
     @property
@@ -94,6 +95,15 @@ class MultiRate(Stateless):
         return total_alignment(params, self.prunable, self.priors, bins=self.config.kl_bins,
                                bandwidth=self.config.kl_bandwidth, space=self.config.kl_space, shift=shift)
 
+    def kl_weight(self, step) -> jax.Array:
+        """λ at ``step``: ``kl_weight`` while σ anneals, then growing geometrically to
+        ``kl_weight · kl_ramp`` at the last step (constant when kl_ramp = 1)."""
+        c = self.config
+        if c.kl_ramp == 1 or self.total_steps <= self.anneal_steps:
+            return jnp.float32(c.kl_weight)
+        t = (jnp.asarray(step, jnp.float32) - self.anneal_steps) / (self.total_steps - self.anneal_steps)
+        return c.kl_weight * jnp.float32(c.kl_ramp) ** jnp.clip(t, 0.0, 1.0)
+
     def step_rates(self, key: jax.Array) -> jax.Array:
         """The rates of one training step: the K trained rates, each moved uniformly within
         ``rate_jitter`` of its stratum when jitter is on, then ``rates_per_step`` of them drawn
@@ -132,7 +142,7 @@ class MultiRate(Stateless):
 
             ce, acc = jax.vmap(at_rate)(masks)
             kl = self.alignment(params, grid_key)
-            total = ce.mean() + self.config.kl_weight * kl
+            total = ce.mean() + self.kl_weight(step) * kl
             return total, {"loss": total, "ce": ce.mean(), "kl": kl, "accuracy": acc.mean()}
 
         return loss
@@ -148,11 +158,12 @@ def _prior_shape(config: PruneConfig) -> dict:
     return {"shape": config.weibull_shape} if config.prior == "weibull" else {}
 
 
-def build(params: PyTree, prunable: PyTree, config: PruneConfig, rates, anneal_steps: int) -> MultiRate:
+def build(params: PyTree, prunable: PyTree, config: PruneConfig, rates, anneal_steps: int,
+          total_steps: int = 0) -> MultiRate:
     """A pruner whose priors take each layer's scale from ``params`` (fresh initialisation)."""
     priors = layer_priors(params, prunable, config.prior, **_prior_shape(config))
     return MultiRate(priors=priors, prunable=prunable, trained_rates=tuple(float(r) for r in rates),
-                     config=config, anneal_steps=int(anneal_steps))
+                     config=config, anneal_steps=int(anneal_steps), total_steps=int(total_steps))
 
 
 def restore(params: PyTree, prunable: PyTree, config: PruneConfig, rates, artefacts: dict) -> MultiRate:
