@@ -7,7 +7,8 @@ so one call = one optimizer step: augmentation, K soft-masked forward/backward p
 vmap, KL alignment, AdamW update). Data: random SBU-shaped inputs (30 joints, 4 chunks, SBU preset
 features and model), batch ``--batch``. Reports the median over ``--repeats`` timed calls after
 compilation, and the ratio to SRMP (K = 1) and to dense. Rows "m of K" train m of the K rates
-per step (``prune.rates_per_step``). Writes ``mrmp_step.json`` and ``mrmp_step.md`` into ``--out``.
+per step (``prune.rates_per_step``); the last row adds the quantile-matching term
+(``prune.quantile_weight``, one sort per layer), computed at every step. Writes ``mrmp_step.json`` and ``mrmp_step.md`` into ``--out``.
 """
 
 from __future__ import annotations
@@ -32,11 +33,13 @@ from jaxprune.train import init_state, make_epoch
 RATE_SETS = {1: (0.9,), 2: (0.5, 0.9), 4: (0.5, 0.7, 0.9, 0.99), 8: (0.5, 0.6, 0.7, 0.8, 0.9, 0.95, 0.98, 0.99)}
 
 
-def step_time(method: str, rates, batch: int, repeats: int, seed: int = 0, per_step: int = 0) -> float:
-    """Median seconds of one jitted train step (``per_step``: ``prune.rates_per_step``)."""
+def step_time(method: str, rates, batch: int, repeats: int, seed: int = 0, per_step: int = 0,
+              extra: tuple[str, ...] = ()) -> float:
+    """Median seconds of one jitted train step (``per_step``: ``prune.rates_per_step``; ``extra``:
+    more settings, NAME=VALUE)."""
     dataset = make_synthetic(seed=seed)                       # SBU skeleton: 30 joints, 2 persons
     sets = [*PRESETS["sbu"], f"prune.rates={','.join(map(str, rates))}", f"prune.rate={rates[0]}",
-            f"prune.rates_per_step={per_step}"]
+            f"prune.rates_per_step={per_step}", *extra]
     config = override(RunConfig(method=method), sets)
     model = gcn_config(dataset, config)
     forward = make_forward(model, config.features, config.augment)
@@ -73,6 +76,8 @@ def main(argv=None):
     for m in (1, 2):
         rows.append({"method": "mrmp", "rates": f"{m} of 8", "seconds":
                      step_time("mrmp", RATE_SETS[8], a.batch, a.repeats, per_step=m)})
+    rows.append({"method": "mrmp + quantile term", "rates": 8, "seconds":
+                 step_time("mrmp", RATE_SETS[8], a.batch, a.repeats, extra=("prune.quantile_weight=100",))})
     srmp, dense = rows[1]["seconds"], rows[0]["seconds"]
     for r in rows:
         r["vs_srmp"] = r["seconds"] / srmp

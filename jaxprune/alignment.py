@@ -154,8 +154,9 @@ def _outside_pull(weights: jax.Array, half: jax.Array, h: jax.Array) -> jax.Arra
     return jnp.mean(_ndtr(d) * jax.nn.relu(d))
 
 
-def total_alignment(params: PyTree, prunable: PyTree, priors: PyTree | Prior, **kw) -> jax.Array:
-    """Σ over prunable leaves of ``kl_alignment(leaf, prior_of_leaf, **kw)`` (nats, scalar).
+def total_alignment(params: PyTree, prunable: PyTree, priors: PyTree | Prior, term=None, **kw) -> jax.Array:
+    """Σ over prunable leaves of ``term(leaf, prior_of_leaf, **kw)`` (scalar; ``term`` defaults to
+    ``kl_alignment``, in nats; e.g. ``jaxprune.quantile_match.quantile_distance``).
 
     ``prunable``: pytree of bools like ``params``. ``priors``: one prior for every layer, or a
     pytree aligned with ``params`` holding a prior at every prunable leaf (``None`` elsewhere),
@@ -178,4 +179,5 @@ def total_alignment(params: PyTree, prunable: PyTree, priors: PyTree | Prior, **
             if prior is None:
                 raise ValueError(f"total_alignment: no prior for prunable leaf {jax.tree_util.keystr(path)}")
             layers.append((w, prior))
-    return sum((kl_alignment(w, prior, **kw) for w, prior in layers), jnp.zeros((), jnp.float32))
+    term = term or kl_alignment
+    return sum((term(w, prior, **kw) for w, prior in layers), jnp.zeros((), jnp.float32))

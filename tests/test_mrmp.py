@@ -157,3 +157,21 @@ def test_kl_ramp_grows_lambda_after_annealing_only(setup):
     assert float(constant.kl_weight(100)) == 10.0
     with pytest.raises(ValueError, match="kl_ramp must be >= 1"):
         PruneConfig(kl_ramp=0.5)
+
+
+def test_quantile_term_is_off_while_sigma_anneals_then_ramps_in(setup):
+    params, _ = setup
+    prune = PruneConfig(rates=(0.5, 0.9), quantile_weight=50.0, anneal_fraction=0.8)
+    pruner = make_pruner("mrmp", params, gcn.prunable(params), prune, total_steps=100)
+    np.testing.assert_allclose([float(pruner.quantile_weight(s)) for s in (0, 80, 90, 100)], [0, 0, 25, 50])
+    batch = {"chunks": jax.random.normal(jax.random.key(1), (5, 6, 4)), "labels": jnp.array([0, 1, 2, 0, 1])}
+    loss = jax.jit(pruner.loss(forward, 0.0))
+    early, late = loss(params, batch, jax.random.key(2), 10), loss(params, batch, jax.random.key(2), 100)
+    assert float(early[1]["quantile"]) > 0
+    for (value, m), weight in ((early, 0.0), (late, 50.0)):
+        expected = float(m["ce"]) + prune.kl_weight * float(m["kl"]) + weight * float(m["quantile"])
+        assert float(value) == pytest.approx(expected, rel=1e-5)
+    assert "quantile" not in jax.jit(make_pruner("mrmp", params, gcn.prunable(params), PruneConfig(), 100)
+                                     .loss(forward, 0.0))(params, batch, jax.random.key(2), 10)[1]
+    with pytest.raises(ValueError, match="quantile_weight must be >= 0"):
+        PruneConfig(quantile_weight=-1.0)

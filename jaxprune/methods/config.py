@@ -37,6 +37,10 @@ class PruneConfig:
       kl_ramp: λ grows geometrically by this factor over the steps after σ's annealing (the last
         1 − anneal_fraction of training), pulling the weights onto the prior once the masks are
         crisp; 1 (default) keeps λ constant.
+      quantile_weight: weight of a rank-exact alignment term (``jaxprune.quantile_match``: each
+        layer's sorted magnitudes against its prior's quantiles, a squared 2-Wasserstein
+        distance in units of the prior's variance), 0 while σ anneals, then growing linearly to
+        this value at the last step; 0 (default) = off, the KL alone.
       sigma_start, sigma_end: the band-stop steepness as σ·a (a = threshold): geometric from
         start (soft) to end (crisp) over the first ``anneal_fraction`` of the training steps,
         then held at end.
@@ -80,6 +84,7 @@ class PruneConfig:
     weibull_shape: float = 1.5
     kl_weight: float = 10.0
     kl_ramp: float = 1.0
+    quantile_weight: float = 0.0
     sigma_start: float = 1.0
     sigma_end: float = 100.0
     anneal_fraction: float = 0.8
@@ -107,6 +112,8 @@ class PruneConfig:
             raise ValueError("prune setting rates is empty: give at least one rate, e.g. 0.5,0.9")
         object.__setattr__(self, "rates", check_rates("rates", self.rates))
         object.__setattr__(self, "eval_rates", check_rates("eval_rates", self.eval_rates))
+        if not self.quantile_weight >= 0:
+            raise ValueError(f"prune setting quantile_weight must be >= 0 (0: off), got {self.quantile_weight}")
         if not self.kl_ramp >= 1:
             raise ValueError(f"prune setting kl_ramp must be >= 1 (1: constant λ), got {self.kl_ramp}")
         if not self.kl_weight >= 0:

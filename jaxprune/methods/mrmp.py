@@ -17,6 +17,10 @@ all K rates every step (``rates_per_step`` draws a subset instead), each drawn w
 of the rate span (``rate_jitter``, so rates between the listed ones are served well too); λ = 10;
 σ·a geometric from 1 to 100 over the first 80 % of the steps, then crisp; the KL's histogram grid
 shifted by a random fraction of a bin each step (``kl_shift``).
+
+Late alignment, off by default: once σ has annealed, ``kl_ramp`` grows λ, and ``quantile_weight``
+ramps in a rank-exact term (``jaxprune.quantile_match``) that makes every threshold prune
+round(r·n) weights of its layer: + w(step) Σ_ℓ W(P^ℓ, Q_ℓ).
 """
 
 from __future__ import annotations
@@ -29,6 +33,7 @@ import jax.numpy as jnp
 import numpy as np
 
 from jaxprune.alignment import total_alignment
+from jaxprune.quantile_match import quantile_distance
 from jaxprune.losses import accuracy, cross_entropy
 from jaxprune.masks.allocation import layer_rates
 from jaxprune.masks.bandstop import BandStopMask, apply_masks, sigma_schedule
@@ -104,6 +109,13 @@ class MultiRate(Stateless):
         t = (jnp.asarray(step, jnp.float32) - self.anneal_steps) / (self.total_steps - self.anneal_steps)
         return c.kl_weight * jnp.float32(c.kl_ramp) ** jnp.clip(t, 0.0, 1.0)
 
+    def quantile_weight(self, step) -> jax.Array:
+        """Weight of the quantile-matching term at ``step``: 0 while σ anneals, then growing
+        linearly to ``quantile_weight`` at the last step."""
+        span = max(self.total_steps - self.anneal_steps, 1)
+        t = jnp.clip((jnp.asarray(step, jnp.float32) - self.anneal_steps) / span, 0.0, 1.0)
+        return self.config.quantile_weight * t
+
     def step_rates(self, key: jax.Array) -> jax.Array:
         """The rates of one training step: the K trained rates, each moved uniformly within
         ``rate_jitter`` of its stratum when jitter is on, then ``rates_per_step`` of them drawn
@@ -143,7 +155,11 @@ class MultiRate(Stateless):
             ce, acc = jax.vmap(at_rate)(masks)
             kl = self.alignment(params, grid_key)
             total = ce.mean() + self.kl_weight(step) * kl
-            return total, {"loss": total, "ce": ce.mean(), "kl": kl, "accuracy": acc.mean()}
+            metrics = {"ce": ce.mean(), "kl": kl, "accuracy": acc.mean()}
+            if self.config.quantile_weight:
+                metrics["quantile"] = total_alignment(params, self.prunable, self.priors, quantile_distance)
+                total = total + self.quantile_weight(step) * metrics["quantile"]
+            return total, {"loss": total, **metrics}
 
         return loss
 
