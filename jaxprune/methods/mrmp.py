@@ -33,13 +33,13 @@ import jax.numpy as jnp
 import numpy as np
 
 from jaxprune.alignment import total_alignment
-from jaxprune.quantile_match import quantile_distance
 from jaxprune.losses import accuracy, cross_entropy
 from jaxprune.masks.allocation import layer_rates
 from jaxprune.masks.bandstop import BandStopMask, apply_masks, sigma_schedule
 from jaxprune.methods.base import Stateless
 from jaxprune.methods.config import PruneConfig
 from jaxprune.priors import is_prior, layer_priors, make_prior, threshold_for_rate
+from jaxprune.quantile_match import quantile_distance
 
 PyTree = Any
 
