@@ -7,7 +7,8 @@ so one call = one optimizer step: augmentation, K soft-masked forward/backward p
 vmap, KL alignment, AdamW update). Data: random SBU-shaped inputs (30 joints, 4 chunks, SBU preset
 features and model), batch ``--batch``. Reports the median over ``--repeats`` timed calls after
 compilation, and the ratio to SRMP (K = 1) and to dense. Rows "m of K" train m of the K rates
-per step (``prune.rates_per_step``); the last row adds the quantile-matching term
+per step (``prune.rates_per_step``); "batch split among rates" gives each of the 8 rates its own
+1/8 of the batch (``prune.split_batch``); the last row adds the quantile-matching term
 (``prune.quantile_weight``, one sort per layer), computed at every step. Writes ``mrmp_step.json`` and ``mrmp_step.md`` into ``--out``.
 """
 
@@ -76,6 +77,8 @@ def main(argv=None):
     for m in (1, 2):
         rows.append({"method": "mrmp", "rates": f"{m} of 8", "seconds":
                      step_time("mrmp", RATE_SETS[8], a.batch, a.repeats, per_step=m)})
+    rows.append({"method": "mrmp, batch split among rates", "rates": 8, "seconds":
+                 step_time("mrmp", RATE_SETS[8], a.batch, a.repeats, extra=("prune.split_batch=true",))})
     rows.append({"method": "mrmp + quantile term", "rates": 8, "seconds":
                  step_time("mrmp", RATE_SETS[8], a.batch, a.repeats, extra=("prune.quantile_weight=100",))})
     srmp, dense = rows[1]["seconds"], rows[0]["seconds"]

@@ -202,3 +202,23 @@ def test_quantile_term_makes_a_short_run_serve_exact_rates():
     assert overall <= 0.005 and layer_excess <= 0, (overall, layer_excess)
     kl_only, kl_excess = worst([])
     assert kl_only > overall and kl_excess > 0
+
+
+def test_split_batch_gives_each_rate_its_own_slice(setup):
+    params, _ = setup
+    from jaxprune.methods.mrmp import split_among
+    x = jnp.arange(14.0).reshape(7, 2)
+    np.testing.assert_array_equal(split_among(x, 3), jnp.arange(12.0).reshape(3, 2, 2))
+    with pytest.raises(ValueError, match="cannot give each of the 3 rates a sample"):
+        split_among(x[:2], 3)
+    prune = PruneConfig(rates=(0.5, 0.9, 0.99), rate_jitter=0.0, allocation="uniform", split_batch=True)
+    pruner = make_pruner("mrmp", params, gcn.prunable(params), prune, total_steps=100)
+    batch = {"chunks": jax.random.normal(jax.random.key(1), (6, 6, 4)), "labels": jnp.array([0, 1, 2, 0, 1, 2])}
+    value, metrics = jax.jit(pruner.loss(forward, 0.0))(params, batch, jax.random.key(2), 10)
+    masks = pruner.soft_masks(params, jnp.array([0.5, 0.9, 0.99]), 10)     # rate k sees samples 2k, 2k + 1
+    expected = np.mean([float(jnp.mean(-jax.nn.log_softmax(
+        gcn.apply(apply_masks(params, jax.tree.map(lambda m: m[k], masks)), batch["chunks"][2 * k:2 * k + 2],
+                  CONFIG))[jnp.arange(2), batch["labels"][2 * k:2 * k + 2]])) for k in range(3)])
+    assert float(metrics["ce"]) == pytest.approx(expected, rel=1e-5)
+    grads = jax.grad(lambda p: pruner.loss(forward, 0.0)(p, batch, jax.random.key(2), 10)[0])(params)
+    assert all(np.isfinite(np.asarray(g)).all() for g in jax.tree.leaves(grads))

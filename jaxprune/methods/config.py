@@ -72,6 +72,9 @@ class PruneConfig:
         rate k uniformly from this fraction of its stratum (the interval between the midpoints
         to its neighbours, in t = −log(1 − r) so the sparse end keeps its resolution): the
         shared weights then learn every rate in the span, not only the listed ones.
+      split_batch: MRMP: each step's batch is split into K disjoint slices, one per rate, instead
+        of every rate seeing the whole batch: all K rates every step for about the cost of one
+        (the same samples per step as SRMP), each rate's gradient from B/K samples.
       rates_per_step: MRMP: how many of the K rates each step trains (0, the default: all K).
         m < K draws m of them at random each step (METHOD.md §3's "subset per step" option), so
         a step costs about as much as an m-rate step: cheaper, with fewer updates per rate.
@@ -95,6 +98,7 @@ class PruneConfig:
     allocation: str = "erk"
     rate_jitter: float = 1.0
     rates_per_step: int = 0
+    split_batch: bool = False
     ctf_weight: float = 100.0
     ctf_shift: float = 0.5
     ctf_factors: tuple[str, ...] = ("block", "column", "row", "entry")

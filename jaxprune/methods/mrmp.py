@@ -142,17 +142,24 @@ class MultiRate(Stateless):
 
     def loss(self, forward, label_smoothing: float = 0.0):
         """``loss(params, batch, key, step) -> (loss, metrics)``: mean CE over the K trained rates
-        (one vmap over their thresholds, the same augmented batch for each) + λ·KL."""
+        (one vmap over their thresholds; each rate sees the whole augmented batch, or its own
+        1/K of it with ``split_batch``) + λ·KL."""
 
         def loss(params, batch, key, step, prune_state=None):
             key, rate_key, grid_key = jax.random.split(key, 3)
             masks = self.soft_masks(params, self.step_rates(rate_key), step)
 
-            def at_rate(m):
-                logits = forward(apply_masks(params, m), batch["chunks"], key, True)
-                return cross_entropy(logits, batch["labels"], label_smoothing), accuracy(logits, batch["labels"])
+            def at_rate(m, chunks, labels, aug_key):
+                logits = forward(apply_masks(params, m), chunks, aug_key, True)
+                return cross_entropy(logits, labels, label_smoothing), accuracy(logits, labels)
 
-            ce, acc = jax.vmap(at_rate)(masks)
+            if self.config.split_batch:       # rate k: the k-th slice, its own augmentation draws
+                k = jax.tree.leaves(masks)[0].shape[0]
+                chunks, labels = split_among(batch["chunks"], k), split_among(batch["labels"], k)
+                ce, acc = jax.vmap(at_rate)(masks, chunks, labels, jax.random.split(key, k))
+            else:
+                ce, acc = jax.vmap(at_rate, in_axes=(0, None, None, None))(
+                    masks, batch["chunks"], batch["labels"], key)
             kl = self.alignment(params, grid_key)
             total = ce.mean() + self.kl_weight(step) * kl
             metrics = {"ce": ce.mean(), "kl": kl, "accuracy": acc.mean()}
@@ -167,6 +174,16 @@ class MultiRate(Stateless):
         """What serving needs besides the params: each prunable leaf's prior scale."""
         flat, _ = jax.tree_util.tree_flatten_with_path(self.priors, is_leaf=lambda x: x is None or is_prior(x))
         return {"prior_scale" + jax.tree_util.keystr(p): np.asarray(q.scale) for p, q in flat if q is not None}
+
+
+def split_among(x: jax.Array, k: int) -> jax.Array:
+    """A batch (B, ...) as k disjoint slices (k, B // k, ...); the last B mod k samples are left
+    out of this step (the batch is a fresh random draw every step)."""
+    per = x.shape[0] // k
+    if per < 1:
+        raise ValueError(f"prune setting split_batch: a batch of {x.shape[0]} samples cannot give each of "
+                         f"the {k} rates a sample; use a batch of at least {k} or rates_per_step")
+    return x[: per * k].reshape(k, per, *x.shape[1:])
 
 
 def _prior_shape(config: PruneConfig) -> dict:
