@@ -20,6 +20,7 @@ from jaxprune.data.features import FeatureConfig, chunk_positions, crop_bank, fi
 from jaxprune.evaluate import evaluate_masks, rate_rows
 from jaxprune.methods import METHODS, make_pruner, serve_rates
 from jaxprune.methods.config import PruneConfig
+from jaxprune.methods.mrmp import split_among
 from jaxprune.model_io import save_model
 from jaxprune.nn import gcn
 from jaxprune.nn.flops import gcn_flops
@@ -93,6 +94,9 @@ def check_settings_on(dataset: SkeletonDataset, config: RunConfig) -> None:
     augment(jax.random.key(0), jnp.asarray(chunks), config.augment)
     if config.augment.test_swap:
         swap_groups(jnp.asarray(chunks), config.augment.swap_groups)
+    if config.method == "mrmp" and config.prune.split_batch:
+        per_step = config.prune.rates_per_step or len(config.prune.rates)
+        split_among(np.zeros(min(config.train.batch_size, len(dataset.labels))), per_step)
 
 
 def gcn_config(dataset: SkeletonDataset, config: RunConfig) -> gcn.GCNConfig:

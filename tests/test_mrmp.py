@@ -222,3 +222,12 @@ def test_split_batch_gives_each_rate_its_own_slice(setup):
     assert float(metrics["ce"]) == pytest.approx(expected, rel=1e-5)
     grads = jax.grad(lambda p: pruner.loss(forward, 0.0)(p, batch, jax.random.key(2), 10)[0])(params)
     assert all(np.isfinite(np.asarray(g)).all() for g in jax.tree.leaves(grads))
+
+
+def test_split_batch_too_small_is_refused_before_any_work(tmp_path):
+    from jaxprune.data.synthetic import make_synthetic
+    from jaxprune.runner import RunConfig, run
+    config = override(RunConfig(method="mrmp"), ["train.batch_size=4", "prune.split_batch=true", "train.epochs=1"])
+    with pytest.raises(ValueError, match="batch of 4 samples cannot give each of the 6 rates"):
+        run(make_synthetic(per_class=4, seed=0), config, out_dir=tmp_path / "out", progress=False)
+    assert not (tmp_path / "out").exists()
