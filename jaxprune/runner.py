@@ -94,6 +94,8 @@ def check_settings_on(dataset: SkeletonDataset, config: RunConfig) -> None:
     augment(jax.random.key(0), jnp.asarray(chunks), config.augment)
     if config.augment.test_swap:
         swap_groups(jnp.asarray(chunks), config.augment.swap_groups)
+    if config.train.mixup and config.method != "dense":
+        raise ValueError(f"training setting mixup is implemented for method dense only, not {config.method!r}")
     if config.method == "mrmp" and config.prune.split_batch:
         per_step = config.prune.rates_per_step or len(config.prune.rates)
         split_among(np.zeros(min(config.train.batch_size, len(dataset.labels))), per_step)
@@ -171,7 +173,8 @@ def train_fold(dataset: SkeletonDataset, test_fold: int, config: RunConfig, *, o
     optimizer = make_optimizer(tc.learning_rate, tc.lr_rule, total_steps, tc.weight_decay)
     pruner = make_pruner(config.method, params, gcn.prunable(params), config.prune, total_steps)
     mesh = mesh_for_batch(tc.devices, min(tc.batch_size, n))
-    epoch_fn = make_epoch(pruner.loss(forward, tc.label_smoothing), optimizer, n, tc.batch_size, mesh,
+    mix = {"mixup": tc.mixup} if tc.mixup else {}
+    epoch_fn = make_epoch(pruner.loss(forward, tc.label_smoothing, **mix), optimizer, n, tc.batch_size, mesh,
                           pruner.update_fn)
     trained = np.asarray(pruner.trained_rates, np.float32)
 

@@ -41,6 +41,7 @@ class TrainConfig:
       lr_rule: "constant", "cosine" (decay to 1 %) or "loss_trend" (the papers' x/÷ 0.99 rule).
       weight_decay: AdamW decoupled decay (0 = plain Adam).
       label_smoothing: cross-entropy label smoothing in [0, 1).
+      mixup: α of mixup (dense only; ``jaxprune.methods.dense.make_loss``); 0 = off.
       checkpoint_every: save a checkpoint every N epochs when the run has an output folder
         (``jaxprune.checkpoint``); 0 = only the final one. Does not change the result.
       devices: data parallelism over this many devices (``jaxprune.parallel``: the batch sharded,
@@ -54,6 +55,7 @@ class TrainConfig:
     lr_rule: str = "constant"
     weight_decay: float = 0.0
     label_smoothing: float = 0.0
+    mixup: float = 0.0
     checkpoint_every: int = 0
     devices: int = 0
 
@@ -64,6 +66,8 @@ class TrainConfig:
             raise ValueError(f"training setting batch_size must be >= 1, got {self.batch_size}")
         if not 0.0 <= self.label_smoothing < 1.0:
             raise ValueError(f"training setting label_smoothing must be in [0, 1), got {self.label_smoothing}")
+        if not self.mixup >= 0:
+            raise ValueError(f"training setting mixup must be >= 0 (0: off), got {self.mixup}")
         if not self.learning_rate > 0:
             raise ValueError(f"training setting learning_rate must be > 0, got {self.learning_rate}")
         if self.lr_rule not in LR_RULES:

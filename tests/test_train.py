@@ -166,3 +166,39 @@ def test_train_config_validation():
         with pytest.raises(ValueError, match=name):
             TrainConfig(**kwargs)
     TrainConfig(epochs=0)
+
+
+def test_mixup_mixes_inputs_and_targets_with_one_lambda():
+    from jaxprune.methods.dense import make_loss
+    seen = {}
+
+    def forward(params, chunks, key, train):              # records what the network was given
+        seen["chunks"] = chunks
+        return chunks.reshape(chunks.shape[0], -1)[:, :3] * params
+
+    chunks = jax.random.normal(jax.random.key(0), (6, 1, 1, 3))
+    labels = jnp.array([0, 1, 2, 0, 1, 2])
+    batch = {"chunks": chunks, "labels": labels}
+    value, _ = make_loss(forward, 0.0, mixup=0.4)(1.0, batch, jax.random.key(1), 0)
+    mixed = seen["chunks"]
+    _, mix_key, perm_key = jax.random.split(jax.random.key(1), 3)
+    lam = jax.random.beta(mix_key, 0.4, 0.4)
+    perm = jax.random.permutation(perm_key, 6)
+    np.testing.assert_allclose(mixed, lam * chunks + (1 - lam) * chunks[perm], rtol=1e-6)
+    logits = mixed.reshape(6, -1)[:, :3]
+    expected = lam * cross_entropy(logits, labels) + (1 - lam) * cross_entropy(logits, labels[perm])
+    assert float(value) == pytest.approx(float(expected), rel=1e-6)
+    plain, _ = make_loss(forward, 0.0)(1.0, batch, jax.random.key(1), 0)
+    assert float(plain) == pytest.approx(float(cross_entropy(chunks.reshape(6, -1)[:, :3], labels)), rel=1e-6)
+    with pytest.raises(ValueError, match="mixup must be >= 0"):
+        TrainConfig(mixup=-0.1)
+
+
+def test_mixup_with_a_pruning_method_is_refused_before_any_work(tmp_path):
+    from jaxprune.config import override
+    from jaxprune.data.synthetic import make_synthetic
+    from jaxprune.runner import RunConfig, run
+    config = override(RunConfig(method="mrmp"), ["train.mixup=0.2", "train.epochs=1"])
+    with pytest.raises(ValueError, match="mixup is implemented for method dense only, not 'mrmp'"):
+        run(make_synthetic(per_class=4, seed=0), config, out_dir=tmp_path / "out", progress=False)
+    assert not (tmp_path / "out").exists()
