@@ -9,7 +9,8 @@ features and model), batch ``--batch``. Reports the median over ``--repeats`` ti
 compilation, and the ratio to SRMP (K = 1) and to dense. Rows "m of K" train m of the K rates
 per step (``prune.rates_per_step``); "batch split among rates" gives each of the 8 rates its own
 1/8 of the batch (``prune.split_batch``); the last row adds the quantile-matching term
-(``prune.quantile_weight``, one sort per layer), computed at every step. Writes ``mrmp_step.json`` and ``mrmp_step.md`` into ``--out``.
+(``prune.quantile_weight``, one sort per layer), computed at every step. Writes
+``mrmp_step.json`` and ``mrmp_step.md`` into ``--out``.
 """
 
 from __future__ import annotations

@@ -25,13 +25,13 @@ def make_loss(forward, label_smoothing: float = 0.0, mixup: float = 0.0):
         if not mixup:
             logits = forward(params, chunks, key, True)
             ce = cross_entropy(logits, labels, label_smoothing)
-            return ce, {"loss": ce, "accuracy": accuracy(logits, labels)}
-        key, mix_key, perm_key = jax.random.split(key, 3)
-        lam = jax.random.beta(mix_key, mixup, mixup)
-        perm = jax.random.permutation(perm_key, labels.shape[0])
-        logits = forward(params, lam * chunks + (1 - lam) * chunks[perm], key, True)
-        ce = lam * cross_entropy(logits, labels, label_smoothing) \
-            + (1 - lam) * cross_entropy(logits, labels[perm], label_smoothing)
+        else:
+            key, mix_key, perm_key = jax.random.split(key, 3)
+            lam = jax.random.beta(mix_key, mixup, mixup)
+            perm = jax.random.permutation(perm_key, labels.shape[0])
+            logits = forward(params, lam * chunks + (1 - lam) * chunks[perm], key, True)
+            ce = lam * cross_entropy(logits, labels, label_smoothing) \
+                + (1 - lam) * cross_entropy(logits, labels[perm], label_smoothing)
         return ce, {"loss": ce, "accuracy": accuracy(logits, labels)}
 
     return loss

@@ -100,21 +100,24 @@ class MultiRate(Stateless):
         return total_alignment(params, self.prunable, self.priors, bins=self.config.kl_bins,
                                bandwidth=self.config.kl_bandwidth, space=self.config.kl_space, shift=shift)
 
+    def crisp_progress(self, step) -> jax.Array:
+        """How far ``step`` is into the steps after σ's annealing: 0 up to ``anneal_steps``,
+        growing linearly to 1 at ``total_steps`` (float32 scalar)."""
+        span = max(self.total_steps - self.anneal_steps, 1)
+        return jnp.clip((jnp.asarray(step, jnp.float32) - self.anneal_steps) / span, 0.0, 1.0)
+
     def kl_weight(self, step) -> jax.Array:
         """λ at ``step``: ``kl_weight`` while σ anneals, then growing geometrically to
         ``kl_weight · kl_ramp`` at the last step (constant when kl_ramp = 1)."""
         c = self.config
-        if c.kl_ramp == 1 or self.total_steps <= self.anneal_steps:
+        if c.kl_ramp == 1:
             return jnp.float32(c.kl_weight)
-        t = (jnp.asarray(step, jnp.float32) - self.anneal_steps) / (self.total_steps - self.anneal_steps)
-        return c.kl_weight * jnp.float32(c.kl_ramp) ** jnp.clip(t, 0.0, 1.0)
+        return c.kl_weight * jnp.float32(c.kl_ramp) ** self.crisp_progress(step)
 
     def quantile_weight(self, step) -> jax.Array:
         """Weight of the quantile-matching term at ``step``: 0 while σ anneals, then growing
         linearly to ``quantile_weight`` at the last step."""
-        span = max(self.total_steps - self.anneal_steps, 1)
-        t = jnp.clip((jnp.asarray(step, jnp.float32) - self.anneal_steps) / span, 0.0, 1.0)
-        return self.config.quantile_weight * t
+        return self.config.quantile_weight * self.crisp_progress(step)
 
     def step_rates(self, key: jax.Array) -> jax.Array:
         """The rates of one training step: the K trained rates, each moved uniformly within
