@@ -17,11 +17,9 @@ from jaxprune.compact import compact, compact_flops, compact_size
 from jaxprune.data.augment import AugmentConfig, augment, swap_groups
 from jaxprune.data.dataset import SkeletonDataset
 from jaxprune.data.features import FeatureConfig, chunk_positions, crop_bank, fit_scale, node_features
-from jaxprune.distill import DistillConfig, distill_loss, teacher_report, train_teachers
 from jaxprune.evaluate import evaluate_masks, rate_rows
 from jaxprune.methods import METHODS, make_pruner, serve_rates
 from jaxprune.methods.config import PruneConfig
-from jaxprune.methods.dense import make_loss
 from jaxprune.methods.mrmp import split_among
 from jaxprune.model_io import save_model
 from jaxprune.nn import gcn
@@ -47,7 +45,6 @@ class RunConfig:
     augment: AugmentConfig = AugmentConfig()
     train: TrainConfig = TrainConfig()
     prune: PruneConfig = PruneConfig()
-    distill: DistillConfig = DistillConfig()
 
     def __post_init__(self):
         if self.method not in METHODS:
@@ -99,8 +96,6 @@ def check_settings_on(dataset: SkeletonDataset, config: RunConfig) -> None:
         swap_groups(jnp.asarray(chunks), config.augment.swap_groups)
     if config.train.mixup and config.method != "dense":
         raise ValueError(f"training setting mixup is implemented for method dense only, not {config.method!r}")
-    if config.distill.teachers and config.method != "dense":
-        raise ValueError(f"distill setting teachers is implemented for method dense only, not {config.method!r}")
     if config.method == "mrmp" and config.prune.split_batch:
         per_step = config.prune.rates_per_step or len(config.prune.rates)
         split_among(np.zeros(min(config.train.batch_size, len(dataset.labels))), per_step)
@@ -117,8 +112,8 @@ def make_forward(model: gcn.GCNConfig, features: FeatureConfig, aug: AugmentConf
 
     def forward(params, chunks, key, train: bool):
         drop_key = None
-        if train and model.dropout > 0:   # the augmentation is drawn from ``key`` alone (distillation
-            drop_key = jax.random.fold_in(key, 1)   # relies on it: teachers see the student's view)
+        if train and model.dropout > 0:   # split only then, so runs without dropout keep their keys
+            key, drop_key = jax.random.split(key)
         if train:                    # chunks (B, J, M, 3), or (B, V, J, M, 3) versions (crops)
             chunks = augment(key, chunks, aug)
         logits = gcn.apply(params, node_features(chunks, features), model, drop_key)
@@ -178,16 +173,9 @@ def train_fold(dataset: SkeletonDataset, test_fold: int, config: RunConfig, *, o
     optimizer = make_optimizer(tc.learning_rate, tc.lr_rule, total_steps, tc.weight_decay)
     pruner = make_pruner(config.method, params, gcn.prunable(params), config.prune, total_steps)
     mesh = mesh_for_batch(tc.devices, min(tc.batch_size, n))
-    train_arrays = {"chunks": jnp.asarray(data.train_chunks), "labels": jnp.asarray(data.train_labels)}
-    teachers = None
-    if config.distill.teachers:
-        teachers, loss_fn = distilled_loss(model, config, forward, replicate(train_arrays, mesh), data,
-                                           jax.random.fold_in(key, 2), mesh, f"{dataset.name} fold {test_fold}",
-                                           progress)
-    else:
-        mix = {"mixup": tc.mixup} if tc.mixup else {}
-        loss_fn = pruner.loss(forward, tc.label_smoothing, **mix)
-    epoch_fn = make_epoch(loss_fn, optimizer, n, tc.batch_size, mesh, pruner.update_fn)
+    mix = {"mixup": tc.mixup} if tc.mixup else {}
+    epoch_fn = make_epoch(pruner.loss(forward, tc.label_smoothing, **mix), optimizer, n, tc.batch_size, mesh,
+                          pruner.update_fn)
     trained = np.asarray(pruner.trained_rates, np.float32)
 
     def evaluate(s):   # monitoring only: hard-masked accuracy at each trained rate
@@ -195,6 +183,7 @@ def train_fold(dataset: SkeletonDataset, test_fold: int, config: RunConfig, *, o
         acc, _ = evaluate_masks(forward, s.params, masks, data.test_chunks, data.test_labels)
         return {f"test_accuracy@{r:g}": float(a) for r, a in zip(pruner.trained_rates, acc)}
 
+    train_arrays = {"chunks": jnp.asarray(data.train_chunks), "labels": jnp.asarray(data.train_labels)}
     prune_state = pruner.init_prune_state(params, jax.random.fold_in(key, 1), train_arrays, forward)
     state = init_state(params, optimizer, train_key, prune_state)
     start, start_epoch, earlier = time.perf_counter(), 0, 0.0
@@ -227,35 +216,13 @@ def train_fold(dataset: SkeletonDataset, test_fold: int, config: RunConfig, *, o
                          evaluate=evaluate, eval_every=eval_every, progress=progress, on_epoch_end=on_epoch_end)
     jax.block_until_ready(state.params)
     pruner = pruner.finish(state.prune_state)
-    seconds = earlier + time.perf_counter() - start + (teachers["seconds"] if teachers else 0.0)
+    seconds = earlier + time.perf_counter() - start
     rows = fold_rows(pruner, forward, model, state.params, data.test_chunks, data.test_labels,
                      serve_rates(config.method, config.prune))
     if fold_dir is not None:
         save_model(fold_dir / "model.npz", state.params, pruner.artefacts())
     return {"fold": test_fold, "params": state.params, "pruner": pruner, "rates": rows,
-            "history": history, "train_seconds": seconds, "scale": data.scale, "earlier_seconds": earlier,
-            "teachers": teachers}
-
-
-def distilled_loss(model: gcn.GCNConfig, config: RunConfig, forward, arrays: dict, data: FoldData,
-                   key: jax.Array, mesh, label: str, progress: bool):
-    """Trains ``config.distill.teachers`` dense teachers on the split (``jaxprune.distill``);
-    returns (their report: test accuracy of each and of their average, channels, seconds; the
-    student's distillation loss)."""
-    dc, tc = config.distill, config.train
-    teacher_model = dataclasses.replace(model, channels=dc.channels or model.channels)
-    teacher_forward = make_forward(teacher_model, config.features, config.augment)
-    n = len(data.train_labels)
-    optimizer = make_optimizer(tc.learning_rate, tc.lr_rule, tc.epochs * steps_per_epoch(n, tc.batch_size),
-                               tc.weight_decay)
-    start = time.perf_counter()
-    stacked = train_teachers(lambda k: gcn.init(k, teacher_model), make_loss(teacher_forward, tc.label_smoothing),
-                             optimizer, arrays, dc.teachers, tc.epochs, tc.batch_size, key, mesh=mesh,
-                             label=f"{label} teachers", progress=progress)
-    report = teacher_report(teacher_forward, stacked, data.test_chunks, data.test_labels)
-    report.update(channels=teacher_model.channels, seconds=time.perf_counter() - start)
-    target_forward = make_forward(dataclasses.replace(teacher_model, dropout=0.0), config.features, config.augment)
-    return report, distill_loss(forward, target_forward, stacked, dc.weight, dc.temperature, tc.label_smoothing)
+            "history": history, "train_seconds": seconds, "scale": data.scale, "earlier_seconds": earlier}
 
 
 def protocol_name(dataset: SkeletonDataset) -> str:
@@ -364,8 +331,6 @@ def _run_folds(dataset, config, folds, out_dir, progress, eval_every, data_dir, 
                                 resume=resume)
             earlier += result["earlier_seconds"]
             done = {"fold": f, "rates": result["rates"], "train_seconds": result["train_seconds"]}
-            if result["teachers"]:
-                done["teachers"] = result["teachers"]
             if rows_path is not None:
                 write_json_atomic(rows_path, done)
         runs.append(done)
