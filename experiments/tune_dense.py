@@ -7,7 +7,12 @@ candidate's score for outer fold k is its mean validation accuracy over those j 
 choice for fold k never sees fold k.
 
     python -m experiments.tune_dense --data-dir ../shared/data/sbu --out runs/tune \
-        --candidate base= --candidate chunks8=features.chunks=8 --workers 2
+        --candidate base= --candidate chunks8=features.chunks=8 --workers 2 --seeds 1,2
+
+A single run's accuracy moves by several points with the seed (initialisation and augmentation
+draws; README "Measured"), so ``--seeds`` trains every candidate once per seed (the setting
+``seed``, applied after the candidate's own overrides) and the table gives the mean over all its
+runs and the mean of each seed.
 
 Writes ``out/validation.jsonl`` (one row per run, appended, resumable) and
 ``out/validation.md`` (candidate x outer fold table).
@@ -34,31 +39,55 @@ def inner_dataset(dataset, outer: int, inner: int):
 
 
 def _job(args):
-    data_dir, name, overrides, outer, inner, epochs = args
+    data_dir, name, overrides, seed, outer, inner, epochs = args
     from jaxprune.config import override
     from jaxprune.data.sbu import load_sbu
     from jaxprune.runner import RunConfig, run
-    config = override(RunConfig(), [f"train.epochs={epochs}", *overrides])
+    config = override(RunConfig(), [f"train.epochs={epochs}", *overrides, f"seed={seed}"])
     ds = inner_dataset(load_sbu(data_dir), outer, inner)
     result = run(ds, config, folds=[1], progress=False)
-    return {"candidate": name, "overrides": overrides, "outer": outer, "inner": inner,
+    return {"candidate": name, "overrides": overrides, "seed": seed, "outer": outer, "inner": inner,
             "val_accuracy": result["summary"][0]["accuracy_mean"],
             "seconds": result["train_seconds"]}
 
 
 def table(rows) -> str:
+    """Markdown: per candidate, the mean validation accuracy for each outer fold (runs in
+    brackets), over all its runs, and per seed (rows without a seed are seed 0)."""
     import numpy as np
     names = list(dict.fromkeys(r["candidate"] for r in rows))
-    lines = ["| candidate | " + " | ".join(f"outer {k}" for k in range(1, 6)) + " | mean |",
-             "|---" * 7 + "|"]
+    lines = ["| candidate | " + " | ".join(f"outer {k}" for k in range(1, 6)) + " | mean | per seed |",
+             "|---" * 8 + "|"]
     for n in names:
-        cells, means = [], []
+        mine = [r for r in rows if r["candidate"] == n]
+        cells = []
         for k in range(1, 6):
-            v = [r["val_accuracy"] for r in rows if r["candidate"] == n and r["outer"] == k]
+            v = [r["val_accuracy"] for r in mine if r["outer"] == k]
             cells.append(f"{np.mean(v):.1f} ({len(v)})" if v else "-")
-            means += v
-        lines.append(f"| {n} | " + " | ".join(cells) + f" | {np.mean(means):.2f} |")
+        seeds = sorted({r.get("seed", 0) for r in mine})
+        per_seed = ", ".join(f"s{s} {np.mean([r['val_accuracy'] for r in mine if r.get('seed', 0) == s]):.1f}"
+                             for s in seeds)
+        lines.append(f"| {n} | " + " | ".join(cells) +
+                     f" | {np.mean([r['val_accuracy'] for r in mine]):.2f} | {per_seed} |")
     return "\n".join(lines)
+
+
+def plan(candidates: list[str], seeds: list[int], inner_mode: str, done: list[dict], data_dir, epochs: int):
+    """The runs still to make: (data_dir, name, overrides, seed, outer, inner, epochs) for every
+    candidate "NAME=o1;o2", seed and (outer, inner) pair that ``done`` (rows read back) lacks."""
+    seen = {(r["candidate"], r.get("seed", 0), r["outer"], r["inner"]) for r in done}
+    jobs = []
+    for spec in candidates:
+        name, _, rest = spec.partition("=")
+        overrides = [o for o in rest.split(";") if o]
+        for seed in seeds:
+            for outer in range(1, 6):
+                for inner in range(1, 6):
+                    if inner == outer or (inner_mode == "next" and inner != outer % 5 + 1):
+                        continue
+                    if (name, seed, outer, inner) not in seen:
+                        jobs.append((data_dir, name, overrides, seed, outer, inner, epochs))
+    return jobs
 
 
 def main(argv=None):
@@ -69,24 +98,19 @@ def main(argv=None):
     p.add_argument("--workers", type=int, default=2)
     p.add_argument("--inner", choices=("all", "next"), default="all",
                    help="validation folds per outer fold k: every j != k (4 runs), or only j = k mod 5 + 1")
+    p.add_argument("--seeds", default="0", help="comma-separated seeds; each candidate is trained once per seed")
     p.add_argument("--candidate", action="append", default=[],
                    help="NAME=override1;override2 (e.g. 'aug=augment.rotate_deg=30;augment.swap_groups=2')")
     a = p.parse_args(argv)
+    try:
+        seeds = [int(t) for t in a.seeds.split(",") if t.strip()]
+    except ValueError:
+        p.error(f"--seeds {a.seeds!r}: expected comma-separated integers, e.g. 1,2")
     out = Path(a.out)
     out.mkdir(parents=True, exist_ok=True)
     log = out / "validation.jsonl"
     done = [json.loads(l) for l in log.read_text().splitlines()] if log.exists() else []
-    seen = {(r["candidate"], r["outer"], r["inner"]) for r in done}
-    jobs = []
-    for spec in a.candidate or ["base="]:
-        name, _, rest = spec.partition("=")
-        overrides = [o for o in rest.split(";") if o]
-        for outer in range(1, 6):
-            for inner in range(1, 6):
-                if a.inner == "next" and inner != outer % 5 + 1:
-                    continue
-                if inner != outer and (name, outer, inner) not in seen:
-                    jobs.append((a.data_dir, name, overrides, outer, inner, a.epochs))
+    jobs = plan(a.candidate or ["base="], seeds, a.inner, done, a.data_dir, a.epochs)
     from concurrent.futures import ProcessPoolExecutor
     import multiprocessing as mp
     with ProcessPoolExecutor(a.workers, mp_context=mp.get_context("spawn")) as pool:
@@ -94,7 +118,7 @@ def main(argv=None):
             done.append(row)
             with open(log, "a") as f:
                 f.write(json.dumps(row) + "\n")
-            print(f"[{i}/{len(jobs)}] {row['candidate']} outer {row['outer']} inner {row['inner']}: "
+            print(f"[{i}/{len(jobs)}] {row['candidate']} seed {row['seed']} outer {row['outer']} inner {row['inner']}: "
                   f"{row['val_accuracy']:.1f}% ({row['seconds']:.0f}s)", flush=True)
     (out / "validation.md").write_text(table(done) + "\n")
     print(table(done))

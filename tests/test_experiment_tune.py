@@ -1,0 +1,28 @@
+"""experiments.tune_dense: which runs a tuning round still needs, and its table over seeds."""
+
+from experiments.tune_dense import plan, table
+
+
+def test_plan_covers_every_candidate_seed_and_split_once():
+    jobs = plan(["a=model.channels=16", "b="], [1, 2], "next", [], "data", 10)
+    assert len(jobs) == 2 * 2 * 5
+    assert {(j[1], j[3]) for j in jobs} == {("a", 1), ("a", 2), ("b", 1), ("b", 2)}
+    assert all(j[5] == j[4] % 5 + 1 for j in jobs)                  # --inner next
+    assert jobs[0][2] == ["model.channels=16"] and jobs[-1][2] == []
+    assert len(plan(["a="], [0], "all", [], "data", 10)) == 20       # every inner fold j != k
+
+
+def test_plan_skips_finished_runs_and_reads_old_rows_as_seed_0():
+    done = [{"candidate": "a", "seed": 1, "outer": 1, "inner": 2},
+            {"candidate": "a", "outer": 2, "inner": 3}]                # a row from before --seeds
+    jobs = plan(["a="], [0, 1], "next", done, "data", 10)
+    left = {(j[3], j[4]) for j in jobs}
+    assert (1, 1) not in left and (0, 2) not in left and len(jobs) == 8
+
+
+def test_table_gives_the_mean_over_runs_and_per_seed():
+    rows = [{"candidate": "a", "seed": s, "outer": k, "inner": k % 5 + 1, "val_accuracy": 90.0 + s}
+            for s in (1, 3) for k in range(1, 6)]
+    text = table(rows)
+    line = [l for l in text.splitlines() if l.startswith("| a |")][0]
+    assert "| 92.00 |" in line and "s1 91.0, s3 93.0" in line and "92.0 (2)" in line
