@@ -92,6 +92,7 @@ def main(argv=None):
     runs, config_of, histories = [], {}, {}
     for k in dataset.test_folds:
         name, overrides = chosen.get(k, ("preset", PRESETS["sbu"]))
+        name += " + --set" if a.overrides else ""
         config = override(RunConfig(seed=a.seed), [*overrides, *a.overrides])
         result = train_fold(dataset, k, config, out_dir=out)
         runs.append({"fold": k, "candidate": name, "rates": result["rates"],
@@ -101,6 +102,7 @@ def main(argv=None):
     results = results_record(dataset, config_of[1], runs, time.perf_counter() - start)
     results["config_per_fold"] = {k: c.to_dict() for k, c in config_of.items()}
     results["selection"] = "nested, per fold" if chosen else "preset"
+    results["overrides"] = a.overrides
     write_json_atomic(out / "results.json", results)
     text = markdown(results, "python -m experiments.sbu_dense " + " ".join(argv))
     (out / "table.md").write_text(text)

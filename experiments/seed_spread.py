@@ -1,0 +1,89 @@
+"""How much a recipe's test accuracy moves with the seed: per-fold accuracy of runs that differ
+only in ``--seed``, one group of runs per recipe, as a table and a plot.
+
+    python -m experiments.seed_spread --out experiments/results/sbu_dense_wide/seeds \
+        --group "C = 8 (preset)=runs/c8_s0,runs/c8_s1" --group "C = 64 + crops=runs/w_s0,runs/w_s1"
+
+Each folder is the ``--out`` of ``experiments.sbu_dense`` (or any run with a ``results.json``
+whose rate-0 rows hold the accuracy). Writes ``seeds.md`` and ``seeds.png`` into ``--out``.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+from pathlib import Path
+
+import numpy as np
+
+from experiments.plotting import pyplot, save
+
+
+def fold_accuracies(run_dir: Path) -> tuple[int, dict[int, float]]:
+    """(seed, {fold: accuracy %}) of a finished run's results.json (rate-0 row of each fold)."""
+    path = Path(run_dir) / "results.json"
+    if not path.exists():
+        raise FileNotFoundError(f"{path}: not found; each folder must hold a finished run")
+    results = json.loads(path.read_text())
+    return int(results["seed"]), {int(r["fold"]): float(r["rates"][0]["accuracy"]) for r in results["runs"]}
+
+
+def markdown(groups: dict[str, list[tuple[int, dict[int, float]]]]) -> str:
+    folds = sorted({f for runs in groups.values() for _, acc in runs for f in acc})
+    lines = ["| recipe | seed | " + " | ".join(f"fold {f}" for f in folds) + " | mean |",
+             "|---|---" + "|---" * len(folds) + "|---|"]
+    for name, runs in groups.items():
+        for seed, acc in runs:
+            lines.append(f"| {name} | {seed} | " + " | ".join(f"{acc[f]:.1f}" for f in folds)
+                         + f" | {np.mean(list(acc.values())):.2f} |")
+        means = [np.mean(list(acc.values())) for _, acc in runs]
+        lines.append(f"| **{name}** | **all {len(runs)}** | " + " | ".join(
+            f"{np.mean([acc[f] for _, acc in runs]):.1f}" for f in folds)
+            + f" | **{np.mean(means):.2f}** (seed means {min(means):.1f}–{max(means):.1f}) |")
+    return "\n".join(lines) + "\n"
+
+
+def plot(groups: dict[str, list[tuple[int, dict[int, float]]]], path: Path) -> bool:
+    """Per-fold accuracy, one marker per seed, one colour per recipe; False without matplotlib."""
+    plt = pyplot()
+    if plt is None:
+        return False
+    fig, ax = plt.subplots(figsize=(7, 3.6))
+    width = 0.8 / max(len(groups), 1)
+    for g, (name, runs) in enumerate(groups.items()):
+        colour = f"C{g}"
+        for seed, acc in runs:
+            folds = sorted(acc)
+            ax.scatter([f - 0.4 + (g + 0.5) * width for f in folds], [acc[f] for f in folds], color=colour,
+                       alpha=0.6, s=18)
+        mean = np.mean([np.mean(list(acc.values())) for _, acc in runs])
+        ax.axhline(mean, color=colour, lw=1, ls="--", label=f"{name}: mean {mean:.1f} % ({len(runs)} seeds)")
+    ax.set_xlabel("test fold")
+    ax.set_ylabel("test accuracy (%)")
+    ax.set_title("Dense GCN on SBU: one dot per seed and fold")
+    ax.legend(fontsize=8, loc="lower left")
+    return save(fig, path)
+
+
+def main(argv=None):
+    p = argparse.ArgumentParser(description=__doc__.split("\n")[0])
+    p.add_argument("--group", action="append", required=True, metavar="NAME=DIR,DIR,...",
+                   help="a recipe's name and the run folders of its seeds")
+    p.add_argument("--out", required=True)
+    a = p.parse_args(argv)
+    groups = {}
+    for spec in a.group:
+        name, sep, dirs = spec.partition("=")
+        if not sep or not dirs:
+            p.error(f"--group {spec!r}: expected NAME=DIR,DIR,...")
+        groups[name] = [fold_accuracies(Path(d)) for d in dirs.split(",") if d]
+    out = Path(a.out)
+    out.mkdir(parents=True, exist_ok=True)
+    text = markdown(groups)
+    (out / "seeds.md").write_text(text)
+    plot(groups, out / "seeds.png")
+    print(text)
+
+
+if __name__ == "__main__":
+    main()
