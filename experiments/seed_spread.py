@@ -6,6 +6,8 @@ only in ``--seed``, one group of runs per recipe, as a table and a plot.
 
 Each folder is the ``--out`` of ``experiments.sbu_dense`` (or any run with a ``results.json``
 whose rate-0 rows hold the accuracy). Writes ``seeds.md`` and ``seeds.png`` into ``--out``.
+With ``--ensemble --data-dir D``, each group's table also gets the accuracy of the seeds'
+averaged probabilities (needs every fold's ``model.npz``, which committed results leave out).
 """
 
 from __future__ import annotations
@@ -28,7 +30,21 @@ def fold_accuracies(run_dir: Path) -> tuple[int, dict[int, float]]:
     return int(results["seed"]), {int(r["fold"]): float(r["rates"][0]["accuracy"]) for r in results["runs"]}
 
 
-def markdown(groups: dict[str, list[tuple[int, dict[int, float]]]]) -> str:
+def ensemble_accuracies(run_dirs: list[Path], data_dir) -> dict[int, float]:
+    """{fold: accuracy %} of the mean softmax of dense runs ``run_dirs`` (same folds and data)."""
+    import jax
+
+    from jaxprune.serving import open_folds
+    probs, labels = {}, {}
+    for run_dir in run_dirs:
+        for fold in open_folds(run_dir, data_dir)[2]:
+            logits = fold.forward(fold.params, fold.data.test_chunks, jax.random.key(0), False)
+            probs.setdefault(fold.fold, []).append(np.asarray(jax.nn.softmax(logits, -1)))
+            labels[fold.fold] = fold.data.test_labels
+    return {k: 100.0 * float(np.mean(np.mean(p, 0).argmax(1) == labels[k])) for k, p in probs.items()}
+
+
+def markdown(groups: dict[str, list[tuple[int, dict[int, float]]]], ensembles=None) -> str:
     folds = sorted({f for runs in groups.values() for _, acc in runs for f in acc})
     lines = ["| recipe | seed | " + " | ".join(f"fold {f}" for f in folds) + " | mean |",
              "|---|---" + "|---" * len(folds) + "|---|"]
@@ -40,6 +56,10 @@ def markdown(groups: dict[str, list[tuple[int, dict[int, float]]]]) -> str:
         lines.append(f"| **{name}** | **all {len(runs)}** | " + " | ".join(
             f"{np.mean([acc[f] for _, acc in runs]):.1f}" for f in folds)
             + f" | **{np.mean(means):.2f}** (seed means {min(means):.1f}–{max(means):.1f}) |")
+        if ensembles and name in ensembles:
+            acc = ensembles[name]
+            lines.append(f"| {name} | averaged probabilities | " + " | ".join(f"{acc[f]:.1f}" for f in folds)
+                         + f" | {np.mean(list(acc.values())):.2f} |")
     return "\n".join(lines) + "\n"
 
 
@@ -68,18 +88,22 @@ def plot(groups: dict[str, list[tuple[int, dict[int, float]]]], path: Path) -> b
 def main(argv=None):
     p = argparse.ArgumentParser(description=__doc__.split("\n")[0])
     p.add_argument("--group", action="append", required=True, metavar="NAME=DIR,DIR,...",
-                   help="a recipe's name and the run folders of its seeds")
+                   help="a recipe's name (without '=') and the run folders of its seeds")
     p.add_argument("--out", required=True)
+    p.add_argument("--ensemble", action="store_true", help="add each group's averaged-probability accuracy")
+    p.add_argument("--data-dir", help="the dataset root, for --ensemble")
     a = p.parse_args(argv)
-    groups = {}
+    groups, folders = {}, {}
     for spec in a.group:
         name, sep, dirs = spec.partition("=")
         if not sep or not dirs:
             p.error(f"--group {spec!r}: expected NAME=DIR,DIR,...")
-        groups[name] = [fold_accuracies(Path(d)) for d in dirs.split(",") if d]
+        folders[name] = [Path(d) for d in dirs.split(",") if d]
+        groups[name] = [fold_accuracies(d) for d in folders[name]]
+    ensembles = {n: ensemble_accuracies(d, a.data_dir) for n, d in folders.items()} if a.ensemble else None
     out = Path(a.out)
     out.mkdir(parents=True, exist_ok=True)
-    text = markdown(groups)
+    text = markdown(groups, ensembles)
     (out / "seeds.md").write_text(text)
     plot(groups, out / "seeds.png")
     print(text)

@@ -27,3 +27,14 @@ def test_table_lists_each_seed_and_the_mean_over_seeds(tmp_path):
 def test_a_folder_without_results_is_named(tmp_path):
     with pytest.raises(FileNotFoundError, match="missing.results.json: not found"):
         fold_accuracies(tmp_path / "missing")
+
+
+def test_the_ensemble_of_one_run_scores_that_run(tmp_path):
+    from experiments.seed_spread import ensemble_accuracies
+    from jaxprune.config import override
+    from jaxprune.data.synthetic import make_synthetic
+    from jaxprune.runner import RunConfig, run
+    results = run(make_synthetic(seed=0), override(RunConfig(), ["train.epochs=5"]), out_dir=tmp_path / "r",
+                  progress=False)
+    alone = ensemble_accuracies([tmp_path / "r"], None)
+    assert alone == pytest.approx({1: results["runs"][0]["rates"][0]["accuracy"]})
