@@ -16,7 +16,7 @@ from jaxprune import checkpoint
 from jaxprune.compact import compact, compact_flops, compact_size
 from jaxprune.data.augment import AugmentConfig, augment, swap_groups
 from jaxprune.data.dataset import SkeletonDataset
-from jaxprune.data.features import FeatureConfig, chunk_positions, crop_bank, fit_scale, node_features
+from jaxprune.data.features import FeatureConfig, chunk_positions, crop_bank, fit_scale, fixed_crops, node_features
 from jaxprune.evaluate import evaluate_masks, rate_rows
 from jaxprune.methods import METHODS, make_pruner, serve_rates
 from jaxprune.methods.config import PruneConfig
@@ -58,13 +58,22 @@ class RunConfig:
 
 @dataclasses.dataclass(frozen=True)
 class FoldData:
-    """One split's arrays: chunk positions (N, J, M, 3) float32 and labels (N,) int32."""
+    """One split's arrays: chunk positions (N, J, M, 3) float32 and labels (N,) int32.
+
+    ``test_views`` (N, 7, J, M, 3) are the test sequences and their fixed crops when
+    ``augment.test_crops`` is on (None otherwise); ``eval_chunks`` is what evaluation scores.
+    """
 
     train_chunks: np.ndarray
     train_labels: np.ndarray
     test_chunks: np.ndarray
     test_labels: np.ndarray
     scale: float
+    test_views: np.ndarray | None = None
+
+    @property
+    def eval_chunks(self) -> np.ndarray:
+        return self.test_chunks if self.test_views is None else self.test_views
 
 
 def fold_data(dataset: SkeletonDataset, test_fold: int, features: FeatureConfig,
@@ -83,7 +92,10 @@ def fold_data(dataset: SkeletonDataset, test_fold: int, features: FeatureConfig,
         rng = np.random.default_rng([seed, test_fold])
         train_chunks = crop_bank(dataset.x[train], dataset.lengths[train], features, aug.crops,
                                  aug.crop_min, rng) / np.float32(scale)
-    return FoldData(train_chunks, dataset.labels[train], chunks[test], dataset.labels[test], scale)
+    test_views = None
+    if aug is not None and aug.test_crops:
+        test_views = fixed_crops(dataset.x[test], dataset.lengths[test], features, aug.crop_min) / np.float32(scale)
+    return FoldData(train_chunks, dataset.labels[train], chunks[test], dataset.labels[test], scale, test_views)
 
 
 def check_settings_on(dataset: SkeletonDataset, config: RunConfig) -> None:
@@ -111,6 +123,9 @@ def make_forward(model: gcn.GCNConfig, features: FeatureConfig, aug: AugmentConf
     """``forward(params, chunks (B, J, M, 3), key, train) -> logits (B, classes)``."""
 
     def forward(params, chunks, key, train: bool):
+        if not train and aug.test_crops and chunks.ndim == 5:   # (B, V, J, M, 3) test views
+            logits = jax.vmap(lambda c: forward(params, c, key, False), in_axes=1)(chunks)
+            return jnp.log(jax.nn.softmax(logits, axis=-1).mean(0))   # log of the mean probability
         drop_key = None
         if train and model.dropout > 0:   # split only then, so runs without dropout keep their keys
             key, drop_key = jax.random.split(key)
@@ -180,7 +195,7 @@ def train_fold(dataset: SkeletonDataset, test_fold: int, config: RunConfig, *, o
 
     def evaluate(s):   # monitoring only: hard-masked accuracy at each trained rate
         masks = pruner.finish(s.prune_state).hard_masks(s.params, trained)
-        acc, _ = evaluate_masks(forward, s.params, masks, data.test_chunks, data.test_labels)
+        acc, _ = evaluate_masks(forward, s.params, masks, data.eval_chunks, data.test_labels)
         return {f"test_accuracy@{r:g}": float(a) for r, a in zip(pruner.trained_rates, acc)}
 
     train_arrays = {"chunks": jnp.asarray(data.train_chunks), "labels": jnp.asarray(data.train_labels)}
@@ -217,7 +232,7 @@ def train_fold(dataset: SkeletonDataset, test_fold: int, config: RunConfig, *, o
     jax.block_until_ready(state.params)
     pruner = pruner.finish(state.prune_state)
     seconds = earlier + time.perf_counter() - start
-    rows = fold_rows(pruner, forward, model, state.params, data.test_chunks, data.test_labels,
+    rows = fold_rows(pruner, forward, model, state.params, data.eval_chunks, data.test_labels,
                      serve_rates(config.method, config.prune))
     if fold_dir is not None:
         save_model(fold_dir / "model.npz", state.params, pruner.artefacts())

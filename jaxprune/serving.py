@@ -103,7 +103,8 @@ def open_folds(run_dir, data_dir=None):
             fold = run["fold"]
             params, artefacts = load_model(run_dir / f"fold{fold}" / "model.npz", template)
             pruner = restore_pruner(config.method, params, gcn.prunable(params), config.prune, artefacts)
-            yield SavedFold(fold, config, model, forward, params, pruner, fold_data(dataset, fold, config.features))
+            yield SavedFold(fold, config, model, forward, params, pruner,
+                            fold_data(dataset, fold, config.features, config.augment, config.seed))
     return trained, dataset, folds()
 
 
@@ -128,7 +129,7 @@ def evaluate_run(run_dir, rates, *, data_dir=None, out_dir=None, overwrite: bool
         if not saved.pruner.serves_any_rate and not np.allclose(rates, saved.pruner.trained_rates):
             raise ValueError(f"a {config.method} run serves its trained rate {list(saved.pruner.trained_rates)} "
                              f"only; it cannot be evaluated at {list(rates)}")
-        rows = fold_rows(saved.pruner, saved.forward, saved.model, saved.params, saved.data.test_chunks,
+        rows = fold_rows(saved.pruner, saved.forward, saved.model, saved.params, saved.data.eval_chunks,
                          saved.data.test_labels, rates)
         runs.append({"fold": saved.fold, "rates": rows})
     results = results_record(dataset, config, runs, trained.get("train_seconds", 0.0), data_dir

@@ -182,3 +182,32 @@ def test_test_time_swap_averages_both_orders():
     np.testing.assert_allclose(tta(params, x, None, False), expected, rtol=1e-6)
     with pytest.raises(ValueError, match="test_swap"):
         AugmentConfig(test_swap=True)
+
+
+def test_test_time_crops_average_the_probabilities_of_the_views():
+    from jaxprune.data.features import FeatureConfig
+    from jaxprune.nn import gcn
+    from jaxprune.runner import make_forward
+    cfg = gcn.GCNConfig(num_nodes=6, num_features=6, num_classes=3, edges=((0, 1), (3, 4)), channels=2,
+                        num_blocks=1, hidden=4)
+    params = gcn.init(jax.random.key(1), cfg)
+    views = jax.random.normal(jax.random.key(0), (4, 7, 6, 2, 3))          # (B, V, J, M, 3)
+    plain = make_forward(cfg, FeatureConfig(chunks=2), AugmentConfig())
+    tta = make_forward(cfg, FeatureConfig(chunks=2), AugmentConfig(test_crops=True))
+    probs = np.mean([jax.nn.softmax(plain(params, views[:, v], None, False), -1) for v in range(7)], 0)
+    np.testing.assert_allclose(jnp.exp(tta(params, views, None, False)), probs, rtol=1e-5)
+    np.testing.assert_allclose(tta(params, views[:, 0], None, False), plain(params, views[:, 0], None, False))
+
+
+def test_a_run_with_test_crops_scores_the_views(tmp_path):
+    from jaxprune.config import override
+    from jaxprune.data.synthetic import make_synthetic
+    from jaxprune.runner import RunConfig, fold_data, run
+    ds = make_synthetic(per_class=4, seed=0)
+    config = override(RunConfig(), ["train.epochs=3", "augment.test_crops=true", "augment.crop_min=0.6"])
+    data = fold_data(ds, 1, config.features, config.augment)
+    assert data.test_views.shape[:2] == (len(data.test_labels), 7) and data.eval_chunks is data.test_views
+    np.testing.assert_allclose(data.test_views[:, 0], data.test_chunks, rtol=1e-6)
+    result = run(ds, config, out_dir=tmp_path / "r", progress=False)
+    assert 0.0 <= result["runs"][0]["rates"][0]["accuracy"] <= 100.0
+    assert fold_data(ds, 1, config.features).test_views is None           # off by default

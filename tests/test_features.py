@@ -246,3 +246,20 @@ def test_crop_bank_versions():
         assert (crops[:, 1] >= crops[:, 0]).all()
     full = crop_bank(x, lengths, cfg, crops=2, crop_min=1.0, rng=rng)
     np.testing.assert_allclose(full[:, 1], full[:, 0])                      # crop_min = 1: no crop
+
+
+def test_fixed_crops_are_the_sequence_then_six_deterministic_crops():
+    from jaxprune.data.synthetic import make_synthetic
+    from jaxprune.data.features import _cropped, fixed_crops
+    ds = make_synthetic(per_class=2, seed=1)
+    config = FeatureConfig(chunks=4)
+    views = fixed_crops(ds.x, ds.lengths, config, crop_min=0.6)
+    n, _, j, _ = ds.x.shape
+    assert views.shape == (n, 7, j, 4, 3)
+    np.testing.assert_allclose(views[:, 0], chunk_positions(ds.x, ds.lengths, config), rtol=1e-6)
+    new = np.maximum(1, np.round(0.8 * ds.lengths)).astype(np.int64)
+    end = _cropped(ds.x, ds.lengths - new, new, config)                 # (1 + 0.6) / 2 = 0.8, at the end
+    np.testing.assert_allclose(views[:, 6], end, rtol=1e-6)
+    assert not np.allclose(views[:, 1], views[:, 3])                    # start and end crops differ
+    whole = fixed_crops(ds.x, ds.lengths, config, crop_min=1.0)         # crops of the whole length
+    np.testing.assert_allclose(whole, np.repeat(whole[:, :1], 7, axis=1), rtol=1e-6)

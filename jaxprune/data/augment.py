@@ -35,6 +35,10 @@ class AugmentConfig:
       test_swap: at evaluation, average the logits of each sample and of its group-swapped
         version (needs swap_groups > 1): test-time augmentation; it doubles inference FLOPs,
         which the reported FLOPs (one pass) do not include.
+      test_crops: at evaluation, average the class probabilities of each test sequence and of
+        six fixed crops of it (``jaxprune.data.features.fixed_crops``: lengths crop_min and
+        (1 + crop_min) / 2 of its own, at its start, middle and end). Inference costs 7 passes;
+        the reported FLOPs (one pass) do not include them.
     """
 
     rotate_deg: float = 0.0
@@ -46,6 +50,7 @@ class AugmentConfig:
     crops: int = 0
     crop_min: float = 0.8
     test_swap: bool = False
+    test_crops: bool = False
 
     def __post_init__(self):
         if not 0.0 <= self.rotate_deg <= 180.0:

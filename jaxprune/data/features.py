@@ -118,14 +118,33 @@ def crop_bank(x: np.ndarray, lengths: np.ndarray, config: FeatureConfig, crops: 
     crops of it (length round(f·L), f uniform in [crop_min, 1], at least 1 frame; start uniform).
     Version 0 is the whole sequence. Unscaled, like ``chunk_positions`` with scale=None."""
     lengths = np.asarray(lengths)
-    n, t = x.shape[:2]
+    n = x.shape[0]
     versions = [chunk_positions(x, lengths, config)]
     for _ in range(crops):
         new = np.maximum(1, np.round(rng.uniform(crop_min, 1.0, n) * lengths)).astype(np.int64)
         start = np.floor(rng.uniform(0, 1, n) * (lengths - new + 1)).astype(np.int64)
-        idx = np.minimum(start[:, None] + np.arange(t)[None, :], t - 1)           # (N, T)
-        versions.append(chunk_positions(np.take_along_axis(x, idx[:, :, None, None], 1), new, config))
+        versions.append(_cropped(x, start, new, config))
     return np.stack(versions, axis=1)
+
+
+def fixed_crops(x: np.ndarray, lengths: np.ndarray, config: FeatureConfig, crop_min: float) -> np.ndarray:
+    """Chunk positions (N, 7, J, M, 3): each sequence, then its crops of round(f·L) frames for
+    f in (crop_min, (1 + crop_min) / 2), each at the start, middle and end. Deterministic (for
+    test-time averaging); unscaled, like ``chunk_positions`` with scale=None."""
+    lengths = np.asarray(lengths)
+    versions = [chunk_positions(x, lengths, config)]
+    for fraction in (crop_min, 0.5 * (1.0 + crop_min)):
+        new = np.maximum(1, np.round(fraction * lengths)).astype(np.int64)
+        for where in (0.0, 0.5, 1.0):
+            versions.append(_cropped(x, np.floor(where * (lengths - new)).astype(np.int64), new, config))
+    return np.stack(versions, axis=1)
+
+
+def _cropped(x: np.ndarray, start: np.ndarray, length: np.ndarray, config: FeatureConfig) -> np.ndarray:
+    """Chunk positions (N, J, M, 3) of frames [start, start + length) of each sequence x (N, T, J, 3)."""
+    t = x.shape[1]
+    idx = np.minimum(start[:, None] + np.arange(t)[None, :], t - 1)           # (N, T)
+    return chunk_positions(np.take_along_axis(x, idx[:, :, None, None], 1), length, config)
 
 
 def align_view(x: np.ndarray, valid: np.ndarray, joint_from: int, joint_to: int,
