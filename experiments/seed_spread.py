@@ -38,7 +38,7 @@ def ensemble_accuracies(run_dirs: list[Path], data_dir) -> dict[int, float]:
     probs, labels = {}, {}
     for run_dir in run_dirs:
         for fold in open_folds(run_dir, data_dir)[2]:
-            logits = fold.forward(fold.params, fold.data.test_chunks, jax.random.key(0), False)
+            logits = fold.forward(fold.params, fold.data.eval_chunks, jax.random.key(0), False)
             probs.setdefault(fold.fold, []).append(np.asarray(jax.nn.softmax(logits, -1)))
             labels[fold.fold] = fold.data.test_labels
     return {k: 100.0 * float(np.mean(np.mean(p, 0).argmax(1) == labels[k])) for k, p in probs.items()}
