@@ -99,7 +99,7 @@ def main(argv=None):
                      "train_seconds": result["train_seconds"]})
         config_of[k] = config
         histories[k] = result["history"]
-    results = results_record(dataset, config_of[1], runs, time.perf_counter() - start)
+    results = results_record(dataset, config_of[1], runs, time.perf_counter() - start, a.data_dir)
     results["config_per_fold"] = {k: c.to_dict() for k, c in config_of.items()}
     results["selection"] = "nested, per fold" if chosen else "preset"
     results["overrides"] = a.overrides

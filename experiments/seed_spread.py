@@ -1,8 +1,10 @@
 """How much a recipe's test accuracy moves with the seed: per-fold accuracy of runs that differ
 only in ``--seed``, one group of runs per recipe, as a table and a plot.
 
-    python -m experiments.seed_spread --out experiments/results/sbu_dense_wide/seeds \
-        --group "C = 8 (preset)=runs/c8_s0,runs/c8_s1" --group "C = 64 + crops=runs/w_s0,runs/w_s1"
+    python -m experiments.seed_spread --out runs/seeds \
+        --group "C 8 (preset)=runs/c8_s0,runs/c8_s1" --group "C 64 + crops=runs/w_s0,runs/w_s1"
+
+A group's name may not contain "=" (it ends at the first one).
 
 Each folder is the ``--out`` of ``experiments.sbu_dense`` (or any run with a ``results.json``
 whose rate-0 rows hold the accuracy). Writes ``seeds.md`` and ``seeds.png`` into ``--out``.
@@ -30,6 +32,11 @@ def fold_accuracies(run_dir: Path) -> tuple[int, dict[int, float]]:
     return int(results["seed"]), {int(r["fold"]): float(r["rates"][0]["accuracy"]) for r in results["runs"]}
 
 
+def _mean(acc: dict[int, float]) -> float:
+    """The mean over folds of {fold: accuracy %}."""
+    return float(np.mean(list(acc.values())))
+
+
 def ensemble_accuracies(run_dirs: list[Path], data_dir) -> dict[int, float]:
     """{fold: accuracy %} of the mean softmax of dense runs ``run_dirs`` (same folds and data)."""
     import jax
@@ -51,15 +58,15 @@ def markdown(groups: dict[str, list[tuple[int, dict[int, float]]]], ensembles=No
     for name, runs in groups.items():
         for seed, acc in runs:
             lines.append(f"| {name} | {seed} | " + " | ".join(f"{acc[f]:.1f}" for f in folds)
-                         + f" | {np.mean(list(acc.values())):.2f} |")
-        means = [np.mean(list(acc.values())) for _, acc in runs]
+                         + f" | {_mean(acc):.2f} |")
+        means = [_mean(acc) for _, acc in runs]
         lines.append(f"| **{name}** | **all {len(runs)}** | " + " | ".join(
             f"{np.mean([acc[f] for _, acc in runs]):.1f}" for f in folds)
             + f" | **{np.mean(means):.2f}** (seed means {min(means):.1f}–{max(means):.1f}) |")
         if ensembles and name in ensembles:
             acc = ensembles[name]
             lines.append(f"| {name} | averaged probabilities | " + " | ".join(f"{acc[f]:.1f}" for f in folds)
-                         + f" | {np.mean(list(acc.values())):.2f} |")
+                         + f" | {_mean(acc):.2f} |")
     return "\n".join(lines) + "\n"
 
 
@@ -76,7 +83,7 @@ def plot(groups: dict[str, list[tuple[int, dict[int, float]]]], path: Path) -> b
             folds = sorted(acc)
             ax.scatter([f - 0.4 + (g + 0.5) * width for f in folds], [acc[f] for f in folds], color=colour,
                        alpha=0.6, s=18)
-        mean = np.mean([np.mean(list(acc.values())) for _, acc in runs])
+        mean = np.mean([_mean(acc) for _, acc in runs])
         ax.axhline(mean, color=colour, lw=1, ls="--", label=f"{name}: mean {mean:.1f} % ({len(runs)} seeds)")
     ax.set_xlabel("test fold")
     ax.set_ylabel("test accuracy (%)")
@@ -91,7 +98,7 @@ def main(argv=None):
                    help="a recipe's name (without '=') and the run folders of its seeds")
     p.add_argument("--out", required=True)
     p.add_argument("--ensemble", action="store_true", help="add each group's averaged-probability accuracy")
-    p.add_argument("--data-dir", help="the dataset root, for --ensemble")
+    p.add_argument("--data-dir", help="the dataset root, for --ensemble (default: the one each run recorded)")
     a = p.parse_args(argv)
     groups, folders = {}, {}
     for spec in a.group:

@@ -199,15 +199,28 @@ def test_test_time_crops_average_the_probabilities_of_the_views():
     np.testing.assert_allclose(tta(params, views[:, 0], None, False), plain(params, views[:, 0], None, False))
 
 
-def test_a_run_with_test_crops_scores_the_views(tmp_path):
+def test_a_run_with_test_crops_scores_the_views(monkeypatch):
+    import jaxprune.runner as runner
     from jaxprune.config import override
+    from jaxprune.data.features import fixed_crops
     from jaxprune.data.synthetic import make_synthetic
-    from jaxprune.runner import RunConfig, fold_data, run
-    ds = make_synthetic(per_class=4, seed=0)
-    config = override(RunConfig(), ["train.epochs=3", "augment.test_crops=true", "augment.crop_min=0.6"])
+    from jaxprune.runner import RunConfig, fold_data, gcn_config, make_forward, train_fold
+    ds = make_synthetic(per_class=8, seed=0)
+    config = override(RunConfig(), ["train.epochs=40", "augment.test_crops=true", "augment.crop_min=0.6"])
     data = fold_data(ds, 1, config.features, config.augment)
     assert data.test_views.shape[:2] == (len(data.test_labels), 7) and data.eval_chunks is data.test_views
     np.testing.assert_allclose(data.test_views[:, 0], data.test_chunks, rtol=1e-6)
-    result = run(ds, config, out_dir=tmp_path / "r", progress=False)
-    assert 0.0 <= result["runs"][0]["rates"][0]["accuracy"] <= 100.0
     assert fold_data(ds, 1, config.features).test_views is None           # off by default
+
+    # Views that are other samples' sequences: scoring them gives another accuracy than scoring
+    # the test sequences, so the run's row tells which of the two it scored.
+    monkeypatch.setattr(runner, "fixed_crops", lambda *a: np.roll(fixed_crops(*a), 1, axis=0))
+    result = train_fold(ds, 1, config, progress=False)
+    shifted = fold_data(ds, 1, config.features, config.augment)
+    forward = make_forward(gcn_config(ds, config), config.features, config.augment)
+
+    def scored(chunks):
+        return 100 * np.mean(np.argmax(forward(result["params"], jnp.asarray(chunks), None, False), -1)
+                             == shifted.test_labels)
+    assert scored(shifted.test_views) != scored(shifted.test_chunks)
+    assert result["rates"][0]["accuracy"] == pytest.approx(scored(shifted.test_views))
