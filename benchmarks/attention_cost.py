@@ -1,0 +1,146 @@
+"""What the GCN's node-to-node attention costs, and what two other layouts of it would cost.
+
+    python -m benchmarks.attention_cost --out benchmarks/results
+
+The whole GCN (3 blocks, C = 8, FC 128; ``bones`` attention) at three skeleton shapes: SBU
+(30 nodes), FPHA (21) and an NTU-like 2 x 25-node chain (50), batches 1 / 256 / 4096, jitted
+forward and jitted gradient of a squared-logit loss (the backward pass of a train step, without
+masks or optimizer). Forms of the same network:
+
+- ``as written``: ``jaxprune.nn.gcn.apply`` (logits, mask and softmax over all J x J pairs);
+- ``slots``: only the allowed pairs, each node's neighbours in padded slots (self first) and the
+  activations laid out feature-major (F, J, B), so gathering a neighbour copies rows of B floats;
+  checked equal to ``as written`` (logits and gradients) before it is timed;
+- ``fixed adjacency``: the attention replaced by the constant row-normalised graph: the cost of
+  everything else, the floor that the issue's target ("attention no dearer than the rest") reads
+  against. Attention share = (form - fixed) / form.
+
+Reports the median over ``--repeats`` calls after compilation. Calls of one cell run one after
+another in one process (ratios only; a 2-core machine is noisy). Writes ``attention_cost.json``
+and ``attention_cost.md`` into ``--out``.
+"""
+
+from __future__ import annotations
+
+import argparse
+
+import jax
+import jax.numpy as jnp
+import numpy as np
+
+from benchmarks.timing import device_line, median_seconds, write_report
+from jaxprune.graphs import FPHA_BONES, SBU_BONES
+from jaxprune.nn import gcn
+from jaxprune.nn.layers import dense
+
+NTU_LIKE = tuple((i, i + 1) for i in range(24)) + tuple((i + 25, i + 26) for i in range(24))
+SHAPES = {"SBU (30 nodes)": (30, SBU_BONES), "FPHA (21)": (21, FPHA_BONES), "NTU-like (50)": (50, NTU_LIKE)}
+
+
+def neighbour_slots(graph: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+    """(J, D) int32 neighbour index per slot (self in slot 0, padding repeats self) and (J, D) bool valid."""
+    j = graph.shape[0]
+    lists = [[i] + [n for n in np.flatnonzero(graph[i]) if n != i] for i in range(j)]
+    width = max(map(len, lists))
+    index = np.array([row + [row[0]] * (width - len(row)) for row in lists], np.int32)
+    valid = np.array([[s < len(row) for s in range(width)] for row in lists])
+    return index, valid
+
+
+def _classify(params: dict, h: jax.Array) -> jax.Array:
+    """FC and classifier of node features h (B, J, C)."""
+    h = jax.nn.relu(dense(params["fc"], h.reshape(h.shape[0], -1)))
+    return dense(params["classifier"], h)
+
+
+def apply_slots(params: dict, features: jax.Array, config: gcn.GCNConfig) -> jax.Array:
+    """``gcn.apply`` for ``bones`` attention over neighbour slots, feature-major (F, J, B)."""
+    index, valid = neighbour_slots(config.graph())
+    nodes = np.arange(index.shape[0])[:, None]
+    blocked = np.where(valid, 0.0, -np.inf).astype(np.float32)
+    h = jnp.transpose(features, (2, 1, 0))                       # (F, J, B)
+
+    def project(w, h):                                            # (F, X) with (F, J, B) -> (X, J, B)
+        f, j, b = h.shape
+        return (w.T @ h.reshape(f, j * b)).reshape(w.shape[1], j, b)
+    for b in range(config.num_blocks):
+        att, conv = params[f"block{b}"]["attention"], params[f"block{b}"]["conv"]
+        q = project(att["query"] / np.sqrt(att["query"].shape[1]), h)
+        k, v = project(att["key"], h), project(conv["kernel"], h)
+        bias = att["bias"][nodes, index] + blocked                  # (J, D)
+        logits = [(q * k[:, index[:, s]]).sum(0) + bias[:, s, None] for s in range(index.shape[1])]
+        top = jax.lax.stop_gradient(jnp.max(jnp.stack(logits), 0))
+        weights = [jnp.exp(z - top) for z in logits]
+        mixed = sum(w * v[:, index[:, s]] for s, w in enumerate(weights)) / sum(weights)
+        h = jax.nn.relu(mixed + conv["bias"][:, None, None])
+    return _classify(params, jnp.transpose(h, (2, 1, 0)))
+
+
+def apply_fixed(params: dict, features: jax.Array, config: gcn.GCNConfig) -> jax.Array:
+    """``gcn.apply`` with every attention replaced by the row-normalised graph (a constant)."""
+    graph = config.graph()
+    a = jnp.asarray(graph / graph.sum(1, keepdims=True))
+    h = features
+    for b in range(config.num_blocks):
+        conv = params[f"block{b}"]["conv"]
+        h = jax.nn.relu(a @ (h @ conv["kernel"]) + conv["bias"])
+    return _classify(params, h)
+
+
+def _loss(apply):
+    return lambda p, x, config: jnp.mean(apply(p, x, config) ** 2)
+
+
+def _close(a, b, tol=1e-4) -> bool:
+    return all(float(jnp.max(jnp.abs(x - y))) <= tol * (1 + float(jnp.max(jnp.abs(x))))
+               for x, y in zip(jax.tree.leaves(a), jax.tree.leaves(b)))
+
+
+def measure(shape: str, batches, repeats: int) -> list[dict]:
+    nodes, edges = SHAPES[shape]
+    config = gcn.GCNConfig(num_nodes=nodes, num_features=12, num_classes=8, edges=edges, hidden=128)
+    params = gcn.init(jax.random.key(0), config)
+    params = jax.tree.map(lambda a: a + 0.1 * jax.random.normal(jax.random.key(1), a.shape), params)
+    forms = {"as written": gcn.apply, "slots": apply_slots, "fixed adjacency": apply_fixed}
+    rows = []
+    for batch in batches:
+        x = jax.random.normal(jax.random.key(2), (batch, nodes, 12))
+        ref_out, ref_grad = gcn.apply(params, x, config), jax.grad(_loss(gcn.apply))(params, x, config)
+        assert _close(apply_slots(params, x, config), ref_out), "slots logits differ"
+        assert _close(jax.grad(_loss(apply_slots))(params, x, config), ref_grad), "slots gradients differ"
+        for what in ("forward", "gradient"):
+            ms = {}
+            for name, apply in forms.items():
+                fn = apply if what == "forward" else jax.grad(_loss(apply))
+                jitted = jax.jit(fn, static_argnums=2)
+                ms[name] = 1e3 * median_seconds(jitted, params, x, config, repeats=repeats, min_seconds=0.2)
+            for name in ("as written", "slots"):
+                rows.append({"shape": shape, "batch": batch, "pass": what, "form": name, "median_ms": ms[name],
+                             "fixed_ms": ms["fixed adjacency"],
+                             "attention_share": 1 - ms["fixed adjacency"] / ms[name]})
+            print(f"{shape} batch {batch} {what}: " + ", ".join(f"{k} {v:.3f} ms" for k, v in ms.items()), flush=True)
+    return rows
+
+
+def main(argv=None):
+    p = argparse.ArgumentParser(description=__doc__.split("\n")[0])
+    p.add_argument("--out", default="benchmarks/results")
+    p.add_argument("--batches", default="1,256,4096")
+    p.add_argument("--repeats", type=int, default=10)
+    a = p.parse_args(argv)
+    batches = [int(b) for b in a.batches.split(",")]
+    rows = [row for shape in SHAPES for row in measure(shape, batches, a.repeats)]
+    record = {"benchmark": "attention_cost", "device": device_line(), "jax": jax.__version__,
+              "repeats": a.repeats, "rows": rows}
+    lines = [f"# The GCN's attention: cost and share of the network ({record['device']}, jax {jax.__version__})", "",
+             "Whole GCN, bones attention, C = 8, FC 128. Median ms per jitted call; attention share = "
+             "1 - (time with a fixed adjacency) / (time of the form). Target: share <= 0.5.", "",
+             "| shape | batch | pass | form | median ms | fixed adjacency ms | attention share |",
+             "|---|---|---|---|---|---|---|"]
+    lines += [f"| {r['shape']} | {r['batch']} | {r['pass']} | {r['form']} | {r['median_ms']:.3f} | "
+              f"{r['fixed_ms']:.3f} | {r['attention_share']:.2f} |" for r in rows]
+    write_report(a.out, "attention_cost", record, lines)
+
+
+if __name__ == "__main__":
+    main()
