@@ -195,7 +195,8 @@ def main(argv=None) -> int:
             dataset = load_dataset(args.dataset, args.data_dir, seed=config.seed)
             folds = None if args.fold == "all" else [args.fold]
             results = run(dataset, config, folds, out_dir=out, overwrite=args.overwrite,
-                          progress=not args.quiet, eval_every=args.eval_every, data_dir=args.data_dir)
+                          progress=not args.quiet, eval_every=args.eval_every, data_dir=args.data_dir,
+                          loader=args.dataset)
     except (DataError, SettingError, RunExistsError, ValueError) as e:
         print(f"jaxprune: error: {e}", file=sys.stderr)
         return 2

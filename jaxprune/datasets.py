@@ -26,6 +26,13 @@ PRESETS: dict[str, list[str]] = {
 }
 
 
+def recorded_loader(record: dict) -> str:
+    """The loader (a name in DATASETS) that rebuilds the data of a saved run's run.json or
+    results.json: its ``loader`` key; runs written before that key existed name their loader in
+    ``dataset`` (an ``npz`` run then names its file stem, which no loader rebuilds)."""
+    return record.get("loader") or record["dataset"]
+
+
 def load_dataset(name: str, data_dir: str | None = None, seed: int = 0) -> SkeletonDataset:
     """Loads ``name`` in DATASETS. ``data_dir`` is the dataset root (sbu, fpha) or the .npz file."""
     if name not in DATASETS:

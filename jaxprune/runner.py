@@ -246,10 +246,15 @@ def protocol_name(dataset: SkeletonDataset) -> str:
 
 
 def results_record(dataset: SkeletonDataset, config: RunConfig, runs: list[dict], seconds: float,
-                   data_dir=None) -> dict:
-    """The ``results.json`` object (DESIGN.md schema) of per-fold ``runs`` trained under ``config``."""
+                   data_dir=None, loader: str | None = None) -> dict:
+    """The ``results.json`` object (DESIGN.md schema) of per-fold ``runs`` trained under ``config``.
+
+    ``loader``: the name in ``jaxprune.datasets.DATASETS`` that reads the data again (default: the
+    dataset's name; an ``.npz`` dataset is named after its file but read by ``npz``).
+    """
     return {
-        "method": config.method, "dataset": dataset.name, "protocol": protocol_name(dataset),
+        "method": config.method, "dataset": dataset.name, "loader": loader or dataset.name,
+        "protocol": protocol_name(dataset),
         "data_dir": None if data_dir is None else str(Path(data_dir).resolve()),
         "seed": config.seed, "epochs": config.train.epochs, "config": config.to_dict(),
         "runs": runs, "summary": summarise(runs), "train_seconds": seconds,
@@ -258,14 +263,14 @@ def results_record(dataset: SkeletonDataset, config: RunConfig, runs: list[dict]
 
 
 def run(dataset: SkeletonDataset, config: RunConfig, folds=None, *, out_dir=None, overwrite: bool = False,
-        progress: bool = True, eval_every: int = 0, data_dir=None) -> dict:
+        progress: bool = True, eval_every: int = 0, data_dir=None, loader: str | None = None) -> dict:
     """Trains and evaluates every requested fold (default: all); writes ``out_dir/results.json``.
 
     Refuses (RunExistsError) when ``out_dir`` already holds a results.json, or a stopped run (its
     run.json, a fold's checkpoints or rows.json), unless ``overwrite``; the check happens before
     any training, and an old results.json is replaced only when the new run has finished.
-    ``data_dir`` (where ``dataset`` was read from) is recorded for ``jaxprune eval`` and ``resume``.
-    With ``out_dir``, writes ``run.json`` first and each finished fold's ``fold<K>/rows.json``:
+    ``data_dir`` (where ``dataset`` was read from) and ``loader`` (the name that reads it, see
+    ``results_record``) are recorded for ``jaxprune eval``, ``export`` and ``resume``. With ``out_dir``, writes ``run.json`` first and each finished fold's ``fold<K>/rows.json``:
     ``resume(out_dir)`` continues a stopped run.
     """
     folds = list(dataset.test_folds if folds is None else folds)
@@ -290,9 +295,11 @@ def run(dataset: SkeletonDataset, config: RunConfig, folds=None, *, out_dir=None
             checkpoint.clear(out_dir / f"fold{f}" / "checkpoints")
         write_json_atomic(out_dir / "run.json", {
             "config": config.to_dict(), "method": config.method, "dataset": dataset.name,
+            "loader": loader or dataset.name,
             "data_dir": None if data_dir is None else str(Path(data_dir).resolve()),
             "data_sha256": dataset_digest(dataset), "folds": folds, "eval_every": eval_every})
-    return _run_folds(dataset, config, folds, out_dir, progress, eval_every, data_dir, resume=False)
+    return _run_folds(dataset, config, folds, out_dir, progress, eval_every, data_dir, loader or dataset.name,
+                      resume=False)
 
 
 def resume(out_dir, *, dataset: SkeletonDataset | None = None, data_dir=None, progress: bool = True) -> dict:
@@ -304,7 +311,7 @@ def resume(out_dir, *, dataset: SkeletonDataset | None = None, data_dir=None, pr
     reloaded, from ``data_dir`` if the data has moved); it must be the one the run started with.
     RunExistsError for a finished run, ValueError for a folder without a usable run.json.
     """
-    from jaxprune.datasets import load_dataset
+    from jaxprune.datasets import load_dataset, recorded_loader
     from jaxprune.serving import load_run_config
 
     out_dir = Path(out_dir)
@@ -318,20 +325,20 @@ def resume(out_dir, *, dataset: SkeletonDataset | None = None, data_dir=None, pr
         info = json.loads(path.read_text())
         config = load_run_config(info, path)
         folds = [int(f) for f in info["folds"]]
-        name, digest = info["dataset"], info["data_sha256"]
+        name, loader, digest = info["dataset"], recorded_loader(info), info["data_sha256"]
     except (json.JSONDecodeError, KeyError, TypeError, ValueError) as e:
         raise ValueError(f"{path}: not a readable run description ({e})") from None
     data_dir = data_dir or info.get("data_dir")
     if dataset is None:
-        dataset = load_dataset(name, data_dir, seed=config.seed)
+        dataset = load_dataset(loader, data_dir, seed=config.seed)
     if dataset.name != name or dataset_digest(dataset) != digest:
         raise ValueError(f"{path}: the run started on other data than the {dataset.name} dataset now "
                          f"loaded{f' from {data_dir}' if data_dir else ''}; resuming would not continue it")
     return _run_folds(dataset, config, folds, out_dir, progress, int(info.get("eval_every", 0)), data_dir,
-                      resume=True)
+                      loader, resume=True)
 
 
-def _run_folds(dataset, config, folds, out_dir, progress, eval_every, data_dir, resume) -> dict:
+def _run_folds(dataset, config, folds, out_dir, progress, eval_every, data_dir, loader, resume) -> dict:
     """Trains ``folds`` (on resume: skips finished ones, continues the others), writes results.json."""
     start = time.perf_counter()
     earlier = 0.0   # training time of earlier sessions of a resumed run
@@ -349,7 +356,7 @@ def _run_folds(dataset, config, folds, out_dir, progress, eval_every, data_dir, 
             if rows_path is not None:
                 write_json_atomic(rows_path, done)
         runs.append(done)
-    results = results_record(dataset, config, runs, earlier + time.perf_counter() - start, data_dir)
+    results = results_record(dataset, config, runs, earlier + time.perf_counter() - start, data_dir, loader)
     if out_dir is not None:
         write_json_atomic(Path(out_dir) / "results.json", results)
     return results

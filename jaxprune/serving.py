@@ -23,7 +23,7 @@ from jaxprune.data.features import node_features
 from jaxprune.export import load_compact, save_compact
 from jaxprune.masks.bandstop import apply_masks
 from jaxprune.nn.flops import count_params, gcn_flops
-from jaxprune.datasets import load_dataset
+from jaxprune.datasets import load_dataset, recorded_loader
 from jaxprune.methods import restore_pruner
 from jaxprune.methods.config import check_rates
 from jaxprune.model_io import load_model
@@ -93,7 +93,7 @@ def open_folds(run_dir, data_dir=None):
     """(results.json object, dataset, iterator of SavedFold) for every fold of a saved run."""
     run_dir = Path(run_dir)
     trained, config = read_run(run_dir)
-    dataset = load_dataset(trained["dataset"], data_dir or trained.get("data_dir"), seed=config.seed)
+    dataset = load_dataset(recorded_loader(trained), data_dir or trained.get("data_dir"), seed=config.seed)
     model = gcn_config(dataset, config)
     forward = make_forward(model, config.features, config.augment)
     template = gcn.init(jax.random.key(0), model)
@@ -133,7 +133,7 @@ def evaluate_run(run_dir, rates, *, data_dir=None, out_dir=None, overwrite: bool
                          saved.data.test_labels, rates)
         runs.append({"fold": saved.fold, "rates": rows})
     results = results_record(dataset, config, runs, trained.get("train_seconds", 0.0), data_dir
-                             or trained.get("data_dir"))
+                             or trained.get("data_dir"), recorded_loader(trained))
     results.update({"evaluated_from": str(run_dir.resolve()), "eval_seconds": time.perf_counter() - start})
     if out_dir is not None:
         Path(out_dir).mkdir(parents=True, exist_ok=True)
