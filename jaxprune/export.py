@@ -24,6 +24,7 @@ from jax.experimental import sparse
 
 from jaxprune.compact import CompactGCN
 from jaxprune.evaluate import leaf_name
+from jaxprune.npy_headers import check_declared_sizes
 from jaxprune.results import write_atomic
 
 FORMAT = "jaxprune-compact-gcn/1"
@@ -55,6 +56,7 @@ def load_compact(path: str | os.PathLike) -> tuple[CompactGCN, dict]:
     file if it is missing, unreadable or not such a file."""
     path = Path(path)
     try:
+        check_declared_sizes(path)
         with np.load(path, allow_pickle=False) as f:
             arrays = {k: f[k] for k in f.files}
         meta = json.loads(str(arrays.pop("meta")))

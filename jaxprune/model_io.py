@@ -16,6 +16,7 @@ import jax
 import numpy as np
 
 from jaxprune.evaluate import leaf_name
+from jaxprune.npy_headers import check_declared_sizes
 from jaxprune.results import write_atomic
 
 PyTree = Any
@@ -34,7 +35,8 @@ def load_model(path: str | os.PathLike, template: PyTree) -> tuple[PyTree, dict[
     """(params shaped like ``template``, the other arrays of the file). ValueError on mismatch."""
     path = Path(path)
     try:
-        with np.load(path) as f:
+        check_declared_sizes(path)
+        with np.load(path, allow_pickle=False) as f:
             arrays = {k: f[k] for k in f.files}
     except FileNotFoundError:
         raise ValueError(f"{path}: no saved model here (was the run finished?)") from None

@@ -31,6 +31,7 @@ import numpy as np
 
 from jaxprune.data.dataset import SkeletonDataset, check_splits
 from jaxprune.data.errors import DataError
+from jaxprune.npy_headers import check_declared_sizes
 
 DEFAULT_NUM_FOLDS = 5
 
@@ -191,6 +192,7 @@ def _read_npz(path: Path) -> dict[str, np.ndarray]:
             raise DataError(f"not a valid .npz file: it starts with {head!r}, not like a zip archive "
                             "(an .npz is a zip of .npy arrays, as numpy.savez writes)", path=path)
         try:
+            check_declared_sizes(f)
             npz = np.load(f, allow_pickle=False)
         except (zipfile.BadZipFile, ValueError, OSError, EOFError) as e:
             raise DataError(f"not a valid .npz file: {e}", path=path) from e
