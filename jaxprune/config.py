@@ -33,9 +33,15 @@ def _parse(name: str, text: str, kind):
             raise ValueError
         value = kind(text)
     except ValueError:
-        raise SettingError(f"setting {name}: cannot read {text!r} as {kind.__name__}") from None
+        raise SettingError(f"setting {name}: cannot read {clip(text)!r} as {kind.__name__}") from None
     _check_finite(name, value)
     return value
+
+
+def clip(text: str, limit: int = 60) -> str:
+    """``text`` typed by the user, cut to ``limit`` characters with its length said, so that an
+    error line stays one readable line whatever was typed."""
+    return text if len(text) <= limit else f"{text[:limit]}... ({len(text)} characters)"
 
 
 def _check_finite(name: str, value) -> None:
@@ -77,7 +83,7 @@ def override(config, assignments):
         items = []
         for a in assignments:
             if "=" not in a:
-                raise SettingError(f"setting {a!r}: expected NAME=VALUE, e.g. train.epochs=100")
+                raise SettingError(f"setting {clip(a)!r}: expected NAME=VALUE, e.g. train.epochs=100")
             k, v = a.split("=", 1)
             items.append((k.strip(), v.strip()))
     tree: dict = {}
@@ -87,7 +93,7 @@ def override(config, assignments):
         for part in parents:
             node = node.setdefault(part, {})
             if not isinstance(node, dict):
-                raise SettingError(f"setting {name!r}: a value was already given for a parent of it")
+                raise SettingError(f"setting {clip(name)!r}: a value was already given for a parent of it")
         node[leaf] = value
     return _apply(config, tree, "")
 
@@ -96,7 +102,7 @@ def _apply(config, changes: dict, prefix: str):
     """Replaces every changed field of ``config`` in one ``dataclasses.replace`` (so settings that
     are checked together, like align_from/align_to, are validated together)."""
     if not dataclasses.is_dataclass(config):
-        raise SettingError(f"setting {_first_name(changes, prefix)!r} does not exist: "
+        raise SettingError(f"setting {clip(_first_name(changes, prefix))!r} does not exist: "
                            f"{prefix.rstrip('.')!r} is a single setting, not a group")
     fields = {f.name for f in dataclasses.fields(config)}
     hints = typing.get_type_hints(type(config))
@@ -104,12 +110,12 @@ def _apply(config, changes: dict, prefix: str):
     for head, value in changes.items():
         full = _first_name(value, prefix + head + ".") if isinstance(value, dict) else prefix + head
         if head not in fields:
-            raise SettingError(f"setting {full!r} does not exist; known here: {sorted(fields)}")
+            raise SettingError(f"setting {clip(full)!r} does not exist; known here: {sorted(fields)}")
         current = getattr(config, head)
         if isinstance(value, dict):
             new[head] = _apply(current, value, prefix + head + ".")
         elif dataclasses.is_dataclass(current):
-            raise SettingError(f"setting {full!r} is a group; set one of its fields")
+            raise SettingError(f"setting {clip(full)!r} is a group; set one of its fields")
         else:
             kind = hints.get(head, type(current))
             new[head] = _parse(full, value, kind) if isinstance(value, str) and kind is not str else value
@@ -117,9 +123,9 @@ def _apply(config, changes: dict, prefix: str):
     try:
         return dataclasses.replace(config, **new)
     except (ValueError, TypeError) as e:
-        shown = ", ".join(f"{prefix}{k}={v if isinstance(v, str) else repr(v)}"
+        given = ", ".join(f"{prefix}{k}={clip(v if isinstance(v, str) else repr(v))}"
                           for k, v in changes.items() if not isinstance(v, dict))
-        raise SettingError(f"setting {shown}: {e}") from None
+        raise SettingError(f"setting {given}: {clip(str(e), 300)}") from None
 
 
 def _first_name(changes, prefix: str) -> str:
