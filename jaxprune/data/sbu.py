@@ -16,6 +16,7 @@ from pathlib import Path
 import numpy as np
 
 from jaxprune.data.dataset import SkeletonDataset, check_splits
+from jaxprune.data.numbers import plain_floats
 from jaxprune.data.errors import DataError
 from jaxprune.graphs import SBU_BONES
 
@@ -61,7 +62,7 @@ def read_skeleton_file(path: str | os.PathLike) -> np.ndarray:
             raise DataError(f"expected {SBU_COLUMNS} comma-separated columns (frame, 2x15 joints x 3), "
                             f"got {len(fields)}" + _cut_hint(text, number, len(lines)), path, number)
         try:
-            row = [float(f) for f in fields]
+            row = plain_floats(fields)
         except ValueError:
             raise DataError(f"non-numeric value in {line[:60]!r}", path, number) from None
         if not np.isfinite(row).all():
