@@ -150,6 +150,9 @@ SBU_CASES = [
      r", line 3: coordinate beyond float32 range"),
     ("non-numeric value", _edit_field(2, 7, "0.5a"), A, r", line 2: non-numeric value"),
     ("empty field", _edit_field(2, 7, ""), A, r", line 2: non-numeric value"),
+    ("digit groups 0.21_496", _edit_field(2, 7, "0.21_496"), A, r", line 2: non-numeric value"),
+    ("digit groups in the frame number", _edit_field(3, 0, "1_0"), A, r", line 3: non-numeric value"),
+    ("hexadecimal float", _edit_field(2, 9, "0x1p-2"), A, r", line 2: non-numeric value"),
     ("non-UTF-8 bytes", _edit_bytes(A, lambda d: d.replace(b"\r\n", b"\r\n\xff\xfe", 1)), A,
      r", line 2: not UTF-8 text \(byte 0xff"),
     ("unknown class folder", _mkdir_copy("s01s02/09/001"), "s01s02/09",
@@ -467,7 +470,28 @@ def _corrupt_deflate(data: bytes) -> bytes:
     return bytes(data)
 
 
+def _lying_header(compressed=False, shape=(10**6, 10**6, 30, 3)) -> bytes:
+    """A valid .npz whose 'x' entry declares ``shape`` (terabytes) but holds a few bytes: numpy
+    would try to allocate the declared size first."""
+    npy = io.BytesIO()
+    np.lib.format.write_array_header_1_0(npy, {"descr": "<f4", "fortran_order": False, "shape": shape})
+    npy.write(b"\0" * 64)
+    buf = io.BytesIO()
+    with zipfile.ZipFile(buf, "w", zipfile.ZIP_DEFLATED if compressed else zipfile.ZIP_STORED) as z:
+        z.writestr("x.npy", npy.getvalue())
+        y = io.BytesIO()
+        np.save(y, np.arange(N) % 2)
+        z.writestr("y.npy", y.getvalue())
+    return buf.getvalue()
+
+
 NPZ_FILE_CASES = [
+    ("header declares terabytes", lambda: _lying_header(),
+     r"key 'x': its header declares shape \(1000000, 1000000, 30, 3\) float32 \(360000000000000 bytes\), "
+     r"but the entry holds 64 bytes"),
+    ("compressed, header declares terabytes", lambda: _lying_header(compressed=True), r"key 'x': its header declares"),
+    ("header declares one value too many", lambda: _lying_header(shape=(17,)),
+     r"key 'x': its header declares shape \(17,\) float32 \(68 bytes\), but the entry holds 64 bytes"),
     ("text file named .npz", lambda: b"x,y\n1,2\n", r"not a valid .npz file: it starts with b'x,y\\n1,', "
      r"not like a zip archive"),
     ("empty file", lambda: b"", r"not a valid .npz file: the file is empty"),
@@ -515,6 +539,12 @@ SETTING_CASES = [
     ("epochs as text", ["--set", "train.epochs=ten"], r"setting train\.epochs: cannot read 'ten' as int"),
     ("epochs fractional", ["--set", "train.epochs=2.5"], r"setting train\.epochs: cannot read '2\.5' as int"),
     ("epochs empty", ["--set", "train.epochs="], r"setting train\.epochs: cannot read '' as int"),
+    ("100 kB value for a number", ["--set", "train.epochs=" + "9x" * 50_000],
+     r"setting train\.epochs: cannot read '(9x){30}\.\.\. \(100000 characters\)' as int$"),
+    ("100 kB value for a choice", ["--set", "model.attention=" + "b" * 100_000],
+     r"model\.attention=b{60}\.\.\. \(100000 characters\): model setting attention must be one of .{1,360}$"),
+    ("100 kB setting name", ["--set", "a" * 100_000 + "=1"], r"setting 'a{60}\.\.\. \(100000 characters\)' does not exist"),
+    ("100 kB argument without =", ["--set", "c" * 100_000], r"setting 'c{60}\.\.\. \(100000 characters\)': expected NAME=VALUE"),
     ("rate 1 (--rate)", ["--method", "srmp", "--rate", "1"], r"--rate: every rate must lie in \[0, 1\), got \[1\.0\]"),
     ("rate 1.5 (--set)", ["--method", "srmp", "--set", "prune.rate=1.5"],
      r"prune setting rate: every rate must lie in \[0, 1\), got \[1\.5\]"),
@@ -670,3 +700,13 @@ def test_broken_run(capsys, tmp_path, command, content, pattern):
     assert re.search(pattern, err), err
     if content is not None:
         assert (run / "results.json").read_bytes() == content  # nothing saved is touched
+
+
+def test_model_file_with_a_lying_header_is_refused(tmp_path):
+    """A saved model.npz whose entry declares more than it holds: ValueError naming file and entry,
+    before numpy allocates the declared size."""
+    from jaxprune.model_io import load_model
+    path = tmp_path / "model.npz"
+    path.write_bytes(_lying_header())
+    with pytest.raises(ValueError, match=r"model\.npz: not a readable model file \(key 'x': its header declares"):
+        load_model(path, {"w": np.zeros(2, np.float32)})
