@@ -33,7 +33,8 @@ from jaxprune.nn import gcn
 from jaxprune.optim import make_optimizer, scale_by_loss_trend
 from jaxprune.priors import (Gaussian, Laplace, Uniform, Weibull, layer_priors, make_prior,
                              threshold_for_rate, thresholds_for_rate)
-from jaxprune.parallel import data_mesh, initialize_distributed
+from jaxprune.hosts import initialize_distributed
+from jaxprune.parallel import data_mesh
 from jaxprune.runner import RunConfig, RunExistsError, resume, run, train_fold
 from jaxprune.serving import evaluate_run, export_run
 from jaxprune.train import TrainConfig, TrainState, fit, init_state, make_epoch

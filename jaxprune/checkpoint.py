@@ -75,9 +75,14 @@ def save(directory, epoch: int, state: TrainState, *, method: str, config: dict,
         manager.wait_until_finished()
 
 
-def restore(directory, template: TrainState, *, method: str, config: dict) -> tuple[TrainState, dict]:
+def restore(directory, template: TrainState, *, method: str, config: dict,
+            sharding: jax.sharding.Sharding | None = None) -> tuple[TrainState, dict]:
     """(the latest checkpoint's state, its meta) for a run of ``method`` under ``config`` whose
-    fresh state is ``template``; ValueError naming the step directory on any mismatch or damage."""
+    fresh state is ``template``; ValueError naming the step directory on any mismatch or damage.
+
+    ``sharding``: where every leaf is restored (e.g. replicated over a mesh that spans processes:
+    each process reads straight onto its own devices); default: this process's first device.
+    """
     directory = Path(directory)
     epoch = latest_epoch(directory)
     if epoch is None:
@@ -90,7 +95,9 @@ def restore(directory, template: TrainState, *, method: str, config: dict) -> tu
         if error:
             raise ValueError(f"checkpoint {where} is damaged: its metadata cannot be read ({error}){hint}")
         check(meta, where, template, method=method, config=config)
-        abstract = jax.tree.map(ocp.utils.to_shape_dtype_struct, _tree(template))
+        abstract = jax.tree.map(ocp.utils.to_shape_dtype_struct if sharding is None else
+                                lambda x: jax.ShapeDtypeStruct(np.shape(x), x.dtype, sharding=sharding),
+                                _tree(template))
         tree, error = _read(manager, epoch, state=ocp.args.StandardRestore(abstract))
         if not error:
             try:

@@ -13,13 +13,16 @@
 from __future__ import annotations
 
 import argparse
+import os
 import sys
+
+import jax
 
 from jaxprune.config import SettingError, override, settings
 from jaxprune.data.errors import DataError
 from jaxprune.datasets import DATASETS, PRESETS, load_dataset
 from jaxprune.methods import METHODS
-from jaxprune.parallel import initialize_distributed
+from jaxprune import host_guard, hosts
 from jaxprune.runner import RunConfig, RunExistsError, resume, run
 from jaxprune.serving import evaluate_run, export_run, parse_rates
 
@@ -179,7 +182,15 @@ def main(argv=None) -> int:
             if args.out:
                 print(f"  results: {args.out}/results.json")
             return 0
-        initialize_distributed(args.coordinator, args.num_processes, args.process_id)
+        if hosts.requested(args.coordinator, args.num_processes, args.process_id) and not host_guard.guarded():
+            env = os.environ
+            return host_guard.run_guarded(sys.argv[1:] if argv is None else list(argv),
+                                          str(args.process_id if args.process_id is not None else
+                                              env.get("JAXPRUNE_PROCESS_ID", "?")),
+                                          args.coordinator or env.get("JAXPRUNE_COORDINATOR", "(detected)"))
+        if hosts.initialize_distributed(args.coordinator, args.num_processes, args.process_id):
+            host_guard.started()
+            _results_to_stdout_only()
         if resuming:
             _check_resume_args(args)
             out = args.resume
@@ -200,9 +211,27 @@ def main(argv=None) -> int:
     except (DataError, SettingError, RunExistsError, ValueError) as e:
         print(f"jaxprune: error: {e}", file=sys.stderr)
         return 2
+    except Exception as e:   # several processes: a collective with a peer that stopped fails here
+        if hosts.process_count() == 1 or not isinstance(e, jax.errors.JaxRuntimeError):
+            raise
+        lines = str(e).strip().splitlines()
+        hosts.stop(f"a computation across processes failed (did a peer stop?): {type(e).__name__}: "
+                   f"{lines[0][:300] if lines else ''}")
+    if not hosts.is_writer():
+        return 0   # process 0 reports the run
     _print_summary(results)
     print(f"  results: {out}/results.json")
     return 0
+
+
+def _results_to_stdout_only() -> None:
+    """Several processes: jax's collectives (gloo) print connection messages on file descriptor 1;
+    they go to stderr with every other message, and stdout (a duplicate of the real one) keeps only
+    the results that this command prints."""
+    sys.stdout.flush()
+    results = os.fdopen(os.dup(1), "w", buffering=1)
+    os.dup2(2, 1)
+    sys.stdout = results
 
 
 def _check_resume_args(args) -> None:

@@ -12,7 +12,7 @@ import jax
 import jax.numpy as jnp
 import numpy as np
 
-from jaxprune import checkpoint
+from jaxprune import checkpoint, hosts
 from jaxprune.compact import compact, compact_flops, compact_size
 from jaxprune.data.augment import AugmentConfig, augment, swap_groups
 from jaxprune.data.dataset import SkeletonDataset
@@ -25,7 +25,7 @@ from jaxprune.model_io import save_model
 from jaxprune.nn import gcn
 from jaxprune.nn.flops import gcn_flops
 from jaxprune.optim import make_optimizer
-from jaxprune.parallel import mesh_for_batch, replicate
+from jaxprune.parallel import mesh_for_batch, replicate, shard_rows, to_local
 from jaxprune.results import summarise, write_json_atomic
 from jaxprune.train import TrainConfig, fit, init_state, make_epoch, steps_per_epoch
 
@@ -194,47 +194,54 @@ def train_fold(dataset: SkeletonDataset, test_fold: int, config: RunConfig, *, o
     trained = np.asarray(pruner.trained_rates, np.float32)
 
     def evaluate(s):   # monitoring only: hard-masked accuracy at each trained rate
-        masks = pruner.finish(s.prune_state).hard_masks(s.params, trained)
-        acc, _ = evaluate_masks(forward, s.params, masks, data.eval_chunks, data.test_labels)
+        params = to_local(s.params)
+        masks = pruner.finish(to_local(s.prune_state)).hard_masks(params, trained)
+        acc, _ = evaluate_masks(forward, params, masks, data.eval_chunks, data.test_labels)
         return {f"test_accuracy@{r:g}": float(a) for r, a in zip(pruner.trained_rates, acc)}
 
     train_arrays = {"chunks": jnp.asarray(data.train_chunks), "labels": jnp.asarray(data.train_labels)}
     prune_state = pruner.init_prune_state(params, jax.random.fold_in(key, 1), train_arrays, forward)
-    state = init_state(params, optimizer, train_key, prune_state)
+    state = replicate(init_state(params, optimizer, train_key, prune_state), mesh)
     start, start_epoch, earlier = time.perf_counter(), 0, 0.0
     fold_dir = metrics_path = on_epoch_end = None
+    writer = hosts.is_writer()
     if resume and out_dir is None:
         raise ValueError("resuming a fold needs the run's output folder")
     if out_dir is not None:
         fold_dir = Path(out_dir) / f"fold{test_fold}"
-        fold_dir.mkdir(parents=True, exist_ok=True)
-        metrics_path = fold_dir / "metrics.jsonl"
         ckpt_dir = fold_dir / "checkpoints"
+        if writer:
+            fold_dir.mkdir(parents=True, exist_ok=True)
+            metrics_path = fold_dir / "metrics.jsonl"
+            if not resume:
+                checkpoint.clear(ckpt_dir)
+        hosts.barrier(f"fold {test_fold} folder ready")
         if resume and checkpoint.latest_epoch(ckpt_dir) is not None:
-            state, meta = checkpoint.restore(ckpt_dir, state, method=config.method, config=config.to_dict())
+            sharding = None if mesh is None else jax.sharding.NamedSharding(mesh, jax.sharding.PartitionSpec())
+            state, meta = checkpoint.restore(ckpt_dir, state, method=config.method, config=config.to_dict(),
+                                             sharding=sharding)
             start_epoch, earlier = int(meta["epoch"]), float(meta["seconds"])
             if start_epoch > tc.epochs:
                 raise ValueError(f"checkpoint {ckpt_dir / str(start_epoch)} is past this run's "
                                  f"{tc.epochs} epochs")
-        elif not resume:
-            checkpoint.clear(ckpt_dir)
 
-        def save_checkpoint(epoch, state):
+        def save_checkpoint(epoch, state):   # every process: orbax writes each one's part
             if epoch == tc.epochs or (tc.checkpoint_every and epoch % tc.checkpoint_every == 0):
                 checkpoint.save(ckpt_dir, epoch, state, method=config.method, config=config.to_dict(),
                                 seconds=earlier + time.perf_counter() - start)
         on_epoch_end = save_checkpoint
-    train_arrays = replicate(train_arrays, mesh)
-    state = replicate(state, mesh)
+    train_arrays = shard_rows(train_arrays, mesh)
     state, history = fit(state, epoch_fn, train_arrays, tc.epochs, start_epoch=start_epoch,
                          metrics_path=metrics_path, label=f"{dataset.name} fold {test_fold}",
-                         evaluate=evaluate, eval_every=eval_every, progress=progress, on_epoch_end=on_epoch_end)
+                         evaluate=evaluate, eval_every=eval_every, progress=progress and writer,
+                         on_epoch_end=on_epoch_end)
+    state = to_local(state)
     jax.block_until_ready(state.params)
     pruner = pruner.finish(state.prune_state)
     seconds = earlier + time.perf_counter() - start
     rows = fold_rows(pruner, forward, model, state.params, data.eval_chunks, data.test_labels,
                      serve_rates(config.method, config.prune))
-    if fold_dir is not None:
+    if fold_dir is not None and writer:
         save_model(fold_dir / "model.npz", state.params, pruner.artefacts())
     return {"fold": test_fold, "params": state.params, "pruner": pruner, "rates": rows,
             "history": history, "train_seconds": seconds, "scale": data.scale, "earlier_seconds": earlier}
@@ -277,29 +284,38 @@ def run(dataset: SkeletonDataset, config: RunConfig, folds=None, *, out_dir=None
     for f in folds:
         dataset.split(f)  # validates the fold ids before any work
     check_settings_on(dataset, config)
+    digest = dataset_digest(dataset)
+    hosts.check_same(digest, f"the {dataset.name} dataset's SHA-256")
     if out_dir is not None:
         out_dir = Path(out_dir)
-        if (out_dir / "results.json").exists() and not overwrite:
-            raise RunExistsError(f"{out_dir / 'results.json'} exists: this folder holds a finished run. "
-                                 "Choose another --out, or pass --overwrite to replace it.")
-        stopped = [p for p in [out_dir / "run.json"] + [out_dir / f"fold{f}" / name for f in folds
-                                                        for name in ("rows.json", "checkpoints")] if p.exists()]
-        if stopped and not overwrite:
-            raise RunExistsError(f"{stopped[0]} exists: {out_dir} holds a stopped run. Continue it with "
-                                 f"--resume {out_dir}, choose another --out, or pass --overwrite to start over.")
-        out_dir.mkdir(parents=True, exist_ok=True)
-        for f in folds:   # (overwrite) a replaced run's folds must not be resumed as this run's
-            rows = out_dir / f"fold{f}" / "rows.json"
-            if rows.exists():
-                rows.unlink()
-            checkpoint.clear(out_dir / f"fold{f}" / "checkpoints")
-        write_json_atomic(out_dir / "run.json", {
-            "config": config.to_dict(), "method": config.method, "dataset": dataset.name,
-            "loader": loader or dataset.name,
-            "data_dir": None if data_dir is None else str(Path(data_dir).resolve()),
-            "data_sha256": dataset_digest(dataset), "folds": folds, "eval_every": eval_every})
+        run_info = {"config": config.to_dict(), "method": config.method, "dataset": dataset.name,
+                    "loader": loader or dataset.name,
+                    "data_dir": None if data_dir is None else str(Path(data_dir).resolve()),
+                    "data_sha256": digest, "folds": folds, "eval_every": eval_every}
+        # process 0 checks and prepares the folder; every process gets its verdict before any work
+        hosts.agree(lambda: _start_folder(out_dir, folds, overwrite, run_info), (RunExistsError, ValueError))
     return _run_folds(dataset, config, folds, out_dir, progress, eval_every, data_dir, loader or dataset.name,
                       resume=False)
+
+
+def _start_folder(out_dir: Path, folds: list[int], overwrite: bool, run_info: dict) -> None:
+    """Refuses a folder holding a finished or stopped run (unless ``overwrite``), clears the folds'
+    old rows and checkpoints and writes ``run.json``: the start of a run, on its writing process."""
+    if (out_dir / "results.json").exists() and not overwrite:
+        raise RunExistsError(f"{out_dir / 'results.json'} exists: this folder holds a finished run. "
+                             "Choose another --out, or pass --overwrite to replace it.")
+    stopped = [p for p in [out_dir / "run.json"] + [out_dir / f"fold{f}" / name for f in folds
+                                                    for name in ("rows.json", "checkpoints")] if p.exists()]
+    if stopped and not overwrite:
+        raise RunExistsError(f"{stopped[0]} exists: {out_dir} holds a stopped run. Continue it with "
+                             f"--resume {out_dir}, choose another --out, or pass --overwrite to start over.")
+    out_dir.mkdir(parents=True, exist_ok=True)
+    for f in folds:   # (overwrite) a replaced run's folds must not be resumed as this run's
+        rows = out_dir / f"fold{f}" / "rows.json"
+        if rows.exists():
+            rows.unlink()
+        checkpoint.clear(out_dir / f"fold{f}" / "checkpoints")
+    write_json_atomic(out_dir / "run.json", run_info)
 
 
 def resume(out_dir, *, dataset: SkeletonDataset | None = None, data_dir=None, progress: bool = True) -> dict:
@@ -353,12 +369,13 @@ def _run_folds(dataset, config, folds, out_dir, progress, eval_every, data_dir, 
                                 resume=resume)
             earlier += result["earlier_seconds"]
             done = {"fold": f, "rates": result["rates"], "train_seconds": result["train_seconds"]}
-            if rows_path is not None:
+            if rows_path is not None and hosts.is_writer():
                 write_json_atomic(rows_path, done)
         runs.append(done)
     results = results_record(dataset, config, runs, earlier + time.perf_counter() - start, data_dir, loader)
-    if out_dir is not None:
+    if out_dir is not None and hosts.is_writer():
         write_json_atomic(Path(out_dir) / "results.json", results)
+    hosts.barrier("results written")
     return results
 
 

@@ -23,7 +23,7 @@ import jax.numpy as jnp
 import optax
 
 from jaxprune.optim import LR_RULES
-from jaxprune.parallel import shard_batch
+from jaxprune.parallel import gather_rows
 from jaxprune.results import write_atomic
 
 LossFn = Callable[[Any, dict, jax.Array, jax.Array, Any], tuple[jax.Array, dict]]
@@ -109,7 +109,8 @@ def make_epoch(loss_fn: LossFn, optimizer: optax.GradientTransformationExtraArgs
     ``data`` holds the whole training set (leading axis ``num_samples``). Each epoch draws a fresh
     permutation; the last batch wraps around to the permutation's start so that every step sees
     exactly min(batch_size, num_samples) samples (one compiled shape). With a device ``mesh``
-    (``jaxprune.parallel.data_mesh``) each step's batch is split over its devices. ``update_fn``
+    (``jaxprune.parallel.data_mesh``) each step's batch is split over its devices, gathered from
+    ``data`` as ``jaxprune.parallel.shard_rows`` places it (each device holds its share). ``update_fn``
     (if any) rewrites the params and the method's state after each step, given the steps taken.
     """
     batch = min(batch_size, num_samples)
@@ -119,7 +120,7 @@ def make_epoch(loss_fn: LossFn, optimizer: optax.GradientTransformationExtraArgs
         def step_fn(carry, batch_index):
             params, opt_state, step, key, prune_state = carry
             key, sub = jax.random.split(key)
-            batch_data = shard_batch(jax.tree.map(lambda a: a[batch_index], data), mesh)
+            batch_data = gather_rows(data, batch_index, mesh)
             (loss, metrics), grads = jax.value_and_grad(loss_fn, has_aux=True)(params, batch_data, sub, step,
                                                                                prune_state)
             updates, opt_state = optimizer.update(grads, opt_state, params, value=loss)

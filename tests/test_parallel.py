@@ -12,7 +12,8 @@ import jax
 import pytest
 
 from jaxprune.config import SettingError, override
-from jaxprune.parallel import data_mesh, initialize_distributed, mesh_for_batch
+from jaxprune.hosts import initialize_distributed
+from jaxprune.parallel import data_mesh, mesh_for_batch
 from jaxprune.runner import RunConfig
 
 
@@ -58,6 +59,14 @@ SCRIPT = textwrap.dedent("""
         out[f"max_diff_{method}"] = max(float(np.max(np.abs(np.asarray(a) - np.asarray(b))))
                                         for a, b in zip(params[(1, method)], params[(4, method)]))
         out[f"max_abs_{method}"] = max(float(np.max(np.abs(np.asarray(a)))) for a in params[(1, method)])
+    from jaxprune.parallel import data_mesh, gather_rows, shard_rows
+    mesh, x = data_mesh(4), np.arange(30, dtype=np.float32).reshape(10, 3)
+    placed = shard_rows({"x": x}, mesh)["x"]                  # 10 rows padded to 12: 3 per device
+    out["rows_per_device"] = [s.data.shape[0] for s in placed.addressable_shards]
+    index = np.array([9, 0, 4, 4, 7, 1, 2, 3])
+    got = jax.jit(lambda d, i: gather_rows(d, i, mesh))({"x": placed}, index)["x"]
+    out["gathered_exactly"] = bool(np.array_equal(np.asarray(got), x[index]))
+    out["batch_split"] = [s.data.shape[0] for s in got.addressable_shards]
     print("RESULT " + json.dumps(out))
 """)
 
@@ -69,6 +78,9 @@ def test_four_devices_train_like_one():
     line = next(l for l in proc.stdout.splitlines() if l.startswith("RESULT "))
     out = json.loads(line[len("RESULT "):])
     assert out["devices"] == 4 and out["auto_mesh"] == 4
+    # each device holds its share of the training set and receives its slice of every batch
+    assert out["rows_per_device"] == [3, 3, 3, 3] and out["batch_split"] == [2, 2, 2, 2]
+    assert out["gathered_exactly"]
     for method in ("dense", "mrmp"):   # 15 epochs of Adam: rounding of the sharded reductions only
         assert out[f"max_diff_{method}"] <= 1e-5 * max(1.0, out[f"max_abs_{method}"]), out
         assert out[f"accuracy_{method}_1"] == pytest.approx(out[f"accuracy_{method}_4"], abs=1.6), out
