@@ -9,6 +9,7 @@ than the entry holds, naming the entry.
 from __future__ import annotations
 
 import math
+import os
 import zipfile
 import zlib
 
@@ -17,8 +18,11 @@ import numpy as np
 
 def check_declared_sizes(file) -> None:
     """ValueError ``"key 'x': ..."`` for the first entry of the .npz ``file`` (path or binary file
-    object, left at its start) whose header declares more bytes than the entry holds. Entries
+    object, left at its start) whose header declares more bytes than the entry holds, or a path
+    that exists but is not a regular file (a named pipe would block the read forever). Entries
     that are not readable .npy data are left to ``np.load`` to report."""
+    if isinstance(file, (str, os.PathLike)) and os.path.exists(file) and not os.path.isfile(file):
+        raise ValueError("not a regular file (a folder, a named pipe or a device)")
     start = file.tell() if hasattr(file, "tell") else None
     try:
         with zipfile.ZipFile(file) as archive:

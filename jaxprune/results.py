@@ -59,3 +59,32 @@ def write_json_atomic(path: str | os.PathLike, obj) -> None:
         json.dump(obj, f, indent=2)
         f.write("\n")
     write_atomic(path, write)
+
+
+def check_writable_folder(path: str | os.PathLike, option: str) -> Path:
+    """Creates the folder ``path`` if needed and checks that files can be written in it, before any
+    work that would end there; ValueError naming ``option`` and the path otherwise."""
+    path = Path(path)
+    if path.exists() and not path.is_dir():
+        raise ValueError(f"{option} {path}: is a file, not a folder; choose a folder for the run's files")
+    try:
+        path.mkdir(parents=True, exist_ok=True)
+        fd, probe = tempfile.mkstemp(dir=path, prefix=".write-check.")
+        os.close(fd)
+        os.unlink(probe)
+    except OSError as e:
+        raise ValueError(f"{option} {path}: cannot write there ({e.strerror or type(e).__name__})") from None
+    return path
+
+
+def check_writable_file(path: str | os.PathLike, option: str) -> Path:
+    """Checks, before any work, that a file can be written at ``path`` (its folder is created if
+    needed; an existing ``path`` must be a file); ValueError naming ``option`` otherwise."""
+    path = Path(path)
+    if path.is_dir():
+        raise ValueError(f"{option} {path}: is a folder; give the name of the file to write")
+    folder = next((p for p in path.parents if p.exists()), None)
+    if folder is not None and not folder.is_dir():
+        raise ValueError(f"{option} {path}: {folder} is a file, so no folder can hold the new file")
+    check_writable_folder(path.parent, f"{option} {path}: its folder")
+    return path

@@ -4,7 +4,8 @@ from __future__ import annotations
 
 import dataclasses
 import hashlib
-import json
+import os
+import shutil
 import time
 from pathlib import Path
 
@@ -26,7 +27,9 @@ from jaxprune.nn import gcn
 from jaxprune.nn.flops import gcn_flops
 from jaxprune.optim import make_optimizer
 from jaxprune.parallel import mesh_for_batch, replicate, shard_rows, to_local
-from jaxprune.results import summarise, write_json_atomic
+from jaxprune.results import check_writable_folder, summarise, write_json_atomic
+from jaxprune.run_files import STAGING, read_fold_rows, read_run_info
+from jaxprune.data.errors import DataError
 from jaxprune.train import TrainConfig, fit, init_state, make_epoch, steps_per_epoch
 
 
@@ -275,9 +278,12 @@ def run(dataset: SkeletonDataset, config: RunConfig, folds=None, *, out_dir=None
 
     Refuses (RunExistsError) when ``out_dir`` already holds a results.json, or a stopped run (its
     run.json, a fold's checkpoints or rows.json), unless ``overwrite``; the check happens before
-    any training, and an old results.json is replaced only when the new run has finished.
+    any training. With ``overwrite`` the new run trains in ``<out_dir>.overwrite`` and replaces
+    ``out_dir`` as a whole only once it has finished, so until then the old run stays intact and
+    loadable (an interrupted overwrite is continued with ``resume("<out_dir>.overwrite")``).
     ``data_dir`` (where ``dataset`` was read from) and ``loader`` (the name that reads it, see
-    ``results_record``) are recorded for ``jaxprune eval``, ``export`` and ``resume``. With ``out_dir``, writes ``run.json`` first and each finished fold's ``fold<K>/rows.json``:
+    ``results_record``) are recorded for ``jaxprune eval``, ``export`` and ``resume``. With
+    ``out_dir``, writes ``run.json`` first and each finished fold's ``fold<K>/rows.json``:
     ``resume(out_dir)`` continues a stopped run.
     """
     folds = list(dataset.test_folds if folds is None else folds)
@@ -293,14 +299,31 @@ def run(dataset: SkeletonDataset, config: RunConfig, folds=None, *, out_dir=None
                     "data_dir": None if data_dir is None else str(Path(data_dir).resolve()),
                     "data_sha256": digest, "folds": folds, "eval_every": eval_every}
         # process 0 checks and prepares the folder; every process gets its verdict before any work
-        hosts.agree(lambda: _start_folder(out_dir, folds, overwrite, run_info), (RunExistsError, ValueError))
+        if hosts.agree(lambda: _start_folder(out_dir, folds, overwrite, run_info), (RunExistsError, ValueError)):
+            out_dir, replaces = staging_folder(out_dir), out_dir.name
+            return _run_folds(dataset, config, folds, out_dir, progress, eval_every, data_dir,
+                              loader or dataset.name, resume=False, replaces=replaces)
     return _run_folds(dataset, config, folds, out_dir, progress, eval_every, data_dir, loader or dataset.name,
                       resume=False)
 
 
-def _start_folder(out_dir: Path, folds: list[int], overwrite: bool, run_info: dict) -> None:
-    """Refuses a folder holding a finished or stopped run (unless ``overwrite``), clears the folds'
-    old rows and checkpoints and writes ``run.json``: the start of a run, on its writing process."""
+def staging_folder(out_dir: Path) -> Path:
+    """Where a run started with ``overwrite`` over ``out_dir`` trains until it has finished."""
+    return out_dir.with_name(out_dir.name + STAGING)
+
+
+def _holds_a_run(out_dir: Path) -> bool:
+    return out_dir.is_dir() and ((out_dir / "results.json").exists() or (out_dir / "run.json").exists()
+                                 or any(out_dir.glob("fold*/model.npz")) or any(out_dir.glob("fold*/rows.json"))
+                                 or any(out_dir.glob("fold*/checkpoints")))
+
+
+def _start_folder(out_dir: Path, folds: list[int], overwrite: bool, run_info: dict) -> bool:
+    """Refuses a folder holding a finished or stopped run (unless ``overwrite``) and writes the new
+    run's ``run.json``: in ``out_dir``, or (True is returned) in its staging folder when it
+    replaces a run there. The start of a run, on its writing process."""
+    if out_dir.exists() and not out_dir.is_dir():
+        raise ValueError(f"--out {out_dir}: is a file, not a folder; choose a folder for the run's files")
     if (out_dir / "results.json").exists() and not overwrite:
         raise RunExistsError(f"{out_dir / 'results.json'} exists: this folder holds a finished run. "
                              "Choose another --out, or pass --overwrite to replace it.")
@@ -309,13 +332,28 @@ def _start_folder(out_dir: Path, folds: list[int], overwrite: bool, run_info: di
     if stopped and not overwrite:
         raise RunExistsError(f"{stopped[0]} exists: {out_dir} holds a stopped run. Continue it with "
                              f"--resume {out_dir}, choose another --out, or pass --overwrite to start over.")
-    out_dir.mkdir(parents=True, exist_ok=True)
-    for f in folds:   # (overwrite) a replaced run's folds must not be resumed as this run's
-        rows = out_dir / f"fold{f}" / "rows.json"
-        if rows.exists():
-            rows.unlink()
-        checkpoint.clear(out_dir / f"fold{f}" / "checkpoints")
-    write_json_atomic(out_dir / "run.json", run_info)
+    staged = overwrite and _holds_a_run(out_dir)
+    folder = staging_folder(out_dir) if staged else out_dir
+    if staged and folder.exists():   # an earlier overwrite that did not finish: its partial run goes
+        shutil.rmtree(folder)
+    check_writable_folder(folder, "--out")
+    write_json_atomic(folder / "run.json", {**run_info, "replaces": out_dir.name} if staged else run_info)
+    return staged
+
+
+def _replace_run(staged: Path, replaces: str) -> Path:
+    """Moves the finished run in ``staged`` over the run it replaces (``replaces``: the name of a
+    sibling folder): the old folder is renamed aside, the new one renamed into place, the old one
+    deleted. Returns the run's final folder."""
+    final = staged.with_name(replaces)
+    aside = final.with_name(final.name + ".replaced")
+    if aside.exists():
+        shutil.rmtree(aside)
+    if final.exists():
+        os.replace(final, aside)
+    os.replace(staged, final)
+    shutil.rmtree(aside, ignore_errors=True)
+    return final
 
 
 def resume(out_dir, *, dataset: SkeletonDataset | None = None, data_dir=None, progress: bool = True) -> dict:
@@ -332,37 +370,43 @@ def resume(out_dir, *, dataset: SkeletonDataset | None = None, data_dir=None, pr
 
     out_dir = Path(out_dir)
     if (out_dir / "results.json").exists():
+        staged = staging_folder(out_dir)
+        if (staged / "run.json").exists():
+            raise RunExistsError(f"{out_dir / 'results.json'} exists: the run in {out_dir} is finished; the "
+                                 f"--overwrite that was to replace it stopped before the end: continue that one "
+                                 f"with --resume {staged}")
         raise RunExistsError(f"{out_dir / 'results.json'} exists: the run in {out_dir} is finished, "
                              "there is nothing to resume.")
     path = out_dir / "run.json"
-    if not path.exists():
-        raise ValueError(f"{path}: not found; --resume takes the --out folder of a started 'jaxprune train'")
-    try:
-        info = json.loads(path.read_text())
-        config = load_run_config(info, path)
-        folds = [int(f) for f in info["folds"]]
-        name, loader, digest = info["dataset"], recorded_loader(info), info["data_sha256"]
-    except (json.JSONDecodeError, KeyError, TypeError, ValueError) as e:
-        raise ValueError(f"{path}: not a readable run description ({e})") from None
+    info = read_run_info(out_dir)
+    config = load_run_config(info, path)
+    folds, name, loader, digest = info["folds"], info["dataset"], recorded_loader(info), info["data_sha256"]
     data_dir = data_dir or info.get("data_dir")
     if dataset is None:
         dataset = load_dataset(loader, data_dir, seed=config.seed)
     if dataset.name != name or dataset_digest(dataset) != digest:
         raise ValueError(f"{path}: the run started on other data than the {dataset.name} dataset now "
                          f"loaded{f' from {data_dir}' if data_dir else ''}; resuming would not continue it")
-    return _run_folds(dataset, config, folds, out_dir, progress, int(info.get("eval_every", 0)), data_dir,
-                      loader, resume=True)
+    for f in folds:
+        try:
+            dataset.split(f)
+        except (ValueError, DataError) as e:
+            raise ValueError(f"{path}: field 'folds': {e}") from None
+    return _run_folds(dataset, config, folds, out_dir, progress, info.get("eval_every", 0), data_dir,
+                      loader, resume=True, replaces=info.get("replaces"))
 
 
-def _run_folds(dataset, config, folds, out_dir, progress, eval_every, data_dir, loader, resume) -> dict:
-    """Trains ``folds`` (on resume: skips finished ones, continues the others), writes results.json."""
+def _run_folds(dataset, config, folds, out_dir, progress, eval_every, data_dir, loader, resume,
+               replaces: str | None = None) -> dict:
+    """Trains ``folds`` (on resume: skips finished ones, continues the others), writes results.json;
+    a staged run (``replaces``: the name of the run folder it replaces) then takes that folder's place."""
     start = time.perf_counter()
     earlier = 0.0   # training time of earlier sessions of a resumed run
     runs = []
     for f in folds:
         rows_path = None if out_dir is None else Path(out_dir) / f"fold{f}" / "rows.json"
         if resume and rows_path.exists():
-            done = json.loads(rows_path.read_text())
+            done = read_fold_rows(rows_path, f)
             earlier += done["train_seconds"]
         else:
             result = train_fold(dataset, f, config, out_dir=out_dir, progress=progress, eval_every=eval_every,
@@ -375,6 +419,8 @@ def _run_folds(dataset, config, folds, out_dir, progress, eval_every, data_dir, 
     results = results_record(dataset, config, runs, earlier + time.perf_counter() - start, data_dir, loader)
     if out_dir is not None and hosts.is_writer():
         write_json_atomic(Path(out_dir) / "results.json", results)
+        if replaces:
+            _replace_run(Path(out_dir), replaces)
     hosts.barrier("results written")
     return results
 

@@ -9,7 +9,6 @@ the model and the method's pruner, and evaluates every fold's hard-masked networ
 from __future__ import annotations
 
 import dataclasses
-import json
 import time
 from pathlib import Path
 
@@ -28,7 +27,8 @@ from jaxprune.methods import restore_pruner
 from jaxprune.methods.config import check_rates
 from jaxprune.model_io import load_model
 from jaxprune.nn import gcn
-from jaxprune.results import write_json_atomic
+from jaxprune.results import check_writable_file, check_writable_folder, write_json_atomic
+from jaxprune.run_files import read_results
 from jaxprune.runner import (RunConfig, RunExistsError, fold_data, fold_rows, gcn_config, make_forward,
                              results_record)
 
@@ -63,16 +63,10 @@ def load_run_config(results: dict, path: Path) -> RunConfig:
 
 
 def read_run(run_dir) -> tuple[dict, RunConfig]:
-    """(the results.json object, its RunConfig) of a finished run; ValueError naming the file."""
+    """(the results.json object, its RunConfig) of a finished run; ValueError naming the file
+    (``jaxprune.run_files.read_results`` checks every field that is read back)."""
     path = Path(run_dir) / "results.json"
-    if not path.exists():
-        raise ValueError(f"{path}: not found; --run must be the --out folder of a finished 'jaxprune train'")
-    try:
-        trained = json.loads(path.read_text())
-    except json.JSONDecodeError as e:
-        raise ValueError(f"{path}: not valid JSON (line {e.lineno}): {e.msg}") from None
-    except UnicodeDecodeError as e:
-        raise ValueError(f"{path}: not UTF-8 text (byte {e.object[e.start]:#04x} at offset {e.start})") from None
+    trained = read_results(run_dir)
     return trained, load_run_config(trained, path)
 
 
@@ -97,6 +91,10 @@ def open_folds(run_dir, data_dir=None):
     model = gcn_config(dataset, config)
     forward = make_forward(model, config.features, config.augment)
     template = gcn.init(jax.random.key(0), model)
+    unknown = [r["fold"] for r in trained["runs"] if r["fold"] not in dataset.test_folds]
+    if unknown:
+        raise ValueError(f"{run_dir / 'results.json'}: fold(s) {unknown} are not test folds of the {dataset.name} "
+                         f"data now loaded (folds {list(dataset.test_folds)})")
 
     def folds():
         for run in trained["runs"]:
@@ -120,7 +118,11 @@ def evaluate_run(run_dir, rates, *, data_dir=None, out_dir=None, overwrite: bool
         out = Path(out_dir) / "results.json"
         if out.exists() and not overwrite:
             raise RunExistsError(f"{out} exists. Choose another --out, or pass --overwrite to replace it.")
+        if out.is_dir():
+            raise ValueError(f"--out {out_dir}: its results.json is a folder; choose another --out")
     trained, dataset, folds = open_folds(run_dir, data_dir)
+    if out_dir is not None:
+        check_writable_folder(out_dir, "--out")
     start = time.perf_counter()
     runs = []
     config = None
@@ -150,9 +152,10 @@ def export_run(run_dir, out_path, *, fold: int | None = None, rate: float | None
     masked network. Returns a report: sizes, FLOPs, accuracy and the largest logit difference.
     """
     out_path = Path(out_path)
-    if out_path.exists() and not overwrite:
+    if out_path.exists() and not out_path.is_dir() and not overwrite:
         raise RunExistsError(f"{out_path} exists. Choose another --out, or pass --overwrite to replace it.")
     trained, dataset, folds = open_folds(run_dir, data_dir)
+    check_writable_file(out_path, "--out")
     folds_there = [r["fold"] for r in trained["runs"]]
     fold = folds_there[0] if fold is None else fold
     if fold not in folds_there:

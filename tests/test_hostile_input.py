@@ -16,6 +16,8 @@ absent); FPHA cases build the official layout in tmp_path.
 from __future__ import annotations
 
 import io
+import json
+import os
 import re
 import shutil
 import struct
@@ -710,3 +712,148 @@ def test_model_file_with_a_lying_header_is_refused(tmp_path):
     path.write_bytes(_lying_header())
     with pytest.raises(ValueError, match=r"model\.npz: not a readable model file \(key 'x': its header declares"):
         load_model(path, {"w": np.zeros(2, np.float32)})
+
+
+# ----------------------------------------------------------------------------------------------
+# Tampered run folders (issue 18, groups 4, 6, 7, 8): every file read back is checked like --set.
+# One tiny finished run is written once; each case edits a copy of it.
+
+@pytest.fixture(scope="module")
+def finished_run(tmp_path_factory) -> Path:
+    run = tmp_path_factory.mktemp("finished") / "run"
+    assert main(["train", "--dataset", "synthetic", "--method", "dense", "--epochs", "1", "--quiet",
+                 "--set", "model.channels=4", "--set", "model.hidden=16", "--out", str(run)]) == 0
+    return run
+
+
+def _json_edit(rel: str, fn):
+    def edit(run: Path):
+        path = run / rel
+        obj = json.loads(path.read_text())
+        fn(obj)
+        path.write_text(json.dumps(obj))
+    return edit
+
+
+def _replace_with(rel: str, kind: str):
+    def edit(run: Path):
+        path = run / rel
+        path.unlink()
+        if kind == "folder":
+            path.mkdir()
+        elif kind == "fifo":
+            os.mkfifo(path)
+        else:
+            path.write_text(kind)
+    return edit
+
+
+def _set_in(path: str, value):
+    """An edit of a nested field 'a.b.0.c' of the loaded JSON object."""
+    keys = [int(k) if k.isdigit() else k for k in path.split(".")]
+
+    def fn(obj):
+        for k in keys[:-1]:
+            obj = obj[k]
+        obj[keys[-1]] = value
+    return fn
+
+
+RESULTS_CASES = [  # jaxprune eval --run (and export) read results.json, then each fold's model.npz
+    ("no folds", _json_edit("results.json", _set_in("runs", [])), r"field 'runs' must be a non-empty list"),
+    ("fold is a path", _json_edit("results.json", _set_in("runs.0.fold", "1/../../other/fold1")),
+     r"field 'runs\[0\]\.fold' must be a whole number"),
+    ("fold fractional", _json_edit("results.json", _set_in("runs.0.fold", 1.5)), r"runs\[0\]\.fold' must be a whole"),
+    ("fold true", _json_edit("results.json", _set_in("runs.0.fold", True)), r"runs\[0\]\.fold' must be a whole"),
+    ("fold not in the data", _json_edit("results.json", _set_in("runs.0.fold", 7)),
+     r"results\.json: fold\(s\) \[7\] are not test folds of the synthetic data"),
+    ("fold twice", _json_edit("results.json", lambda o: o["runs"].append(o["runs"][0])), r"lists a fold twice"),
+    ("rows empty", _json_edit("results.json", _set_in("runs.0.rates", [])), r"runs\[0\]\.rates' must be a non-empty"),
+    ("accuracy infinite", _json_edit("results.json", _set_in("runs.0.rates.0.accuracy", float("inf"))),
+     r"runs\[0\]\.rates\[0\]\.accuracy' must be a finite number in \[0, 100\]"),
+    ("kept count text", _json_edit("results.json", _set_in("runs.0.rates.0.kept_params", "12")),
+     r"kept_params' must be a whole number >= 0"),
+    ("method a number", _json_edit("results.json", _set_in("method", 5)), r"field 'method' is a int, not a text"),
+    ("config a list", _json_edit("results.json", _set_in("config", [])), r"field 'config' must be an object"),
+    ("absurd width", _json_edit("results.json", _set_in("config.model.channels", 10 ** 9)),
+     r"model setting channels must be in \[1, 4096\], got 1000000000"),
+    ("train seconds negative", _json_edit("results.json", _set_in("train_seconds", -1)), r"'train_seconds' must be"),
+    ("nested too deep", _replace_with("results.json", "[" * 100_000 + "]" * 100_000), r"nested too deeply"),
+    ("results.json a folder", _replace_with("results.json", "folder"), r"results\.json: not a regular file"),
+    ("model a named pipe", _replace_with("fold1/model.npz", "fifo"), r"model\.npz: not a readable model file "
+                                                                      r"\(not a regular file"),
+    ("model a folder", _replace_with("fold1/model.npz", "folder"), r"model\.npz: not a readable model file"),
+]
+
+
+@pytest.mark.parametrize("edit, pattern", [c[1:] for c in RESULTS_CASES], ids=[c[0] for c in RESULTS_CASES])
+def test_tampered_finished_run(capsys, tmp_path, finished_run, edit, pattern):
+    run = tmp_path / "run"
+    shutil.copytree(finished_run, run)
+    edit(run)
+    before = {p: p.read_bytes() for p in run.rglob("*") if p.is_file()}
+    for argv in (["eval", "--run", str(run), "--rates", "0"], ["export", "--run", str(run), "--out",
+                                                                  str(tmp_path / "m.npz")]):
+        err = cli_error(capsys, argv)
+        assert re.search(pattern, err), err
+    assert {p: p.read_bytes() for p in run.rglob("*") if p.is_file()} == before   # nothing saved is touched
+    assert not (tmp_path / "m.npz").exists()
+
+
+STOPPED_CASES = [  # jaxprune train --resume reads run.json, then each finished fold's rows.json
+    ("folds empty", _json_edit("run.json", _set_in("folds", [])), r"run\.json: field 'folds' must be a non-empty"),
+    ("folds fractional", _json_edit("run.json", _set_in("folds", [1.5])), r"field 'folds\[0\]' must be a whole"),
+    ("folds twice", _json_edit("run.json", _set_in("folds", [1, 1])), r"field 'folds' lists a fold twice"),
+    ("folds a path", _json_edit("run.json", _set_in("folds", ["../x"])), r"field 'folds\[0\]' must be a whole"),
+    ("fold not in the data", _json_edit("run.json", _set_in("folds", [3])),
+     r"run\.json: field 'folds': dataset 'synthetic' has no test fold 3"),
+    ("digest short", _json_edit("run.json", _set_in("data_sha256", "abc")), r"'data_sha256' must be 64 hexadecimal"),
+    ("eval_every negative", _json_edit("run.json", _set_in("eval_every", -1)), r"'eval_every' must be a whole"),
+    ("dataset missing", _json_edit("run.json", lambda o: o.pop("dataset")), r"field 'dataset' is missing"),
+    ("run.json a folder", _replace_with("run.json", "folder"), r"run\.json: not a regular file"),
+    ("rows of another fold", _json_edit("fold1/rows.json", _set_in("fold", 2)),
+     r"rows\.json: field 'fold' must be 1 \(the folder it is in\), got 2"),
+    ("rows seconds text", _json_edit("fold1/rows.json", _set_in("train_seconds", "x")),
+     r"rows\.json: field 'train_seconds' must be a finite number"),
+    ("rows empty", _json_edit("fold1/rows.json", _set_in("rates", [])), r"rows\.json: field 'rates' must be a non-empty"),
+    ("rows not an object", _replace_with("fold1/rows.json", "[1]"), r"rows\.json: holds a JSON list, not an object"),
+]
+
+
+@pytest.mark.parametrize("edit, pattern", [c[1:] for c in STOPPED_CASES], ids=[c[0] for c in STOPPED_CASES])
+def test_tampered_stopped_run(capsys, tmp_path, finished_run, edit, pattern):
+    run = tmp_path / "run"
+    shutil.copytree(finished_run, run)
+    (run / "results.json").unlink()   # a stopped run: fold 1 finished (rows.json), results not written
+    edit(run)
+    before = {p: p.read_bytes() for p in run.rglob("*") if p.is_file()}
+    err = cli_error(capsys, ["train", "--resume", str(run), "--quiet"])
+    assert re.search(pattern, err), err
+    assert {p: p.read_bytes() for p in run.rglob("*") if p.is_file()} == before
+    assert not (run / "results.json").exists()
+
+
+def _output_cases(run: Path, tmp: Path) -> list[tuple[list[str], str]]:
+    a_file = tmp / "a_file"
+    a_file.write_text("keep me")
+    a_folder = tmp / "a_folder"
+    a_folder.mkdir()
+    train = ["train", "--dataset", "synthetic", "--epochs", "1", "--quiet", "--out"]
+    return [
+        (train + [str(a_file)], r"--out .*a_file: is a file, not a folder"),
+        (train + [str(a_file / "sub")], r"--out .*a_file/sub: cannot write there \(Not a directory\)"),
+        (["eval", "--run", str(run), "--rates", "0", "--out", str(a_file)], r"--out .*a_file: is a file"),
+        (["eval", "--run", str(run), "--rates", "0", "--out", str(a_file / "sub")], r"cannot write there"),
+        (["export", "--run", str(run), "--out", str(a_folder)], r"--out .*a_folder: is a folder; give the name"),
+        (["export", "--run", str(run), "--overwrite", "--out", str(a_folder)], r"--out .*a_folder: is a folder"),
+        (["export", "--run", str(run), "--out", str(a_file / "m.npz")], r"a_file is a file, so no folder can hold the new file"),
+    ]
+
+
+@pytest.mark.parametrize("case", range(7))
+def test_output_paths_are_checked_before_any_work(capsys, tmp_path, finished_run, case):
+    """(issue 18, group 5) an --out that cannot be written is refused before training or evaluating."""
+    argv, pattern = _output_cases(finished_run, tmp_path)[case]
+    err = cli_error(capsys, argv)
+    assert re.search(pattern, err), err
+    assert (tmp_path / "a_file").read_text() == "keep me" and not any((tmp_path / "a_folder").iterdir())

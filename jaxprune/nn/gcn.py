@@ -47,9 +47,9 @@ class ModelConfig:
     dropout: float = 0.0
 
     def __post_init__(self):
-        for name in ("channels", "num_blocks", "attention_dim", "hidden"):
-            if getattr(self, name) < 1:
-                raise ValueError(f"model setting {name} must be >= 1, got {getattr(self, name)}")
+        for name, most in (("channels", 4096), ("num_blocks", 64), ("attention_dim", 4096), ("hidden", 65536)):
+            if not 1 <= getattr(self, name) <= most:   # far past any skeleton GCN; XLA would abort on more
+                raise ValueError(f"model setting {name} must be in [1, {most}], got {getattr(self, name)}")
         if self.attention not in ATTENTION_MODES:
             raise ValueError(f"model setting attention must be one of {ATTENTION_MODES}, "
                              f"got {self.attention!r}")
