@@ -58,6 +58,7 @@ def _compare(a: Path, b: Path) -> dict:
             "rates_with_other_kept_counts": sum(x["kept_params"] != y["kept_params"] for x, y in zip(ra, rb)),
             "largest_kept_count_difference": max(abs(x["kept_params"] - y["kept_params"]) for x, y in zip(ra, rb)),
             "rates_with_other_accuracy": sum(x["accuracy"] != y["accuracy"] for x, y in zip(ra, rb)),
+            "largest_accuracy_difference": max(abs(x["accuracy"] - y["accuracy"]) for x, y in zip(ra, rb)),
             "rates": len(ra)}
 
 
@@ -75,7 +76,10 @@ def main(argv=None) -> None:
             files = sorted(str(f.relative_to(run)) for f in run.rglob("*")
                            if f.is_file() and "checkpoints" not in f.parts)
             metrics = (run / "fold1" / "metrics.jsonl").read_text().splitlines()
+            rates = json.loads((run / "results.json").read_text())["runs"][0]["rates"]
             row = {"processes": processes, "devices_per_process": devices, "wall_seconds": round(seconds, 1),
+                   "accuracy": {f"{r['target_rate']:g}": round(r["accuracy"], 2) for r in rates},
+                   "mean_accuracy": round(float(np.mean([r["accuracy"] for r in rates])), 2),
                    "files": files, "metrics_rows": len(metrics),
                    "vs_one_device": _compare(runs[(1, 1)], run)}
             if processes > 1:
@@ -86,18 +90,23 @@ def main(argv=None) -> None:
     lines = ["# Multi-host: the default synthetic MRMP run in four layouts", "",
              f"Machine: {machine()}, CPU devices (`--xla_force_host_platform_device_count`), local processes as "
              "hosts (gloo). Written by `python -m benchmarks.multihost`.", "",
-             "| processes x devices | wall s | files written | metrics rows | max param diff vs 1 device "
-             "| rates with other kept counts (of served) | vs 1 process, same devices: max param diff, other kept "
-             "counts, other accuracies |", "|---|---|---|---|---|---|---|"]
+             "| processes x devices | wall s | files written | metrics rows | accuracy %, mean over served rates "
+             "| vs 1 device: max param diff, rates with other kept counts (largest), largest accuracy diff "
+             "| vs 1 process, same devices: max param diff, other kept counts, other accuracies |",
+             "|---|---|---|---|---|---|---|"]
     for r in rows:
         one = r["vs_one_device"]
         same = r.get("vs_one_process_same_devices")
         lines.append(f"| {r['processes']} x {r['devices_per_process']} | {r['wall_seconds']} | {len(r['files'])} "
-                     f"| {r['metrics_rows']} | {one['max_param_difference']:.2g} | "
+                     f"| {r['metrics_rows']} | {r['mean_accuracy']:.2f} | {one['max_param_difference']:.2g}, "
                      f"{one['rates_with_other_kept_counts']} of {one['rates']} "
-                     f"(largest {one['largest_kept_count_difference']}) | "
+                     f"({one['largest_kept_count_difference']}), {one['largest_accuracy_difference']:.1f} | "
                      + ("-" if same is None else f"{same['max_param_difference']:.2g}, "
                         f"{same['rates_with_other_kept_counts']}, {same['rates_with_other_accuracy']}") + " |")
+    lines += ["", "Per served rate, accuracy %:", "",
+              "| layout | " + " | ".join(rows[0]["accuracy"]) + " |", "|---|" + "---|" * len(rows[0]["accuracy"])]
+    lines += [f"| {r['processes']} x {r['devices_per_process']} | " + " | ".join(f"{a:.1f}" for a in r["accuracy"].values())
+              + " |" for r in rows]
     write_report(args.out, "multihost", record, lines)
 
 

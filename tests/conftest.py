@@ -1,11 +1,31 @@
-"""Shared fixtures: where the real SBU data is (skip with a reason when it is absent)."""
+"""Shared fixtures: where the real SBU data is (skip with a reason when it is absent); one XLA
+compilation cache for the whole test session."""
 
 import os
+import shutil
+import tempfile
 from pathlib import Path
 
 import pytest
 
 REPO = Path(__file__).resolve().parents[1]
+
+
+def pytest_configure(config):
+    """A fresh compilation cache shared by every test, xdist worker and subprocess of this session:
+    many tests compile the same small programs, and XLA's compile time dominates them. (The
+    controlling process sets it before the workers start; they inherit the environment.)"""
+    if hasattr(config, "workerinput") or "JAX_COMPILATION_CACHE_DIR" in os.environ:
+        return
+    config._jaxprune_cache = tempfile.mkdtemp(prefix="jaxprune-test-compile-cache-")
+    os.environ["JAX_COMPILATION_CACHE_DIR"] = config._jaxprune_cache
+    os.environ.setdefault("JAX_PERSISTENT_CACHE_MIN_COMPILE_TIME_SECS", "0.3")
+
+
+def pytest_unconfigure(config):
+    cache = getattr(config, "_jaxprune_cache", None)
+    if cache:
+        shutil.rmtree(cache, ignore_errors=True)
 
 
 def sbu_dir() -> Path | None:
