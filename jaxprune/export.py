@@ -25,6 +25,7 @@ from jax.experimental import sparse
 from jaxprune.compact import CompactGCN
 from jaxprune.evaluate import leaf_name
 from jaxprune.npy_headers import check_declared_sizes
+from jaxprune.run_files import finite, whole
 from jaxprune.results import write_atomic
 
 FORMAT = "jaxprune-compact-gcn/1"
@@ -66,8 +67,11 @@ def load_compact(path: str | os.PathLike) -> tuple[CompactGCN, dict]:
         raise ValueError(f"{path}: not a jaxprune compact network (no 'meta' entry)") from None
     except (OSError, ValueError, zipfile.BadZipFile) as e:
         raise ValueError(f"{path}: not a readable compact network ({e})") from None
+    if not isinstance(meta, dict):
+        raise ValueError(f"{path}: its 'meta' entry holds a JSON {type(meta).__name__}, not an object")
     if meta.get("format") != FORMAT:
-        raise ValueError(f"{path}: format {meta.get('format')!r}, expected {FORMAT!r}")
+        raise ValueError(f"{path}: format {repr(meta.get('format'))[:60]}, expected {FORMAT!r}")
+    _check_meta(path, meta, arrays)
     params: dict = {}
 
     def put(name: str, value):
@@ -91,6 +95,48 @@ def load_compact(path: str | os.PathLike) -> tuple[CompactGCN, dict]:
         raise ValueError(f"{path}: incomplete compact network (missing {e})") from None
     _check_shapes(path, net)
     return net, meta["info"]
+
+
+def _check_meta(path: Path, meta: dict, arrays: dict) -> None:
+    """The metadata's fields have the types and ranges ``load_compact`` builds the network from, and
+    every array is named 'params/...' (ValueError naming the file and the field otherwise)."""
+    j = whole(meta.get("num_nodes"), path, "meta.num_nodes", 1)
+    blocks = whole(meta.get("num_blocks"), path, "meta.num_blocks")
+    if blocks > 64:
+        raise ValueError(f"{path}: field 'meta.num_blocks' is {blocks}, more than a compact GCN has (64)")
+    finite(meta.get("attention_scale"), path, "meta.attention_scale")
+    graph = meta.get("graph")
+    if graph is not None and not (isinstance(graph, list) and len(graph) == j and all(
+            isinstance(row, list) and len(row) == j and all(v in (0, 1) and not isinstance(v, float) for v in row)
+            for row in graph)):
+        raise ValueError(f"{path}: field 'meta.graph' must be null or {j} lists of {j} values 0 or 1")
+    if not isinstance(meta.get("info"), dict):
+        raise ValueError(f"{path}: field 'meta.info' must be an object")
+    bcoo = meta.get("bcoo")
+    if not isinstance(bcoo, dict):
+        raise ValueError(f"{path}: field 'meta.bcoo' must be an object of sparse kernels")
+    for name, shape in bcoo.items():
+        if not (isinstance(shape, list) and len(shape) == 2):
+            raise ValueError(f"{path}: field 'meta.bcoo.{name[:60]}' must be a kernel shape [rows, columns]")
+        for i, n in enumerate(shape):
+            whole(n, path, f"meta.bcoo.{name[:60]}[{i}]", 1)
+        if name + "/data" not in arrays or name + "/indices" not in arrays:
+            raise ValueError(f"{path}: incomplete compact network (missing {name[:60]!r} data or indices)")
+        indices = arrays[name + "/indices"]
+        if indices.dtype.kind not in "iu" or indices.ndim != 2 or indices.shape[1] != 2 or \
+                (indices.size and ((indices < 0).any() or (indices.max(0) >= np.asarray(shape)).any())):
+            raise ValueError(f"{path}: {name[:60]!r}/indices must be (nnz, 2) whole numbers inside {shape}")
+    for name, a in arrays.items():
+        parts = name.split("/")
+        if parts[0] != "params" or len(parts) < 2 or not all(parts):
+            raise ValueError(f"{path}: entry {name[:60]!r} is not a 'params/...' array of a compact network")
+        if a.dtype.kind not in "fiub":
+            raise ValueError(f"{path}: entry {name[:60]!r} has dtype {a.dtype}, not numbers")
+    for name in ("params/input_index", "params/fc/index"):
+        if name in arrays and (arrays[name].dtype.kind not in "iu" or arrays[name].ndim != 1
+                               or (arrays[name] < 0).any()):
+            raise ValueError(f"{path}: {name!r} must be a 1-D array of whole numbers >= 0, got {arrays[name].dtype} "
+                             f"{arrays[name].shape}")
 
 
 def _check_shapes(path: Path, net: CompactGCN) -> None:

@@ -60,13 +60,13 @@ def _text(obj: dict, key: str, path: Path, optional: bool = False) -> str | None
     return value
 
 
-def _whole(value, path: Path, field: str, minimum: int = 0) -> int:
+def whole(value, path: Path, field: str, minimum: int = 0) -> int:
     if isinstance(value, bool) or not isinstance(value, int) or value < minimum or value > 2 ** 31:
         _fail(path, field, f"must be a whole number >= {minimum}, got {_shown(value)}")
     return value
 
 
-def _number(value, path: Path, field: str, low: float = -math.inf, high: float = math.inf) -> float:
+def finite(value, path: Path, field: str, low: float = -math.inf, high: float = math.inf) -> float:
     if isinstance(value, bool) or not isinstance(value, (int, float)) or not math.isfinite(value) \
             or not low <= value <= high:
         _fail(path, field, f"must be a finite number in [{low:g}, {high:g}], got {_shown(value)}")
@@ -77,7 +77,7 @@ def fold_list(value, path: Path, field: str = "folds") -> list[int]:
     """A non-empty list of unique whole fold numbers >= 0 (ValueError naming ``path`` otherwise)."""
     if not isinstance(value, list) or not value:
         _fail(path, field, "must be a non-empty list of fold numbers")
-    folds = [_whole(f, path, f"{field}[{i}]") for i, f in enumerate(value)]
+    folds = [whole(f, path, f"{field}[{i}]") for i, f in enumerate(value)]
     if len(set(folds)) != len(folds):
         _fail(path, field, f"lists a fold twice: {_shown(folds)}")
     return folds
@@ -96,9 +96,9 @@ def rate_rows(value, path: Path, field: str) -> list[dict]:
         if not isinstance(row, dict):
             _fail(path, where, f"is a {type(row).__name__}, not an object")
         for key, (low, high) in ROW_NUMBERS.items():
-            _number(row.get(key), path, f"{where}.{key}", low, high)
+            finite(row.get(key), path, f"{where}.{key}", low, high)
         for key in ROW_COUNTS:
-            _whole(row.get(key), path, f"{where}.{key}")
+            whole(row.get(key), path, f"{where}.{key}")
     return value
 
 
@@ -108,10 +108,10 @@ def _fold_runs(value, path: Path, field: str = "runs") -> list[dict]:
     for i, run in enumerate(value):
         if not isinstance(run, dict):
             _fail(path, f"{field}[{i}]", f"is a {type(run).__name__}, not an object")
-        _whole(run.get("fold"), path, f"{field}[{i}].fold")
+        whole(run.get("fold"), path, f"{field}[{i}].fold")
         rate_rows(run.get("rates"), path, f"{field}[{i}].rates")
         if "train_seconds" in run:
-            _number(run["train_seconds"], path, f"{field}[{i}].train_seconds", 0.0)
+            finite(run["train_seconds"], path, f"{field}[{i}].train_seconds", 0.0)
     fold_list([r["fold"] for r in value], path, f"{field}[].fold")
     return value
 
@@ -135,7 +135,7 @@ def read_run_info(out_dir) -> dict:
     digest = _text(obj, "data_sha256", path)
     if len(digest) != 64 or any(c not in "0123456789abcdef" for c in digest):
         _fail(path, "data_sha256", "must be 64 hexadecimal digits")
-    _whole(obj.get("eval_every", 0), path, "eval_every")
+    whole(obj.get("eval_every", 0), path, "eval_every")
     replaces = _text(obj, "replaces", path, optional=True)   # a staged --overwrite: the sibling it replaces
     if replaces is not None and (replaces in (".", "..") or "/" in replaces or "\\" in replaces
                                  or path.parent.name != replaces + STAGING):
@@ -151,7 +151,7 @@ def read_results(run_dir) -> dict:
     _common(obj, path)
     _fold_runs(obj.get("runs"), path)
     if "train_seconds" in obj:
-        _number(obj["train_seconds"], path, "train_seconds", 0.0)
+        finite(obj["train_seconds"], path, "train_seconds", 0.0)
     return obj
 
 
@@ -162,5 +162,5 @@ def read_fold_rows(path, fold: int) -> dict:
     if obj.get("fold") != fold or isinstance(obj.get("fold"), bool):
         _fail(path, "fold", f"must be {fold} (the folder it is in), got {_shown(obj.get('fold'))}")
     rate_rows(obj.get("rates"), path, "rates")
-    _number(obj.get("train_seconds"), path, "train_seconds", 0.0)
+    finite(obj.get("train_seconds"), path, "train_seconds", 0.0)
     return obj

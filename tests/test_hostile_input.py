@@ -166,6 +166,17 @@ SBU_CASES = [
     ("skeleton_pos.txt is a folder", lambda r: (r / "s01s02/01/002/skeleton_pos.txt").mkdir(parents=True),
      "s01s02/01/002", r": missing skeleton_pos.txt"),
     ("no sequence at all", _remove_all_sequences, "", r": no skeleton_pos.txt files found"),
+    # links (issue 18, group 10): followed, but never silently skipped or counted twice
+    ("dangling set link", lambda r: (r / "s03s02").symlink_to(r / "gone"), "s03s02", r": a link that points nowhere"),
+    ("looping class link", lambda r: (r / "s01s02/05").symlink_to(r / "s01s02/05"), "s01s02/05",
+     r": a link that loops"),
+    ("looping pair of links", lambda r: ((r / "s01s02/06").symlink_to(r / "s01s02/07"),
+                                         (r / "s01s02/07").symlink_to(r / "s01s02/06")), "s01s02/06",
+     r": a link that loops"),
+    ("set linked to another set", lambda r: (r / "s03s02").symlink_to(r / "s01s02", target_is_directory=True),
+     "s03s02/01/001/skeleton_pos.txt", r": the same file as s01s02/01/001/skeleton_pos.txt \(through a link\)"),
+    ("sequence linked twice", lambda r: (r / "s01s02/01/009").symlink_to(r / "s01s02/01/001"),
+     "s01s02/01/009/skeleton_pos.txt", r": the same file as s01s02/01/001/skeleton_pos.txt"),
     ("sets of one fold only", lambda r: [shutil.rmtree(r / s) for s in ("s02s03", "s01s03")], "",
      r": dataset 'sbu': every sample is in test fold 1, so its split has no training data"),
 ]
@@ -857,3 +868,58 @@ def test_output_paths_are_checked_before_any_work(capsys, tmp_path, finished_run
     err = cli_error(capsys, argv)
     assert re.search(pattern, err), err
     assert (tmp_path / "a_file").read_text() == "keep me" and not any((tmp_path / "a_folder").iterdir())
+
+
+@pytest.fixture(scope="module")
+def compact_file(finished_run, tmp_path_factory) -> Path:
+    path = tmp_path_factory.mktemp("compact") / "net.npz"
+    assert main(["export", "--run", str(finished_run), "--out", str(path)]) == 0
+    return path
+
+
+def _meta_edit(fn):
+    def edit(arrays: dict):
+        meta = json.loads(str(arrays["meta"]))
+        meta = fn(meta) or meta
+        arrays["meta"] = np.asarray(json.dumps(meta))
+    return edit
+
+
+def _entry(name, value):
+    def edit(arrays: dict):
+        arrays[name] = value
+    return edit
+
+
+COMPACT_CASES = [  # issue 18, group 9: load_compact checks its metadata's types before using them
+    ("meta a list", _meta_edit(lambda m: [1]), r"'meta' entry holds a JSON list, not an object"),
+    ("nodes text", _meta_edit(_set_in("num_nodes", "30")), r"'meta\.num_nodes' must be a whole number >= 1"),
+    ("blocks negative", _meta_edit(_set_in("num_blocks", -1)), r"'meta\.num_blocks' must be a whole number >= 0"),
+    ("blocks absurd", _meta_edit(_set_in("num_blocks", 10 ** 6)), r"'meta\.num_blocks' is 1000000, more than"),
+    ("scale NaN", _meta_edit(_set_in("attention_scale", float("nan"))), r"'meta\.attention_scale' must be a finite"),
+    ("graph misshapen", _meta_edit(_set_in("graph", [[True]])), r"'meta\.graph' must be null or \d+ lists of \d+"),
+    ("graph numbers", _meta_edit(lambda m: m.update(graph=[[0.5] * m["num_nodes"]] * m["num_nodes"])),
+     r"'meta\.graph' must be null or"),
+    ("bcoo shape text", _meta_edit(_set_in("bcoo", {"params/fc/kernel": "x"})), r"must be a kernel shape"),
+    ("bcoo shape negative", _meta_edit(_set_in("bcoo", {"params/fc/kernel": [-1, 4]})),
+     r"'meta\.bcoo\.params/fc/kernel\[0\]' must be a whole number >= 1"),
+    ("bcoo without data", _meta_edit(_set_in("bcoo", {"params/fc/kernel": [4, 4]})), r"missing .* data or indices"),
+    ("info a list", _meta_edit(_set_in("info", [])), r"'meta\.info' must be an object"),
+    ("entry outside params", _entry("x", np.zeros(2, np.float32)), r"entry 'x' is not a 'params/\.\.\.' array"),
+    ("index fractional", _entry("params/input_index", np.zeros(3, np.float32)),
+     r"'params/input_index' must be a 1-D array of whole numbers >= 0"),
+    ("index negative", _entry("params/fc/index", -np.ones(3, np.int32)), r"'params/fc/index' must be a 1-D array"),
+    ("entry of text", _entry("params/fc/bias", np.asarray(["a", "b"])), r"'params/fc/bias' has dtype <U1"),
+]
+
+
+@pytest.mark.parametrize("edit, pattern", [c[1:] for c in COMPACT_CASES], ids=[c[0] for c in COMPACT_CASES])
+def test_tampered_compact_network(tmp_path, compact_file, edit, pattern):
+    from jaxprune.export import load_compact
+    with np.load(compact_file, allow_pickle=False) as f:
+        arrays = {k: f[k] for k in f.files}
+    edit(arrays)
+    path = tmp_path / "net.npz"
+    np.savez(path, **arrays)
+    with pytest.raises(ValueError, match=pattern):
+        load_compact(path)

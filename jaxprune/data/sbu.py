@@ -96,6 +96,21 @@ def _cut_hint(text: str, line: int, num_lines: int) -> str:
     return ""
 
 
+def _folders(parent: Path) -> list[Path]:
+    """The sub-folders of ``parent``, sorted; a link that dangles or loops is an error naming it."""
+    folders = []
+    for p in sorted(parent.iterdir()):
+        if p.is_symlink():
+            try:
+                p.resolve(strict=True)
+            except (OSError, RuntimeError) as e:
+                kind = "loops" if isinstance(e, RuntimeError) or "loop" in str(e).lower() else "points nowhere"
+                raise DataError(f"a link that {kind} (to {os.readlink(p)!r})", p) from None
+        if p.is_dir():
+            folders.append(p)
+    return folders
+
+
 def load_sbu(data_dir: str | os.PathLike) -> SkeletonDataset:
     """Loads every sequence under ``data_dir``; folds 1..5 are the standard cross-validation sets.
 
@@ -106,6 +121,8 @@ def load_sbu(data_dir: str | os.PathLike) -> SkeletonDataset:
     rest loads, with a ``UserWarning`` naming the missing sets and the folds they leave
     incomplete (results on such a copy are not comparable with the standard 5-fold protocol);
     a copy whose sets all belong to one fold is an error (that split has no training data).
+    Links are followed; one that dangles or loops, or two paths to the same skeleton file (a set
+    linked to another), is an error naming it.
     """
     root = Path(data_dir)
     if not root.is_dir():
@@ -113,20 +130,26 @@ def load_sbu(data_dir: str | os.PathLike) -> SkeletonDataset:
                         "<seq>/skeleton_pos.txt)", root)
     fold_of = {s: k + 1 for k, sets in enumerate(SBU_FOLDS) for s in sets}
     seqs, labels, folds, ids = [], [], [], []
-    set_dirs = sorted(p for p in root.iterdir() if p.is_dir())
+    seen: dict[Path, Path] = {}
+    set_dirs = _folders(root)
     if not set_dirs:
         raise DataError("no set folders (expected s01s02 ... s07s03)", root)
     for set_dir in set_dirs:
         if set_dir.name not in fold_of:
             raise DataError(f"unknown set folder {set_dir.name!r}: expected one of the 21 SBU sets "
                             f"{sorted(fold_of)}", set_dir)
-        for class_dir in sorted(p for p in set_dir.iterdir() if p.is_dir()):
+        for class_dir in _folders(set_dir):
             if not re.fullmatch(r"0[1-8]", class_dir.name):
                 raise DataError(f"unknown class folder {class_dir.name!r}: expected 01..08", class_dir)
-            for seq_dir in sorted(p for p in class_dir.iterdir() if p.is_dir()):
+            for seq_dir in _folders(class_dir):
                 f = seq_dir / "skeleton_pos.txt"
                 if not f.is_file():
                     raise DataError("missing skeleton_pos.txt in a sequence folder", seq_dir)
+                real = f.resolve()
+                if real in seen:   # a linked folder: one recording in two places (two folds: a leak)
+                    raise DataError(f"the same file as {seen[real]} (through a link): one recording would be "
+                                    "counted twice, in two folds if the sets differ", f)
+                seen[real] = f.relative_to(root)
                 seqs.append(read_skeleton_file(f))
                 labels.append(int(class_dir.name) - 1)
                 folds.append(fold_of[set_dir.name])
