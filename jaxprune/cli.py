@@ -23,6 +23,7 @@ from jaxprune.data.errors import DataError
 from jaxprune.datasets import DATASETS, PRESETS, load_dataset
 from jaxprune.methods import METHODS
 from jaxprune import host_guard, hosts
+from jaxprune.run_files import STAGING
 from jaxprune.runner import RunConfig, RunExistsError, resume, run
 from jaxprune.serving import evaluate_run, export_run, parse_rates
 
@@ -220,6 +221,8 @@ def main(argv=None) -> int:
     if not hosts.is_writer():
         return 0   # process 0 reports the run
     _print_summary(results)
+    if str(out).rstrip("/").endswith(STAGING) and not os.path.exists(out):   # a resumed overwrite moved in
+        out = str(out).rstrip("/")[:-len(STAGING)]
     print(f"  results: {out}/results.json")
     return 0
 

@@ -542,6 +542,13 @@ def test_npz_path(capsys, tmp_path, data, pattern):
     assert re.search(pattern, err), err
 
 
+def test_npz_named_pipe_is_refused_without_blocking(capsys, tmp_path):
+    """(issue 18, group 8) opening a named pipe would wait forever for a writer."""
+    os.mkfifo(tmp_path / "data.npz")
+    err = cli_error(capsys, train_argv("npz", tmp_path / "data.npz", tmp_path / "out"))
+    assert re.search(r"data\.npz: not a regular file \(a folder, a named pipe or a device\)", err), err
+
+
 # ----------------------------------------------------------------------------------------------
 # Settings: checked before any data is read, named in the message.
 

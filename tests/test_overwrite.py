@@ -48,6 +48,7 @@ def test_an_interrupted_overwrite_leaves_the_old_run_intact(tmp_path, capsys):
     assert f"continue that one with --resume {staged}" in capsys.readouterr().err
 
     assert main(["train", "--resume", str(staged), "--quiet"]) == 0   # the new run finishes and moves in
+    assert f"results: {run}/results.json" in capsys.readouterr().out
     assert not staged.exists() and not (tmp_path / "run.replaced").exists()
     info = json.loads((run / "run.json").read_text())
     assert info["config"]["train"]["epochs"] == 30 and info["replaces"] == "run"

@@ -44,7 +44,8 @@ def load_npz(path: str | os.PathLike) -> SkeletonDataset:
     """
     path = Path(path)
     if not path.is_file():
-        raise DataError("file not found", path=path)
+        raise DataError("not a regular file (a folder, a named pipe or a device)" if path.exists()
+                        else "file not found", path=path)
     arrays = _read_npz(path)
 
     def fail(key: str, message: str):
