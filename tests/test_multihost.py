@@ -15,7 +15,7 @@ from pathlib import Path
 import numpy as np
 import pytest
 
-EPOCHS, EVERY = 30, 10
+EPOCHS, EVERY = 20, 10
 ARGS = ["--dataset", "synthetic", "--method", "dense", "--epochs", str(EPOCHS), "--fold", "1",
         "--set", "model.channels=4", "--set", "model.hidden=16",
         "--set", "train.batch_size=64", "--set", f"train.checkpoint_every={EVERY}", "--quiet"]

@@ -37,9 +37,9 @@ def test_an_interrupted_overwrite_leaves_the_old_run_intact(tmp_path, capsys):
     assert main(["train", *TINY, "--epochs", "2", "--out", str(run)]) == 0
     old = _snapshot(run)
     staged = tmp_path / "run.overwrite"
-    new = ["train", *TINY, "--epochs", "30", "--set", "train.checkpoint_every=10", "--out", str(run), "--overwrite"]
+    new = ["train", *TINY, "--epochs", "20", "--set", "train.checkpoint_every=10", "--out", str(run), "--overwrite"]
     for marker in (staged / "run.json", staged / "fold1" / "checkpoints" / "10",
-                   staged / "fold1" / "checkpoints" / "30"):   # started; first checkpoint; evaluating
+                   staged / "fold1" / "checkpoints" / "20"):   # started; first checkpoint; evaluating
         _kill_when(new, marker)
         assert _snapshot(run) == old, f"killed at {marker.relative_to(tmp_path)}"
     capsys.readouterr()
@@ -51,9 +51,9 @@ def test_an_interrupted_overwrite_leaves_the_old_run_intact(tmp_path, capsys):
     assert f"results: {run}/results.json" in capsys.readouterr().out
     assert not staged.exists() and not (tmp_path / "run.replaced").exists()
     info = json.loads((run / "run.json").read_text())
-    assert info["config"]["train"]["epochs"] == 30 and info["replaces"] == "run"
+    assert info["config"]["train"]["epochs"] == 20 and info["replaces"] == "run"
     results = json.loads((run / "results.json").read_text())
-    assert results["epochs"] == 30 and len((run / "fold1" / "metrics.jsonl").read_text().splitlines()) == 30
+    assert results["epochs"] == 20 and len((run / "fold1" / "metrics.jsonl").read_text().splitlines()) == 20
     assert main(["eval", "--run", str(run), "--rates", "0"]) == 0
 
 

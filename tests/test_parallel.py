@@ -48,14 +48,14 @@ SCRIPT = textwrap.dedent("""
     out = {"devices": len(jax.devices()), "auto_mesh": mesh_for_batch(0, 64).size}
     params = {}
     for devices in (1, 4):
-        for method in ("dense", "mrmp"):
+        for method in ("mrmp",):   # the stricter case; dense multi-process runs in test_multihost
             cfg = override(RunConfig(method=method), ["model.channels=4", "model.hidden=16", "train.epochs=15",
                            "train.batch_size=64", "prune.rates=0.5,0.9", "prune.eval_rates=",
                            f"train.devices={devices}"])
             r = train_fold(data, 1, cfg, progress=False)
             params[(devices, method)] = jax.tree.leaves(r["params"])
             out[f"accuracy_{method}_{devices}"] = [row["accuracy"] for row in r["rates"]]
-    for method in ("dense", "mrmp"):
+    for method in ("mrmp",):
         out[f"max_diff_{method}"] = max(float(np.max(np.abs(np.asarray(a) - np.asarray(b))))
                                         for a, b in zip(params[(1, method)], params[(4, method)]))
         out[f"max_abs_{method}"] = max(float(np.max(np.abs(np.asarray(a)))) for a in params[(1, method)])
@@ -81,6 +81,6 @@ def test_four_devices_train_like_one():
     # each device holds its share of the training set and receives its slice of every batch
     assert out["rows_per_device"] == [3, 3, 3, 3] and out["batch_split"] == [2, 2, 2, 2]
     assert out["gathered_exactly"]
-    for method in ("dense", "mrmp"):   # 15 epochs of Adam: rounding of the sharded reductions only
+    for method in ("mrmp",):   # 15 epochs of Adam: rounding of the sharded reductions only
         assert out[f"max_diff_{method}"] <= 1e-5 * max(1.0, out[f"max_abs_{method}"]), out
         assert out[f"accuracy_{method}_1"] == pytest.approx(out[f"accuracy_{method}_4"], abs=1.6), out
