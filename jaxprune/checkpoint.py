@@ -25,6 +25,7 @@ import numpy as np
 import orbax.checkpoint as ocp
 
 from jaxprune.config import flatten
+from jaxprune.hosts import first_line
 from jaxprune.train import TrainState
 
 ITEMS = ("state", "meta")
@@ -176,7 +177,4 @@ def _plain(obj):
 
 def _short(e: BaseException) -> str:
     """The first line of the root cause of ``e``, shortened."""
-    while e.__cause__ is not None:
-        e = e.__cause__
-    text = str(e).strip().splitlines()
-    return f"{type(e).__name__}: {text[0][:200] if text else ''}"
+    return first_line(e, limit=200)

@@ -215,9 +215,7 @@ def main(argv=None) -> int:
     except Exception as e:   # several processes: a collective with a peer that stopped fails here
         if hosts.process_count() == 1 or not isinstance(e, jax.errors.JaxRuntimeError):
             raise
-        lines = str(e).strip().splitlines()
-        hosts.stop(f"a computation across processes failed (did a peer stop?): {type(e).__name__}: "
-                   f"{lines[0][:300] if lines else ''}")
+        hosts.stop(f"a computation across processes failed (did a peer stop?): {hosts.first_line(e)}")
     if not hosts.is_writer():
         return 0   # process 0 reports the run
     _print_summary(results)

@@ -19,7 +19,6 @@ from __future__ import annotations
 
 import os
 import sys
-import threading
 
 import jax
 import numpy as np
@@ -38,16 +37,15 @@ def initialize_distributed(coordinator: str | None = None, num_processes: int | 
     wait for each other at the start. ValueError for incomplete or invalid settings, or a start
     that fails.
     """
+    if not requested(coordinator, num_processes, process_id):
+        return False
     env = os.environ
     coordinator = coordinator or env.get("JAXPRUNE_COORDINATOR")
     if num_processes is None and env.get("JAXPRUNE_NUM_PROCESSES"):
         num_processes = _env_int("JAXPRUNE_NUM_PROCESSES", 1)
     if process_id is None and env.get("JAXPRUNE_PROCESS_ID"):
         process_id = _env_int("JAXPRUNE_PROCESS_ID", 0)
-    auto = env.get("JAXPRUNE_DISTRIBUTED") == "auto"
-    asked = coordinator or num_processes is not None or process_id is not None
-    if not asked and not auto:
-        return False
+    asked = coordinator or num_processes is not None or process_id is not None   # else: cluster detection
     if asked:
         missing = [n for n, v in (("coordinator address", coordinator), ("number of processes", num_processes),
                                   ("process id", process_id)) if v is None]
@@ -65,7 +63,7 @@ def initialize_distributed(coordinator: str | None = None, num_processes: int | 
                                    heartbeat_timeout_seconds=peer_timeout)
     except Exception as e:   # jax raises XlaRuntimeError (DEADLINE_EXCEEDED, UNAVAILABLE, ...) or RuntimeError
         raise ValueError(f"multi-host start with {where} failed within {start_timeout} s "
-                         f"(JAXPRUNE_START_TIMEOUT): {_first_line(e)}") from None
+                         f"(JAXPRUNE_START_TIMEOUT): {first_line(e)}") from None
     return True
 
 
@@ -91,9 +89,12 @@ def _env_int(name: str, default: int, minimum: int = 0) -> int:
     return value
 
 
-def _first_line(e: BaseException) -> str:
+def first_line(e: BaseException, limit: int = 300) -> str:
+    """``Type: first line`` of the root cause of ``e`` (its ``__cause__`` chain), shortened."""
+    while e.__cause__ is not None:
+        e = e.__cause__
     lines = str(e).strip().splitlines()
-    return f"{type(e).__name__}: {lines[0][:300] if lines else ''}"
+    return f"{type(e).__name__}: {lines[0][:limit] if lines else ''}"
 
 
 def process_count() -> int:
@@ -133,17 +134,13 @@ def agree(decide, error_types: tuple = (ValueError,)):
             error = e
             kinds = [i for i, kind in enumerate(error_types) if isinstance(e, kind)]
             code, text = 4 + (kinds[0] if kinds else len(error_types)), str(e).encode()
-    buf = np.zeros(MESSAGE_BYTES + 1, np.int32)
-    buf[0] = code
-    chars = np.frombuffer(text[:MESSAGE_BYTES], np.uint8)
-    buf[1:1 + len(chars)] = chars
-    buf = np.asarray(multihost_utils.broadcast_one_to_all(buf))
+    buf = np.asarray(multihost_utils.broadcast_one_to_all(np.concatenate([np.int32([code]), _encode(text)])))
     if error is not None:
         raise error
     code = int(buf[0])
     if code < 4:
         return {1: None, 2: True, 3: False}[code]
-    message = bytes(buf[1:].astype(np.uint8)).rstrip(b"\0").decode(errors="replace")
+    message = _decode(buf[1:])
     kind = error_types[code - 4] if code - 4 < len(error_types) else RuntimeError
     raise kind(message)
 
@@ -154,24 +151,29 @@ def check_same(value: str, what: str) -> None:
     if jax.process_count() == 1:
         return
     from jax.experimental import multihost_utils
-    mine = np.zeros(MESSAGE_BYTES, np.int32)
-    chars = np.frombuffer(value.encode()[:MESSAGE_BYTES], np.uint8)
-    mine[:len(chars)] = chars
-    every = np.asarray(multihost_utils.process_allgather(mine))   # (processes, MESSAGE_BYTES)
+    every = np.asarray(multihost_utils.process_allgather(_encode(value.encode())))   # (processes, bytes)
     differ = [p for p in range(len(every)) if not np.array_equal(every[p], every[0])]
     if differ:
         raise ValueError(f"the processes do not agree on {what}: process(es) {differ} differ from process 0 "
                          "(every host must read the same data and settings)")
 
 
-_stopping = threading.Lock()
+def _encode(text: bytes) -> np.ndarray:
+    """``text`` as a fixed-size (MESSAGE_BYTES,) int32 array (cut, zero-padded) for a collective."""
+    buf = np.zeros(MESSAGE_BYTES, np.int32)
+    chars = np.frombuffer(text[:MESSAGE_BYTES], np.uint8)
+    buf[:len(chars)] = chars
+    return buf
+
+
+def _decode(buf: np.ndarray) -> str:
+    return bytes(np.asarray(buf).astype(np.uint8)).rstrip(b"\0").decode(errors="replace")
 
 
 def stop(message: str) -> None:
     """Ends this process at once with one ``jaxprune: error: process I: ...`` line on stderr and
-    status 2 (the first caller wins; jax's shutdown at exit would wait for a lost peer)."""
-    if _stopping.acquire(blocking=False):
-        sys.stdout.flush()
-        sys.stderr.write(f"jaxprune: error: process {jax.process_index()}: {message}\n")
-        sys.stderr.flush()
+    status 2 (jax's shutdown at exit would wait for a lost peer)."""
+    sys.stdout.flush()
+    sys.stderr.write(f"jaxprune: error: process {jax.process_index()}: {message}\n")
+    sys.stderr.flush()
     os._exit(2)

@@ -59,14 +59,6 @@ def mesh_for_batch(devices: int, batch: int) -> Mesh | None:
     return None if n == 1 else data_mesh(n)
 
 
-def shard_batch(tree: Any, mesh: Mesh | None) -> Any:
-    """Inside a jitted function: every array's leading (batch) axis split over the mesh."""
-    if mesh is None or mesh.size == 1:
-        return tree
-    spec = NamedSharding(mesh, PartitionSpec(DATA_AXIS))
-    return jax.tree.map(lambda a: jax.lax.with_sharding_constraint(a, spec), tree)
-
-
 def gather_rows(data: Any, index: jax.Array, mesh: Mesh | None) -> Any:
     """Inside a jitted function: rows ``index`` (B,) of every array in ``data`` (leading axis the
     samples, sharded over the mesh as ``shard_rows`` places it), as a batch split over the mesh.
@@ -96,9 +88,10 @@ def gather_rows(data: Any, index: jax.Array, mesh: Mesh | None) -> Any:
     return jax.tree.map(one, data)
 
 
-def _pad_rows(a, multiple: int):
+def _pad_rows(a, multiple: int, xp=jnp):
+    """``a`` with zero rows appended up to a multiple of ``multiple`` rows (``xp``: jnp or np)."""
     extra = -a.shape[0] % multiple
-    return a if not extra else jnp.concatenate([a, jnp.zeros((extra,) + a.shape[1:], a.dtype)])
+    return a if not extra else xp.concatenate([a, xp.zeros((extra,) + a.shape[1:], a.dtype)])
 
 
 def shard_rows(tree: Any, mesh: Mesh | None) -> Any:
@@ -110,10 +103,7 @@ def shard_rows(tree: Any, mesh: Mesh | None) -> Any:
     sharding = NamedSharding(mesh, PartitionSpec(DATA_AXIS))
 
     def one(a):
-        a = np.asarray(a)
-        extra = -a.shape[0] % mesh.size
-        if extra:
-            a = np.concatenate([a, np.zeros((extra,) + a.shape[1:], a.dtype)])
+        a = _pad_rows(np.asarray(a), mesh.size, np)
         return jax.make_array_from_callback(a.shape, sharding, lambda index: a[index])
     return jax.tree.map(one, tree)
 

@@ -29,7 +29,6 @@ from jaxprune.optim import make_optimizer
 from jaxprune.parallel import mesh_for_batch, replicate, shard_rows, to_local
 from jaxprune.results import check_writable_folder, summarise, write_json_atomic
 from jaxprune.run_files import STAGING, read_fold_rows, read_run_info
-from jaxprune.data.errors import DataError
 from jaxprune.train import TrainConfig, fit, init_state, make_epoch, steps_per_epoch
 
 
@@ -292,6 +291,7 @@ def run(dataset: SkeletonDataset, config: RunConfig, folds=None, *, out_dir=None
     check_settings_on(dataset, config)
     digest = dataset_digest(dataset)
     hosts.check_same(digest, f"the {dataset.name} dataset's SHA-256")
+    replaces = None   # with overwrite over a run: the name of the folder the new run replaces
     if out_dir is not None:
         out_dir = Path(out_dir)
         run_info = {"config": config.to_dict(), "method": config.method, "dataset": dataset.name,
@@ -301,10 +301,8 @@ def run(dataset: SkeletonDataset, config: RunConfig, folds=None, *, out_dir=None
         # process 0 checks and prepares the folder; every process gets its verdict before any work
         if hosts.agree(lambda: _start_folder(out_dir, folds, overwrite, run_info), (RunExistsError, ValueError)):
             out_dir, replaces = staging_folder(out_dir), out_dir.name
-            return _run_folds(dataset, config, folds, out_dir, progress, eval_every, data_dir,
-                              loader or dataset.name, resume=False, replaces=replaces)
     return _run_folds(dataset, config, folds, out_dir, progress, eval_every, data_dir, loader or dataset.name,
-                      resume=False)
+                      resume=False, replaces=replaces)
 
 
 def staging_folder(out_dir: Path) -> Path:
@@ -341,10 +339,10 @@ def _start_folder(out_dir: Path, folds: list[int], overwrite: bool, run_info: di
     return staged
 
 
-def _replace_run(staged: Path, replaces: str) -> Path:
+def _replace_run(staged: Path, replaces: str) -> None:
     """Moves the finished run in ``staged`` over the run it replaces (``replaces``: the name of a
     sibling folder): the old folder is renamed aside, the new one renamed into place, the old one
-    deleted. Returns the run's final folder."""
+    deleted."""
     final = staged.with_name(replaces)
     aside = final.with_name(final.name + ".replaced")
     if aside.exists():
@@ -353,7 +351,6 @@ def _replace_run(staged: Path, replaces: str) -> Path:
         os.replace(final, aside)
     os.replace(staged, final)
     shutil.rmtree(aside, ignore_errors=True)
-    return final
 
 
 def resume(out_dir, *, dataset: SkeletonDataset | None = None, data_dir=None, progress: bool = True) -> dict:
@@ -390,7 +387,7 @@ def resume(out_dir, *, dataset: SkeletonDataset | None = None, data_dir=None, pr
     for f in folds:
         try:
             dataset.split(f)
-        except (ValueError, DataError) as e:
+        except ValueError as e:   # DataError included
             raise ValueError(f"{path}: field 'folds': {e}") from None
     return _run_folds(dataset, config, folds, out_dir, progress, info.get("eval_every", 0), data_dir,
                       loader, resume=True, replaces=info.get("replaces"))
