@@ -161,7 +161,20 @@ def total_alignment(params: PyTree, prunable: PyTree, priors: PyTree | Prior, te
     ``prunable``: pytree of bools like ``params``. ``priors``: one prior for every layer, or a
     pytree aligned with ``params`` holding a prior at every prunable leaf (``None`` elsewhere),
     e.g. ``jaxprune.priors.layer_priors``.
+
+    The default term over layers whose priors share one law is computed as one stacked
+    computation (``stacked_kl_alignment``): the same value as the per-layer sum, one XLA
+    computation instead of one per layer (compiling is then about as fast as for one layer).
     """
+    layers = _prunable_layers(params, prunable, priors)
+    if term is None and len({jax.tree.structure(p) for _, p in layers}) == 1:
+        return stacked_kl_alignment([w for w, _ in layers], [p for _, p in layers], **kw)
+    term = term or kl_alignment
+    return sum((term(w, prior, **kw) for w, prior in layers), jnp.zeros((), jnp.float32))
+
+
+def _prunable_layers(params: PyTree, prunable: PyTree, priors: PyTree | Prior) -> list[tuple[jax.Array, Prior]]:
+    """(weights, prior) of every prunable leaf, in ``params``' leaf order."""
     flat_w, _ = jax.tree_util.tree_flatten_with_path(params)
     keep = jax.tree_util.tree_leaves(prunable)
     if len(keep) != len(flat_w):
@@ -179,5 +192,66 @@ def total_alignment(params: PyTree, prunable: PyTree, priors: PyTree | Prior, te
             if prior is None:
                 raise ValueError(f"total_alignment: no prior for prunable leaf {jax.tree_util.keystr(path)}")
             layers.append((w, prior))
-    term = term or kl_alignment
-    return sum((term(w, prior, **kw) for w, prior in layers), jnp.zeros((), jnp.float32))
+    return layers
+
+
+def stacked_kl_alignment(weights: list[jax.Array], priors: list[Prior], bins: int = 64,
+                         grid: float | None = None, bandwidth: float = 1.0, window: float | None = 4.0,
+                         eps: float = 1e-6, space: str = "weight", shift: jax.Array | float = 0.0) -> jax.Array:
+    """Σ_ℓ ``kl_alignment(weights[ℓ], priors[ℓ], ...)`` (scalar, nats) as one computation.
+
+    ``priors``: one law (one pytree structure), a scale per layer. The L layers' weights are
+    concatenated (N values in all); every per-weight quantity reads its layer's grid through a
+    static layer index, the soft histograms are one scatter-add into (L, bins) and each layer's
+    sums are reductions over its own slice, so each layer's term is computed as in
+    ``kl_alignment``. Arguments as there; ``window=None`` falls back to the per-layer sum.
+    """
+    if space == "both":
+        kw = dict(bins=bins, grid=grid, bandwidth=bandwidth, window=window, eps=eps, shift=shift)
+        return sum(0.5 * (w_term + q_term) for w_term, q_term in zip(
+            _stacked_terms(weights, priors, space="weight", **kw),
+            _stacked_terms(weights, priors, space="quantile", **kw)))
+    return sum(_stacked_terms(weights, priors, bins, grid, bandwidth, window, eps, space, shift),
+               jnp.zeros((), jnp.float32))
+
+
+def _stacked_terms(weights, priors, bins=64, grid=None, bandwidth=1.0, window=4.0, eps=1e-6,
+                   space="weight", shift=0.0) -> list[jax.Array]:
+    """Each layer's D_KL (a list of L scalars), computed together (see ``stacked_kl_alignment``)."""
+    if window is None or space not in ("weight", "quantile"):
+        return [kl_alignment(w, p, bins, grid, bandwidth, window, eps, space, shift)
+                for w, p in zip(weights, priors)]
+    sizes = [int(np.size(w)) for w in weights]
+    starts = np.cumsum([0] + sizes)
+    layer = np.repeat(np.arange(len(sizes)), sizes)                        # (N,) static layer index
+    dtype = jnp.result_type(*weights, jnp.float32)
+    w = jnp.concatenate([jnp.ravel(x).astype(dtype) for x in weights])     # (N,)
+    if space == "quantile":                                                # u = 2·F_Q(w) − 1 vs U[−1, 1]
+        stacked = jax.tree.map(lambda *s: jnp.stack([jnp.asarray(x, dtype) for x in s]), *priors)
+        per_weight = jax.tree.map(lambda s: s[layer], stacked)
+        w = 2.0 * per_weight.cdf(w) - 1.0
+        priors, grid = [Uniform(scale=1.0)] * len(sizes), 1.0
+    edges = jnp.stack([grid_edges(p, bins, grid).astype(dtype) for p in priors])   # (L, bins + 1)
+    half = edges[:, -1]
+    width = edges[:, 1] - edges[:, 0]
+    h = bandwidth * width
+    edges = edges + jnp.asarray(shift, dtype) * width[:, None]
+    stacked = jax.tree.map(lambda *s: jnp.stack([jnp.asarray(x, dtype) for x in s]), *priors)
+    q = jax.vmap(prior_histogram)(stacked, edges, h)                      # (L, bins + 2)
+    lo_edge, hi_edge, width_w, h_w = edges[layer, 0], edges[layer, -1], width[layer], h[layer]
+    below = _ndtr((lo_edge - w) / h_w)
+    above = _ndtr((w - hi_edge) / h_w)
+    reach = int(math.ceil(window * bandwidth))
+    start = jnp.clip(jnp.floor((w - lo_edge) / width_w), -reach - 1, bins + reach)
+    j = start.astype(jnp.int32)[:, None] + jnp.arange(-reach, reach + 1)[None, :]
+    lo = (lo_edge[:, None] + j * width_w[:, None] - w[:, None]) / h_w[:, None]    # (N, 2·reach + 1)
+    mass = jnp.where((j >= 0) & (j < bins), _ndtr_diff(lo + 1.0 / bandwidth, lo), 0.0)
+    slot = jnp.clip(j, 0, bins - 1) + bins * jnp.asarray(layer, jnp.int32)[:, None]
+    inner = jnp.zeros(len(sizes) * bins, mass.dtype).at[slot].add(mass).reshape(len(sizes), bins)
+    d = (jnp.abs(w) - half[layer]) / h_w
+    pull = _ndtr(d) * jax.nn.relu(d)
+    count = jnp.asarray(sizes, dtype)
+    per_layer = lambda x: jax.ops.segment_sum(x, layer, len(sizes), indices_are_sorted=True)
+    p = jnp.concatenate([per_layer(below)[:, None], inner, per_layer(above)[:, None]], 1) / count[:, None]
+    binned = jnp.sum(p * (jnp.log(p + eps) - jnp.log(q + eps)), axis=1)
+    return list(binned + per_layer(pull) / count)
