@@ -12,9 +12,13 @@ settings or other leaf shapes, and one that cannot be read; it deletes nothing.
 
 from __future__ import annotations
 
+import contextlib
 import gc
+import io
 import json
 import logging
+import os
+import re
 import shutil
 import sys
 import time
@@ -70,10 +74,23 @@ def save(directory, epoch: int, state: TrainState, *, method: str, config: dict,
     """
     meta = {"format": FORMAT, "epoch": int(epoch), "method": method, "config": _plain(config),
             "leaves": leaf_specs(state), "seconds": float(seconds)}
-    with _manager(Path(directory), keep) as manager:
-        manager.save(int(epoch), args=ocp.args.Composite(state=ocp.args.StandardSave(_tree(state)),
-                                                         meta=ocp.args.JsonSave(meta)), force=True)
-        manager.wait_until_finished()
+    with _quiet() as failed:
+        try:
+            with _manager(Path(directory), keep) as manager:
+                manager.save(int(epoch), args=ocp.args.Composite(state=ocp.args.StandardSave(_tree(state)),
+                                                                 meta=ocp.args.JsonSave(meta)), force=True)
+                manager.wait_until_finished()
+        except Exception as e:
+            failed.append(e)
+    if failed:
+        where = Path(directory).absolute()
+        # futures of the failed write that are collected later log "exception was never retrieved"
+        logging.getLogger("asyncio").addFilter(lambda record: str(where) not in record.getMessage())
+        for partial in where.glob(f"{int(epoch)}.orbax-checkpoint-tmp*"):
+            shutil.rmtree(partial, ignore_errors=True)       # frees what the failed write took
+        kept = " (the previous one is kept)" if any(p.name.isdigit() for p in where.iterdir()) else ""
+        raise OSError(f"checkpoint {where / str(int(epoch))} could not be saved{kept}: "
+                      f"{_os_cause(failed[0]) or _short(failed[0])}") from failed[0]
 
 
 def restore(directory, template: TrainState, *, method: str, config: dict,
@@ -118,26 +135,41 @@ def restore(directory, template: TrainState, *, method: str, config: dict,
 
 def _read(manager: ocp.CheckpointManager, epoch: int, **item):
     """(the one item restored, None) or (None, a one-line error): orbax, tensorstore and JSON
-    errors all mean the checkpoint cannot be read. A failed read leaves reads in flight and failed
-    asyncio tasks behind that print tracebacks when they end: they are let end here, silently."""
+    errors all mean the checkpoint cannot be read (their tracebacks are held back, ``_quiet``)."""
     (name, args), = item.items()
-    hook, log = sys.unraisablehook, logging.getLogger("asyncio")
-    level = log.level
-    sys.unraisablehook = lambda unraisable: None
-    log.setLevel(logging.CRITICAL)
-    error = None
-    try:
+    with _quiet() as failed:
         try:
             return manager.restore(epoch, args=ocp.args.Composite(**{name: args}))[name], None
         except Exception as e:
-            error = _short(e)
-        return None, error
+            failed.append(e)
+            return None, _short(e)
+
+
+@contextlib.contextmanager
+def _quiet():
+    """Holds back what orbax's threads print while a save or read fails: a failed write or read
+    leaves writes or reads in flight and asyncio tasks behind that print tracebacks (and absl
+    errors) when they end, after the error itself is already known. Yields a list: append the
+    error to it on failure; the tracebacks are then let end here, silently (local files:
+    milliseconds). Without a failure, whatever was printed is passed on unchanged."""
+    hook, stderr = sys.unraisablehook, sys.stderr
+    logs = [logging.getLogger(n) for n in ("asyncio", "absl")]
+    levels = [log.level for log in logs]
+    held, failed = io.StringIO(), []
+    sys.unraisablehook, sys.stderr = (lambda unraisable: None), held
+    for log in logs:
+        log.setLevel(logging.CRITICAL)
+    try:
+        yield failed
     finally:
-        if error is not None:
-            time.sleep(0.5)   # the other reads of the failed restore finish (local files: milliseconds)
+        if failed:
+            time.sleep(0.5)   # the other writes or reads of the failed call finish
             gc.collect()
-        sys.unraisablehook = hook
-        log.setLevel(level)
+        sys.unraisablehook, sys.stderr = hook, stderr
+        for log, level in zip(logs, levels):
+            log.setLevel(level)
+        if not failed and held.getvalue():
+            stderr.write(held.getvalue())
 
 
 def check(meta, where: Path, template: TrainState, *, method: str, config: dict) -> None:
@@ -173,6 +205,13 @@ def clear(directory) -> None:
 def _plain(obj):
     """``obj`` as JSON would give it back (tuples -> lists), for comparisons with saved metadata."""
     return json.loads(json.dumps(obj))
+
+
+def _os_cause(e: BaseException) -> str | None:
+    """The operating system's reason inside a tensorstore error ("... [os_error_code='28']"), e.g.
+    "No space left on device (errno 28)"; None when there is none."""
+    found = re.search(r"os_error_code='?(\d+)", str(e))
+    return f"{os.strerror(int(found.group(1)))} (errno {found.group(1)})" if found else None
 
 
 def _short(e: BaseException) -> str:

@@ -209,7 +209,7 @@ def main(argv=None) -> int:
             results = run(dataset, config, folds, out_dir=out, overwrite=args.overwrite,
                           progress=not args.quiet, eval_every=args.eval_every, data_dir=args.data_dir,
                           loader=args.dataset)
-    except (DataError, SettingError, RunExistsError, ValueError) as e:
+    except (DataError, SettingError, RunExistsError, ValueError, OSError) as e:   # OSError: e.g. a full disk
         print(f"jaxprune: error: {e}", file=sys.stderr)
         return 2
     except Exception as e:   # several processes: a collective with a peer that stopped fails here

@@ -21,6 +21,7 @@ import os
 import re
 import shutil
 import struct
+import sys
 import zipfile
 from pathlib import Path
 
@@ -875,6 +876,30 @@ def test_output_paths_are_checked_before_any_work(capsys, tmp_path, finished_run
     err = cli_error(capsys, argv)
     assert re.search(pattern, err), err
     assert (tmp_path / "a_file").read_text() == "keep me" and not any((tmp_path / "a_folder").iterdir())
+
+
+@pytest.mark.skipif(not hasattr(os, "fork") or sys.platform == "win32", reason="needs POSIX file-size limits")
+@pytest.mark.parametrize("limit_kb, where, cause", [(1, "run.json", "File too large"),
+                                                     (20, "checkpoint", "File too large (errno 27)")])
+def test_a_full_disk_ends_with_one_line(tmp_path, limit_kb, where, cause):
+    """(issue 18, group 5) A write that the file system refuses (here: a file-size limit, which
+    fails writes like a full disk, with EFBIG instead of ENOSPC) ends the run with exit 2 and one
+    error line: no tracebacks from orbax's threads, no partial checkpoint left behind."""
+    import resource
+    import subprocess
+
+    def limit():
+        resource.setrlimit(resource.RLIMIT_FSIZE, (limit_kb * 1024, limit_kb * 1024))
+    out = tmp_path / "run"
+    proc = subprocess.run([sys.executable, "-m", "jaxprune.cli", "train", "--dataset", "synthetic", "--method",
+                           "dense", "--epochs", "1", "--set", "model.channels=4", "--set", "model.hidden=16",
+                           "--out", str(out), "--quiet"], capture_output=True, text=True, timeout=300,
+                          preexec_fn=limit, env={**os.environ, "JAX_COMPILATION_CACHE_DIR": ""})
+    assert proc.returncode == 2, proc.stderr[-2000:]
+    lines = proc.stderr.strip().splitlines()
+    assert len(lines) == 1 and lines[0].startswith("jaxprune: error: "), proc.stderr[-2000:]
+    assert cause in lines[0] and (where != "checkpoint" or "checkpoints/1 could not be saved" in lines[0]), lines
+    assert not list(out.rglob("*orbax-checkpoint-tmp*"))
 
 
 @pytest.fixture(scope="module")
