@@ -51,7 +51,7 @@ def test_loss_budget_and_gradients():
         return gcn.apply(p, chunks, cfg)
     batch = {"chunks": jax.random.normal(jax.random.key(1), (4, 6, 5)), "labels": jnp.array([0, 1, 2, 0])}
     loss = pruner.loss(forward)
-    (value, metrics), grads = jax.value_and_grad(loss, has_aux=True)(params, batch, jax.random.key(2), 0)
+    (value, metrics), grads = jax.jit(jax.value_and_grad(loss, has_aux=True))(params, batch, jax.random.key(2), 0)
     expected = metrics["ce"] + 100.0 * (metrics["soft_kept"] - 0.3) ** 2
     np.testing.assert_allclose(value, expected, rtol=1e-6)
     assert all(bool(jnp.all(jnp.isfinite(g))) for g in jax.tree.leaves(grads))

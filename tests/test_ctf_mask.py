@@ -96,7 +96,7 @@ def test_mask_on_flax_linen_params():
     out = MLP().apply({"params": apply_masks(params, hard)}, jnp.ones((2, 8)))
     chex.assert_shape(out, (2, 3))
     soft = jax.jit(mask.soft_masks)(params, 2.0)
-    grads = jax.grad(lambda p: mask_sum(mask.soft_masks(p, 2.0)))(params)
+    grads = jax.jit(jax.grad(lambda p: mask_sum(mask.soft_masks(p, 2.0))))(params)
     assert float(jnp.abs(grads["Dense_0"]["kernel"]).sum()) > 0      # the budget can move the weights
     assert soft["Dense_1"]["bias"] is None
 

@@ -85,13 +85,16 @@ def test_loss_vmaps_over_rates_and_has_finite_gradient(setup):
     assert set(metrics) == {"loss", "ce", "kl", "accuracy"}
     np.testing.assert_allclose(value, metrics["ce"] + pruner.config.kl_weight * metrics["kl"], rtol=1e-5)
     # the CE term is the mean over the K rates of the soft-masked networks' CE
-    masks = pruner.soft_masks(params, jnp.asarray(pruner.trained_rates), 10)
-    ces = []
-    for k in range(3):
-        m = jax.tree.map(lambda a: None if a is None else a[k], masks, is_leaf=lambda a: a is None)
-        logits = forward(apply_masks(params, m), x, None, True)
-        ces.append(-jnp.mean(jax.nn.log_softmax(logits)[jnp.arange(5), batch["labels"]]))
-    np.testing.assert_allclose(metrics["ce"], np.mean(ces), rtol=1e-5)
+    @jax.jit
+    def by_hand(params):
+        masks = pruner.soft_masks(params, jnp.asarray(pruner.trained_rates), 10)
+        ces = []
+        for k in range(3):
+            m = jax.tree.map(lambda a: None if a is None else a[k], masks, is_leaf=lambda a: a is None)
+            logits = forward(apply_masks(params, m), x, None, True)
+            ces.append(-jnp.mean(jax.nn.log_softmax(logits)[jnp.arange(5), batch["labels"]]))
+        return jnp.mean(jnp.stack(ces))
+    np.testing.assert_allclose(metrics["ce"], by_hand(params), rtol=1e-5)
     assert all(np.isfinite(np.asarray(g)).all() for g in jax.tree.leaves(grads))
     assert np.abs(np.asarray(grads["fc"]["kernel"])).sum() > 0
 
@@ -214,13 +217,16 @@ def test_split_batch_gives_each_rate_its_own_slice(setup):
     prune = PruneConfig(rates=(0.5, 0.9, 0.99), rate_jitter=0.0, allocation="uniform", split_batch=True)
     pruner = make_pruner("mrmp", params, gcn.prunable(params), prune, total_steps=100)
     batch = {"chunks": jax.random.normal(jax.random.key(1), (6, 6, 4)), "labels": jnp.array([0, 1, 2, 0, 1, 2])}
-    value, metrics = jax.jit(pruner.loss(forward, 0.0))(params, batch, jax.random.key(2), 10)
-    masks = pruner.soft_masks(params, jnp.array([0.5, 0.9, 0.99]), 10)     # rate k sees samples 2k, 2k + 1
-    expected = np.mean([float(jnp.mean(-jax.nn.log_softmax(
-        gcn.apply(apply_masks(params, jax.tree.map(lambda m: m[k], masks)), batch["chunks"][2 * k:2 * k + 2],
-                  CONFIG))[jnp.arange(2), batch["labels"][2 * k:2 * k + 2]])) for k in range(3)])
-    assert float(metrics["ce"]) == pytest.approx(expected, rel=1e-5)
-    grads = jax.grad(lambda p: pruner.loss(forward, 0.0)(p, batch, jax.random.key(2), 10)[0])(params)
+    (value, metrics), grads = jax.jit(jax.value_and_grad(pruner.loss(forward, 0.0), has_aux=True))(
+        params, batch, jax.random.key(2), 10)
+
+    @jax.jit
+    def by_hand(params):                                                   # rate k sees samples 2k, 2k + 1
+        masks = pruner.soft_masks(params, jnp.array([0.5, 0.9, 0.99]), 10)
+        return jnp.mean(jnp.stack([jnp.mean(-jax.nn.log_softmax(
+            gcn.apply(apply_masks(params, jax.tree.map(lambda m: m[k], masks)), batch["chunks"][2 * k:2 * k + 2],
+                      CONFIG))[jnp.arange(2), batch["labels"][2 * k:2 * k + 2]]) for k in range(3)]))
+    assert float(metrics["ce"]) == pytest.approx(float(by_hand(params)), rel=1e-5)
     assert all(np.isfinite(np.asarray(g)).all() for g in jax.tree.leaves(grads))
 
 
