@@ -210,8 +210,14 @@ def _plain(obj):
 def _os_cause(e: BaseException) -> str | None:
     """The operating system's reason inside a tensorstore error ("... [os_error_code='28']"), e.g.
     "No space left on device (errno 28)"; None when there is none."""
-    found = re.search(r"os_error_code='?(\d+)", str(e))
-    return f"{os.strerror(int(found.group(1)))} (errno {found.group(1)})" if found else None
+    while e is not None:
+        code = e.errno if isinstance(e, OSError) and e.errno else None
+        found = re.search(r"os_error_code='?(\d+)", str(e))
+        code = code or (int(found.group(1)) if found else None)
+        if code:
+            return f"{os.strerror(code)} (errno {code})"
+        e = e.__cause__ or e.__context__
+    return None
 
 
 def _short(e: BaseException) -> str:

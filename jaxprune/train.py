@@ -93,6 +93,9 @@ class TrainState:
 
 
 def init_state(params, optimizer: optax.GradientTransformation, key: jax.Array, prune_state=None) -> TrainState:
+    """A fresh TrainState at step 0. ``make_epoch``'s epochs donate their input state, so the state
+    holds copies of ``params`` and ``prune_state``: the caller's arrays stay usable after ``fit``."""
+    params, prune_state = jax.tree.map(jnp.copy, (params, prune_state))
     return TrainState(params=params, opt_state=optimizer.init(params), step=jnp.zeros((), jnp.int32), key=key,
                       prune_state=prune_state)
 
@@ -104,7 +107,9 @@ def steps_per_epoch(num_samples: int, batch_size: int) -> int:
 def make_epoch(loss_fn: LossFn, optimizer: optax.GradientTransformationExtraArgs, num_samples: int,
                batch_size: int, mesh=None, update_fn: UpdateFn | None = None
                ) -> Callable[[TrainState, dict], tuple[TrainState, dict]]:
-    """A jitted ``epoch(state, data) -> (state, mean metrics)``.
+    """A jitted ``epoch(state, data) -> (state, mean metrics)``; it donates ``state`` (its arrays
+    are reused for the new state and deleted: keep the returned one; ``init_state`` copies the
+    caller's params, so those stay intact).
 
     ``data`` holds the whole training set (leading axis ``num_samples``). Each epoch draws a fresh
     permutation; the last batch wraps around to the permutation's start so that every step sees

@@ -13,6 +13,7 @@ from jaxprune.masks.bandstop import apply_masks
 from jaxprune.nn import gcn
 from jaxprune.nn.flops import gcn_flops
 
+apply = jax.jit(gcn.apply, static_argnums=2)   # one compile per config, not one per operation
 EDGES = ((0, 1), (1, 2), (2, 3), (3, 4), (1, 5))
 
 
@@ -53,10 +54,11 @@ def test_compact_equals_masked_on_random_masks(attention, seed):
     params = params_with_biases(cfg, seed)
     masks = random_masks(params, seed)
     x = jax.random.normal(jax.random.key(seed + 10), (7, 6, 5))
-    ref = gcn.apply(apply_masks(params, masks), x, cfg)
+    ref = apply(apply_masks(params, masks), x, cfg)
     net = compact(params, masks, cfg)
     assert max_diff(jax.jit(compact_apply)(net, x), ref) <= 1e-5
-    assert max_diff(jax.jit(compact_apply)(to_bcoo(net), x), ref) <= 1e-5
+    if seed == 0:                                   # BCOO kernels: one mask per mode (each compiles anew)
+        assert max_diff(jax.jit(compact_apply)(to_bcoo(net), x), ref) <= 1e-5
     assert compact_size(net) < sum(int(np.size(m)) for m in jax.tree.leaves(masks))
 
 
@@ -69,7 +71,7 @@ def test_dense_network_compacts_to_itself():
     assert net.params["fc"]["kernel"].shape == params["fc"]["kernel"].shape
     assert compact_flops(net) == gcn_flops(params, cfg)        # same count as the masked-network FLOPs
     x = jax.random.normal(jax.random.key(3), (2, 6, 5))
-    assert max_diff(net(x), gcn.apply(params, x, cfg)) <= 1e-6
+    assert max_diff(net(x), apply(params, x, cfg)) <= 1e-6
 
 
 def test_removals_propagate_and_constants_fold():
@@ -91,7 +93,7 @@ def test_removals_propagate_and_constants_fold():
     # block 1's dead channel outputs relu(bias) = 0.3 everywhere: folded into block 2's biases
     assert float(jnp.abs(p["block2"]["attention"]["query_bias"]).sum()) > 0
     x = jax.random.normal(jax.random.key(4), (5, 6, 5))
-    assert max_diff(net(x), gcn.apply(apply_masks(params, masks), x, cfg)) <= 1e-5
+    assert max_diff(net(x), apply(apply_masks(params, masks), x, cfg)) <= 1e-5
 
 
 def test_everything_pruned_gives_the_constant_network():
@@ -101,7 +103,7 @@ def test_everything_pruned_gives_the_constant_network():
     net = compact(params, masks, cfg)
     assert compact_size(net) == 0 and net.params["input_index"].shape == (0,)
     x = jax.random.normal(jax.random.key(5), (3, 6, 5))
-    ref = gcn.apply(apply_masks(params, masks), x, cfg)
+    ref = apply(apply_masks(params, masks), x, cfg)
     assert max_diff(net(x), ref) <= 1e-5
     assert max_diff(ref[0], ref[1]) == 0                            # input-independent logits
 
@@ -117,7 +119,7 @@ def test_compact_on_real_sbu_inputs(sbu):
                         num_classes=sbu.num_classes, edges=sbu.edges)
     params = params_with_biases(cfg, 7)
     masks = random_masks(params, 7, p_entry=0.8, p_line=0.4)
-    ref = gcn.apply(apply_masks(params, masks), x, cfg)
+    ref = apply(apply_masks(params, masks), x, cfg)
     net = compact(params, masks, cfg)
     assert max_diff(jax.jit(compact_apply)(net, x), ref) <= 1e-5
     assert max_diff(jax.jit(compact_apply)(to_bcoo(net), x), ref) <= 1e-5
@@ -132,7 +134,7 @@ def test_mrmp_masks_compact_too():
     masks = jax.tree.map(lambda m: m[0], pruner.hard_masks(params, np.asarray([0.95], np.float32)))
     x = jax.random.normal(jax.random.key(6), (4, 6, 5))
     net = compact(params, masks, cfg)
-    assert max_diff(net(x), gcn.apply(apply_masks(params, masks), x, cfg)) <= 1e-5
+    assert max_diff(net(x), apply(apply_masks(params, masks), x, cfg)) <= 1e-5
 
 
 def test_bcoo_keeps_only_nonzeros():
@@ -199,7 +201,7 @@ def test_attention_without_dimensions_becomes_a_constant(tmp_path, attention):
     assert set(att) == {"constant"} and att["constant"].shape == (6, 6)
     np.testing.assert_allclose(att["constant"].sum(-1), 1.0, rtol=1e-6)
     x = jax.random.normal(jax.random.key(9), (4, 6, 5))
-    ref = gcn.apply(apply_masks(params, masks), x, cfg)
+    ref = apply(apply_masks(params, masks), x, cfg)
     assert max_diff(net(x), ref) <= 1e-5
     assert compact_flops(net) < gcn_flops(params, cfg)
     save_compact(tmp_path / "c.npz", net)

@@ -880,7 +880,7 @@ def test_output_paths_are_checked_before_any_work(capsys, tmp_path, finished_run
 
 @pytest.mark.skipif(not hasattr(os, "fork") or sys.platform == "win32", reason="needs POSIX file-size limits")
 @pytest.mark.parametrize("limit_kb, where, cause", [(1, "run.json", "File too large"),
-                                                     (20, "checkpoint", "File too large (errno 27)")])
+                                                     (20, "checkpoint", "File too large (errno 27)")], ids=["run.json", "checkpoint"])
 def test_a_full_disk_ends_with_one_line(tmp_path, limit_kb, where, cause):
     """(issue 18, group 5) A write that the file system refuses (here: a file-size limit, which
     fails writes like a full disk, with EFBIG instead of ENOSPC) ends the run with exit 2 and one

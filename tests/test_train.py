@@ -47,8 +47,10 @@ def test_epoch_lowers_the_loss():
     data = blobs()
     opt = make_optimizer(0.05, "constant", 100)
     epoch = make_epoch(linear_loss, opt, 64, 16)
-    state = init_state(linear_params(), opt, jax.random.key(1))
+    mine = linear_params()
+    state = init_state(mine, opt, jax.random.key(1))
     state, hist = fit(state, epoch, data, 8, progress=False)
+    chex.assert_trees_all_equal(mine, linear_params())      # epochs donate the state, not the caller's params
     assert len(hist) == 8 and [h["epoch"] for h in hist] == list(range(1, 9))
     assert hist[-1]["loss"] < 0.5 * hist[0]["loss"]
     assert hist[-1]["accuracy"] > 0.95

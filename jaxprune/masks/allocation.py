@@ -3,7 +3,8 @@
     "uniform"  r_ℓ = r for every layer (METHOD.md §3's per-layer reading).
     "erk"      Erdős–Rényi-Kernel (Evci et al., "Rigging the Lottery", ICML 2020): the density
                1 − r_ℓ of a (fan_in × fan_out) layer is proportional to
-               (fan_in + fan_out) / (fan_in · fan_out), capped at 1, with the factor chosen so that
+               (fan_in + fan_out) / (fan_in · fan_out) (for a conv kernel: the sum of all its axes
+               over their product), capped at 1, with the factor chosen so that
                Σ_ℓ n_ℓ r_ℓ = r · Σ_ℓ n_ℓ. Small layers keep relatively more weights, so a very
                high global rate does not empty them (at r = 0.99 a 64-weight layer at the uniform
                rate keeps 0.64 weights: the network is dead).
@@ -22,11 +23,13 @@ ALLOCATIONS = ("uniform", "erk")
 
 
 def erk_weights(shapes) -> np.ndarray:
-    """ρ_ℓ = (fan_in + fan_out) / (fan_in · fan_out) of 2-D shapes; 1 / n for other shapes."""
+    """ρ_ℓ = Σ_i s_i / Π_i s_i over every axis of a kernel of rank ≥ 2: (fan_in + fan_out) /
+    (fan_in · fan_out) for a dense kernel, (k_h + k_w + c_in + c_out) / (k_h · k_w · c_in · c_out)
+    for a conv kernel (RigL's ERK); 1 / n for a vector of n weights."""
     out = []
     for s in shapes:
         n = int(np.prod(s))
-        out.append(sum(s) / n if len(s) == 2 else 1.0 / max(n, 1))
+        out.append(sum(s) / n if len(s) >= 2 else 1.0 / max(n, 1))
     return np.asarray(out, np.float64)
 
 
