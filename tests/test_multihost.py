@@ -23,7 +23,7 @@ ARGS = ["--dataset", "synthetic", "--method", "dense", "--epochs", str(EPOCHS), 
 
 def _env(devices: int, cache: Path) -> dict:   # the resumed processes reuse the first ones' compilations
     return {**os.environ, "JAX_PLATFORMS": "cpu", "JAXPRUNE_PEER_TIMEOUT": "10", "JAX_COMPILATION_CACHE_DIR": str(cache),
-            "XLA_FLAGS": f"--xla_force_host_platform_device_count={devices}"}
+            "XLA_FLAGS": os.environ.get("XLA_FLAGS", "") + f" --xla_force_host_platform_device_count={devices}"}
 
 
 def _free_port() -> int:
