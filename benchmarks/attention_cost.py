@@ -10,6 +10,8 @@ masks or optimizer). Forms of the same network:
 - ``as written``: ``jaxprune.nn.gcn.apply`` (logits, mask and softmax over all J x J pairs);
 - ``slots``: only the allowed pairs, each node's neighbours in padded slots (self first) and the
   activations laid out feature-major (F, J, B), so gathering a neighbour copies rows of B floats;
+  the gathers' backward pass is made of gathers, not XLA:CPU's slow scatter-add, and sums over
+  the attention dimension are a small matmul, not a major-axis reduction (``apply_slots``);
   checked equal to ``as written`` (logits and gradients) before it is timed;
 - ``fixed adjacency``: the attention replaced by the constant row-normalised graph: the cost of
   everything else, the floor that the issue's target ("attention no dearer than the rest") reads
@@ -53,12 +55,51 @@ def _classify(params: dict, h: jax.Array) -> jax.Array:
     return dense(params["classifier"], h)
 
 
+def _inverse_table(index: np.ndarray, rows: int) -> np.ndarray:
+    """For a gather x[index] (M,) of ``rows`` rows: (rows, R) positions in 0..M-1 that read each row,
+    padded with M (a zero row appended to the cotangent)."""
+    where = [[] for _ in range(rows)]
+    for m, i in enumerate(index):
+        where[i].append(m)
+    width = max(1, max(map(len, where)))
+    return np.array([w + [len(index)] * (width - len(w)) for w in where], np.int32)
+
+
+def node_gather(x: jax.Array, index: np.ndarray) -> jax.Array:
+    """x (F, J, B) -> x[:, index] (F, M, B) for a static index (M,), with a backward pass made of
+    gathers too (through the inverse table): XLA:CPU's scatter-add, jax's default transpose of a
+    gather, made the slot form slower than the dense one in the gradient."""
+    inverse = _inverse_table(np.asarray(index), x.shape[1])
+
+    @jax.custom_vjp
+    def gather(x):
+        return jnp.take(x, index, axis=1)
+
+    def backward(_, ct):
+        ct = jnp.concatenate([ct, jnp.zeros_like(ct[:, :1])], axis=1)
+        return (sum(jnp.take(ct, inverse[:, r], axis=1) for r in range(inverse.shape[1])),)
+    gather.defvjp(lambda x: (gather(x), None), backward)
+    return gather(x)
+
+
+def _sum_first(x: jax.Array) -> jax.Array:
+    """Σ over axis 0 of (d, ...) as a (1, d) @ (d, n) product: XLA:CPU's reduction over a major axis
+    was 55x slower at batch 4096 (42 ms against 0.77 ms for the same sum)."""
+    return (jnp.ones((1, x.shape[0]), x.dtype) @ x.reshape(x.shape[0], -1)).reshape(x.shape[1:])
+
+
 def apply_slots(params: dict, features: jax.Array, config: gcn.GCNConfig) -> jax.Array:
-    """``gcn.apply`` for ``bones`` attention over neighbour slots, feature-major (F, J, B)."""
+    """``gcn.apply`` for ``bones`` attention over neighbour slots, feature-major (F, J, B).
+
+    Each node's D slots (itself, then its neighbours) are gathered at once (``node_gather``); the
+    q·k sums over the attention dimension are one small matmul (``_sum_first``); the softmax over
+    slots and the mixing of the values are elementwise over (J, B) planes, one per slot.
+    """
     index, valid = neighbour_slots(config.graph())
-    nodes = np.arange(index.shape[0])[:, None]
+    nodes, (j, slots) = np.arange(index.shape[0])[:, None], index.shape
     blocked = np.where(valid, 0.0, -np.inf).astype(np.float32)
-    h = jnp.transpose(features, (2, 1, 0))                       # (F, J, B)
+    by_slot = index.T.ravel()                                     # slot-major (D·J,)
+    h = jnp.transpose(features, (2, 1, 0))                        # (F, J, B)
 
     def project(w, h):                                            # (F, X) with (F, J, B) -> (X, J, B)
         f, j, b = h.shape
@@ -66,12 +107,14 @@ def apply_slots(params: dict, features: jax.Array, config: gcn.GCNConfig) -> jax
     for b in range(config.num_blocks):
         att, conv = params[f"block{b}"]["attention"], params[f"block{b}"]["conv"]
         q = project(att["query"] / np.sqrt(att["query"].shape[1]), h)
-        k, v = project(att["key"], h), project(conv["kernel"], h)
-        bias = att["bias"][nodes, index] + blocked                  # (J, D)
-        logits = [(q * k[:, index[:, s]]).sum(0) + bias[:, s, None] for s in range(index.shape[1])]
-        top = jax.lax.stop_gradient(jnp.max(jnp.stack(logits), 0))
-        weights = [jnp.exp(z - top) for z in logits]
-        mixed = sum(w * v[:, index[:, s]] for s, w in enumerate(weights)) / sum(weights)
+        k, v = node_gather(project(att["key"], h), by_slot), node_gather(project(conv["kernel"], h), by_slot)
+        bias = (att["bias"][nodes, index] + blocked).T            # (D, J)
+        logits = [_sum_first(q * k[:, s * j:(s + 1) * j]) + bias[s][:, None] for s in range(slots)]
+        top = logits[0]
+        for z in logits[1:]:
+            top = jnp.maximum(top, z)
+        weights = [jnp.exp(z - jax.lax.stop_gradient(top)) for z in logits]
+        mixed = sum(w * v[:, s * j:(s + 1) * j] for s, w in enumerate(weights)) / sum(weights)
         h = jax.nn.relu(mixed + conv["bias"][:, None, None])
     return _classify(params, jnp.transpose(h, (2, 1, 0)))
 
