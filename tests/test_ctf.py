@@ -66,6 +66,17 @@ def test_loss_budget_and_gradients():
         restore_pruner("ctf", params, gcn.prunable(params), PruneConfig(rate=0.7), {})
 
 
+def test_channel_blocks_on_a_model_that_is_not_the_gcn_are_refused():
+    """(issue 15) ctf_blocks=channels reads the GCN's FC layer; on other params it is an error
+    naming the setting, not a silent "no blocks"; ctf_blocks=none works on any model."""
+    params = {"dense": {"kernel": jnp.ones((4, 3)), "bias": jnp.zeros(3)}}
+    prunable = {"dense": {"kernel": True, "bias": False}}
+    with pytest.raises(ValueError, match=r"ctf_blocks=channels .* use prune.ctf_blocks=none"):
+        make_pruner("ctf", params, prunable, PruneConfig(rate=0.5), 10)
+    pruner = make_pruner("ctf", params, prunable, PruneConfig(rate=0.5, ctf_blocks="none"), 10)
+    assert pruner.mask.blocks == ()
+
+
 def test_prune_settings_for_ctf_are_checked():
     assert PruneConfig(ctf_factors=("entry", "entry")).ctf_factors == ("entry",)
     for bad in ({"ctf_factors": ("rows",)}, {"ctf_factors": ()}, {"ctf_blocks": "tiles"}, {"ctf_shift": 0.0},

@@ -40,9 +40,13 @@ def gcn_blocks(params: PyTree, setting: str) -> tuple[tuple[str, tuple], ...]:
     per channel of the last graph convolution across all nodes; no block factor elsewhere.
     "none": no block factor anywhere.
     """
-    if setting == "none" or "fc" not in params:
+    if setting == "none":
         return ()
-    blocks = sorted(k for k in params if k.startswith("block"))
+    blocks = sorted(k for k in params if isinstance(k, str) and k.startswith("block")) if isinstance(params, dict) else []
+    if "fc" not in params or not blocks:
+        raise ValueError("prune setting ctf_blocks=channels groups the skeleton GCN's FC rows by channel, but "
+                         "these params have no 'fc' layer after 'block<i>' layers; use prune.ctf_blocks=none "
+                         "(no block factor) for another model")
     channels = int(np.shape(params[blocks[-1]]["conv"]["kernel"])[1])
     return (("['fc']['kernel']", ("row_mod", channels)),)
 
