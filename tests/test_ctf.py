@@ -77,6 +77,19 @@ def test_channel_blocks_on_a_model_that_is_not_the_gcn_are_refused():
     assert pruner.mask.blocks == ()
 
 
+def test_hard_masks_are_jittable_in_the_rates():
+    """(issue 15) CTF's hard masks under jit, like MRMP's: the trained rate gives its masks (R,) deep;
+    another rate still fails with the method's message when the computation runs."""
+    cfg = gcn.GCNConfig(num_nodes=6, num_features=5, num_classes=3, channels=4, hidden=8, edges=((0, 1),))
+    params = gcn.init(jax.random.key(0), cfg)
+    pruner = make_pruner("ctf", params, gcn.prunable(params), PruneConfig(rate=0.7), 100)
+    hard = jax.jit(pruner.hard_masks)
+    jax.tree.map(np.testing.assert_array_equal, hard(params, jnp.array([0.7, 0.7])),
+                 pruner.hard_masks(params, np.array([0.7, 0.7])))
+    with pytest.raises(Exception, match="a ctf run serves its trained rate 0.7 only"):
+        jax.block_until_ready(hard(params, jnp.array([0.5])))
+
+
 def test_prune_settings_for_ctf_are_checked():
     assert PruneConfig(ctf_factors=("entry", "entry")).ctf_factors == ("entry",)
     for bad in ({"ctf_factors": ("rows",)}, {"ctf_factors": ()}, {"ctf_blocks": "tiles"}, {"ctf_shift": 0.0},

@@ -28,8 +28,17 @@ class Stateless:
 
 def at_trained_rate(masks, rates, trained: float, method: str):
     """``masks`` repeated along a leading (R,) axis for ``rates`` (R,), all of which must be the
-    one rate ``trained`` that a single-rate method serves (ValueError naming ``method`` otherwise)."""
-    rates = np.asarray(rates, np.float64)
-    if not np.allclose(rates, trained):
-        raise ValueError(f"a {method} run serves its trained rate {trained:g} only, asked for {rates.tolist()}")
-    return jax.tree.map(lambda m: jnp.broadcast_to(m, (len(rates),) + m.shape), masks)
+    one rate ``trained`` that a single-rate method serves (ValueError naming ``method`` otherwise).
+
+    Jittable in ``rates``: traced rates are checked when the computation runs (the ValueError
+    then reaches the caller inside jax's runtime error)."""
+    def check(rates):
+        rates = np.asarray(rates, np.float64)
+        if not np.allclose(rates, trained):
+            raise ValueError(f"a {method} run serves its trained rate {trained:g} only, asked for {rates.tolist()}")
+    if isinstance(rates, jax.core.Tracer):
+        jax.debug.callback(check, rates)
+    else:
+        check(rates)
+    count = np.shape(rates)[0]
+    return jax.tree.map(lambda m: jnp.broadcast_to(m, (count,) + m.shape), masks)
