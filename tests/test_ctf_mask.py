@@ -66,9 +66,28 @@ def test_soft_factors_approach_the_hard_ones():
     assert all(bool(jnp.all((v > 0) & (v < 1.0 + 1e-6))) for v in gentle.values())
 
 
-def test_non_2d_leaf_and_bad_factors_are_refused():
-    with pytest.raises(ValueError, match="2-D"):
-        factor_masks(jnp.ones((2, 3, 4)), 0.5, None)
+def test_conv_kernels_group_by_input_and_output_channel():
+    """(issue 15) A (k_h, k_w, c_in, c_out) kernel: a row is an input channel (all its taps and
+    outputs), a column an output channel; the soft factors approach the hard ones."""
+    x = jax.random.normal(jax.random.key(3), (3, 3, 4, 5))
+    x = x.at[:, :, 1].multiply(0.1).at[..., 2].multiply(0.1)       # input channel 1, output channel 2 weak
+    hard = factor_masks(x, 0.5, None)
+    rms_in = jnp.sqrt(jnp.mean(x ** 2, axis=(0, 1, 3)))
+    rms_out = jnp.sqrt(jnp.mean(x ** 2, axis=(0, 1, 2)))
+    np.testing.assert_array_equal(jnp.broadcast_to(hard["row"], x.shape)[0, 0, :, 0], rms_in > 0.5)
+    np.testing.assert_array_equal(jnp.broadcast_to(hard["column"], x.shape)[0, 0, 0, :], rms_out > 0.5)
+    assert not bool(hard["row"][0, 0, 1, 0]) and not bool(hard["column"][0, 0, 0, 2])
+    soft = factor_masks(x, 0.5, 1e5)
+    for name in ("row", "column", "entry"):
+        np.testing.assert_allclose(jnp.broadcast_to(soft[name], x.shape), jnp.broadcast_to(hard[name], x.shape),
+                                   atol=1e-3)
+
+
+def test_vectors_block_specs_on_conv_and_bad_factors_are_refused():
+    with pytest.raises(ValueError, match="rank >= 2"):
+        factor_masks(jnp.ones((4,)), 0.5, None)
+    with pytest.raises(ValueError, match="partitions 2-D leaves"):
+        factor_masks(jnp.ones((2, 3, 4)), 0.5, None, block=("row_div", 2))
     with pytest.raises(ValueError, match="subset"):
         CoarseToFineMask(scales={}, factors=("rows",))
 

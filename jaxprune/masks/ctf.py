@@ -1,7 +1,8 @@
 """The coarse-to-fine (CTF) mask of METHOD.md §4: W = Ŵ ⊙ ψ(Ŵ), ψ = B ⊙ C ⊙ R ⊙ E.
 
-For a prunable 2-D leaf Ŵ (p inputs × q outputs), measured in units of its scale s (the layer's
-initialisation std [choice], so one shift serves every layer), x = Ŵ / s:
+For a prunable 2-D leaf Ŵ (p inputs × q outputs; a conv kernel (..., inputs, outputs) groups the
+same way, a row being one input channel and a column one output channel), measured in units of
+its scale s (the layer's initialisation std [choice], so one shift serves every layer), x = Ŵ / s:
 
     E_ij = h(x_ij)              entry-wise
     R_ij = h(ρ(x_i,:))          row-wise (an input), broadcast along the row
@@ -66,19 +67,25 @@ def group_rms(x: jax.Array, ids: np.ndarray, num_groups: int) -> jax.Array:
     return jnp.sqrt(sq / count)
 
 
-def _rms(x: jax.Array, axis: int) -> jax.Array:
+def _rms(x: jax.Array, axis) -> jax.Array:
     return jnp.sqrt(jnp.mean(jnp.square(x), axis=axis, keepdims=True))
 
 
 def factor_masks(x: jax.Array, shift: float, sigma: float | jax.Array | None, factors=FACTORS,
                  block=None) -> dict[str, jax.Array]:
-    """The CTF factors of one leaf x (p, q) in scale units, each broadcastable to (p, q).
+    """The CTF factors of one leaf x in scale units, each broadcastable to x's shape.
 
-    ``sigma`` None gives hard factors 1{· > shift}; otherwise band-stops h_{shift,sigma}.
-    ``block`` is the leaf's block spec (None: no block factor even if "block" is in ``factors``).
+    x is (p inputs, q outputs), or a conv kernel (..., inputs, outputs) such as Flax's (k_h, k_w,
+    c_in, c_out): a row is then one input channel (all its taps and outputs), a column one output
+    channel. ``sigma`` None gives hard factors 1{· > shift}; otherwise band-stops h_{shift,sigma}.
+    ``block`` is the leaf's block spec, for 2-D leaves (None: no block factor even if "block" is in
+    ``factors``).
     """
-    if x.ndim != 2:
-        raise ValueError(f"CTF masks need 2-D weight leaves (inputs, outputs), got shape {x.shape}")
+    if x.ndim < 2:
+        raise ValueError(f"CTF masks need weight leaves of rank >= 2 ((..., inputs, outputs)), got shape {x.shape}")
+    if block is not None and x.ndim != 2:
+        raise ValueError(f"CTF block spec {block!r} partitions 2-D leaves; this leaf has shape {x.shape}")
+    every = tuple(range(x.ndim))
 
     def h(v):
         return (v > shift).astype(x.dtype) if sigma is None else band_stop(v, shift, sigma)
@@ -87,9 +94,9 @@ def factor_masks(x: jax.Array, shift: float, sigma: float | jax.Array | None, fa
     if "entry" in factors:
         out["entry"] = h(jnp.abs(x)) if sigma is None else h(x)
     if "row" in factors:
-        out["row"] = h(_rms(x, 1))
+        out["row"] = h(_rms(x, every[:-2] + every[-1:]))        # over all but the input axis
     if "column" in factors:
-        out["column"] = h(_rms(x, 0))
+        out["column"] = h(_rms(x, every[:-1]))                 # over all but the output axis
     if "block" in factors and block is not None:
         ids, n = block_ids(x.shape, block)
         out["block"] = h(group_rms(x, ids, n))[jnp.asarray(ids)]
@@ -98,7 +105,7 @@ def factor_masks(x: jax.Array, shift: float, sigma: float | jax.Array | None, fa
 
 @flax.struct.dataclass
 class CoarseToFineMask:
-    """CTF mask parametrization over any parameter pytree of 2-D prunable leaves.
+    """CTF mask parametrization over any parameter pytree of prunable leaves of rank >= 2.
 
     ``scales``: pytree like the params, the scale s (scalar, weight units) of each prunable leaf and
     ``None`` elsewhere (e.g. ``jaxprune.priors.init_scales``); a leaf is prunable iff it has one.
