@@ -163,8 +163,8 @@ def total_alignment(params: PyTree, prunable: PyTree, priors: PyTree | Prior, te
     e.g. ``jaxprune.priors.layer_priors``.
 
     The default term over layers whose priors share one law is computed as one stacked
-    computation (``stacked_kl_alignment``): the same value as the per-layer sum, one XLA
-    computation instead of one per layer (compiling is then about as fast as for one layer).
+    computation (``stacked_kl_alignment``): the per-layer sum up to float rounding (summation
+    order), compiled about as fast as one layer's term instead of once per layer.
     """
     layers = _prunable_layers(params, prunable, priors)
     if term is None and len({jax.tree.structure(p) for _, p in layers}) == 1:
@@ -203,8 +203,8 @@ def stacked_kl_alignment(weights: list[jax.Array], priors: list[Prior], bins: in
     ``priors``: one law (one pytree structure), a scale per layer. The L layers' weights are
     concatenated (N values in all); every per-weight quantity reads its layer's grid through a
     static layer index, the soft histograms are one scatter-add into (L, bins) and each layer's
-    sums are reductions over its own slice, so each layer's term is computed as in
-    ``kl_alignment``. Arguments as there; ``window=None`` falls back to the per-layer sum.
+    sums are segment sums, so each layer's term is ``kl_alignment``'s up to float rounding.
+    Arguments as there; ``window=None`` falls back to the per-layer sum.
     """
     if space == "both":
         kw = dict(bins=bins, grid=grid, bandwidth=bandwidth, window=window, eps=eps, shift=shift)
@@ -215,6 +215,11 @@ def stacked_kl_alignment(weights: list[jax.Array], priors: list[Prior], bins: in
                jnp.zeros((), jnp.float32))
 
 
+def _stack(priors: list[Prior], dtype) -> Prior:
+    """L priors of one law as one prior whose parameters have a leading (L,) axis."""
+    return jax.tree.map(lambda *s: jnp.stack([jnp.asarray(x, dtype) for x in s]), *priors)
+
+
 def _stacked_terms(weights, priors, bins=64, grid=None, bandwidth=1.0, window=4.0, eps=1e-6,
                    space="weight", shift=0.0) -> list[jax.Array]:
     """Each layer's D_KL (a list of L scalars), computed together (see ``stacked_kl_alignment``)."""
@@ -222,13 +227,11 @@ def _stacked_terms(weights, priors, bins=64, grid=None, bandwidth=1.0, window=4.
         return [kl_alignment(w, p, bins, grid, bandwidth, window, eps, space, shift)
                 for w, p in zip(weights, priors)]
     sizes = [int(np.size(w)) for w in weights]
-    starts = np.cumsum([0] + sizes)
     layer = np.repeat(np.arange(len(sizes)), sizes)                        # (N,) static layer index
     dtype = jnp.result_type(*weights, jnp.float32)
     w = jnp.concatenate([jnp.ravel(x).astype(dtype) for x in weights])     # (N,)
     if space == "quantile":                                                # u = 2·F_Q(w) − 1 vs U[−1, 1]
-        stacked = jax.tree.map(lambda *s: jnp.stack([jnp.asarray(x, dtype) for x in s]), *priors)
-        per_weight = jax.tree.map(lambda s: s[layer], stacked)
+        per_weight = jax.tree.map(lambda s: s[layer], _stack(priors, dtype))
         w = 2.0 * per_weight.cdf(w) - 1.0
         priors, grid = [Uniform(scale=1.0)] * len(sizes), 1.0
     edges = jnp.stack([grid_edges(p, bins, grid).astype(dtype) for p in priors])   # (L, bins + 1)
@@ -236,8 +239,7 @@ def _stacked_terms(weights, priors, bins=64, grid=None, bandwidth=1.0, window=4.
     width = edges[:, 1] - edges[:, 0]
     h = bandwidth * width
     edges = edges + jnp.asarray(shift, dtype) * width[:, None]
-    stacked = jax.tree.map(lambda *s: jnp.stack([jnp.asarray(x, dtype) for x in s]), *priors)
-    q = jax.vmap(prior_histogram)(stacked, edges, h)                      # (L, bins + 2)
+    q = jax.vmap(prior_histogram)(_stack(priors, dtype), edges, h)                      # (L, bins + 2)
     lo_edge, hi_edge, width_w, h_w = edges[layer, 0], edges[layer, -1], width[layer], h[layer]
     below = _ndtr((lo_edge - w) / h_w)
     above = _ndtr((w - hi_edge) / h_w)

@@ -88,7 +88,7 @@ def save(directory, epoch: int, state: TrainState, *, method: str, config: dict,
         logging.getLogger("asyncio").addFilter(lambda record: str(where) not in record.getMessage())
         for partial in where.glob(f"{int(epoch)}.orbax-checkpoint-tmp*"):
             shutil.rmtree(partial, ignore_errors=True)       # frees what the failed write took
-        kept = " (the previous one is kept)" if any(p.name.isdigit() for p in where.iterdir()) else ""
+        kept = " (the previous one is kept)" if where.is_dir() and any(p.name.isdigit() for p in where.iterdir()) else ""
         raise OSError(f"checkpoint {where / str(int(epoch))} could not be saved{kept}: "
                       f"{_os_cause(failed[0]) or _short(failed[0])}") from failed[0]
 

@@ -39,17 +39,28 @@ def summarise(runs: list[dict]) -> list[dict]:
 def write_atomic(path: str | os.PathLike, write: Callable[[IO], None], binary: bool = False) -> None:
     """Calls ``write(file)`` on a temporary file beside ``path``, then renames it over ``path``: a
     reader (or a crash) never sees a half-written file, and an existing file is replaced only when
-    the new one is complete."""
+    the new one is complete. A write the file system refuses (a full disk) is an OSError naming
+    ``path``."""
     path = Path(path)
     fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=path.name + ".", suffix=".tmp")
     try:
         with os.fdopen(fd, "wb" if binary else "w") as f:
             write(f)
         os.replace(tmp, path)
-    except BaseException:
+    except BaseException as e:
         if os.path.exists(tmp):
             os.unlink(tmp)
-        raise
+        raise naming(e, path)
+
+
+def naming(error: BaseException, path: str | os.PathLike) -> BaseException:
+    """``error``, or for an OSError that names no file (a refused write on an open file) the same
+    error naming ``path``, chained to the original."""
+    if isinstance(error, OSError) and error.filename is None and error.errno:
+        named = OSError(error.errno, error.strerror or str(error), str(path))
+        named.__cause__ = error
+        return named
+    return error
 
 
 def write_json_atomic(path: str | os.PathLike, obj) -> None:

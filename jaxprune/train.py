@@ -24,7 +24,7 @@ import optax
 
 from jaxprune.optim import LR_RULES
 from jaxprune.parallel import gather_rows
-from jaxprune.results import write_atomic
+from jaxprune.results import naming, write_atomic
 
 LossFn = Callable[[Any, dict, jax.Array, jax.Array, Any], tuple[jax.Array, dict]]
 UpdateFn = Callable[[Any, Any, jax.Array], tuple[Any, Any]]
@@ -200,8 +200,11 @@ def fit(state: TrainState, epoch_fn, data: dict, epochs: int, *, start_epoch: in
                 row.update({f"eval_{k}": v for k, v in evaluate(state).items()})
             history.append(row)
             if sink:
-                sink.write(json.dumps(row) + "\n")
-                sink.flush()
+                try:
+                    sink.write(json.dumps(row) + "\n")
+                    sink.flush()
+                except OSError as error:
+                    raise naming(error, metrics_path)
             if bar:
                 bar.update(e, f"loss {row['loss']:.4f} acc {100 * row.get('accuracy', 0.0):5.1f}%")
             if on_epoch_end is not None:

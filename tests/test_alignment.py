@@ -135,8 +135,7 @@ def test_total_alignment_sums_layers():
         total_alignment(params, prunable, {"l0": {"kernel": q, "bias": None}, "l1": {"kernel": None, "bias": None}})
 
 
-@pytest.mark.parametrize("law", ["weibull"])
-def test_stacked_layers_equal_the_per_layer_sum(law):
+def test_stacked_layers_equal_the_per_layer_sum(law="weibull"):
     """total_alignment's one stacked computation = Σ of kl_alignment per layer, value and gradient,
     in the "both" space (weight and quantile space together), on a shifted grid, with layers of
     different sizes and scales (some weights beyond the grid)."""

@@ -42,7 +42,7 @@ def gcn_blocks(params: PyTree, setting: str) -> tuple[tuple[str, tuple], ...]:
     """
     if setting == "none":
         return ()
-    blocks = sorted(k for k in params if isinstance(k, str) and k.startswith("block")) if isinstance(params, dict) else []
+    blocks = sorted(k for k in params if str(k).startswith("block"))
     if "fc" not in params or not blocks:
         raise ValueError("prune setting ctf_blocks=channels groups the skeleton GCN's FC rows by channel, but "
                          "these params have no 'fc' layer after 'block<i>' layers; use prune.ctf_blocks=none "
