@@ -31,6 +31,7 @@ from jaxprune.nn import gcn
 from jaxprune.optim import make_optimizer
 from jaxprune.runner import RunConfig, gcn_config, make_forward
 from jaxprune.train import init_state, make_epoch
+from jaxprune.skeleton_loss import task_loss
 
 RATE_SETS = {1: (0.9,), 2: (0.5, 0.9), 4: (0.5, 0.7, 0.9, 0.99), 8: (0.5, 0.6, 0.7, 0.8, 0.9, 0.95, 0.98, 0.99)}
 
@@ -48,7 +49,7 @@ def step_time(method: str, rates, batch: int, repeats: int, seed: int = 0, per_s
     params = gcn.init(jax.random.key(seed), model)
     optimizer = make_optimizer(1e-3, "constant", 1000, 0.01)
     pruner = make_pruner(method, params, gcn.prunable(params), config.prune, 1000)
-    epoch = make_epoch(pruner.loss(forward, 0.1), optimizer, batch, batch)
+    epoch = make_epoch(task_loss(pruner, forward, 0.1), optimizer, batch, batch)
     rng = np.random.default_rng(seed)
     data = {"chunks": jnp.asarray(rng.normal(size=(batch, dataset.num_joints, config.features.chunks, 3)), jnp.float32),
             "labels": jnp.asarray(rng.integers(0, dataset.num_classes, batch), jnp.int32)}

@@ -28,6 +28,7 @@ from jaxprune.nn import gcn
 from jaxprune.optim import make_optimizer
 from jaxprune.runner import make_forward
 from jaxprune.train import init_state, make_epoch
+from jaxprune.skeleton_loss import task_loss
 
 BASE = {"batch": 256, "joints": 50, "channels": 8, "hidden": 128, "rates": 1, "sequences": 256}
 RATES = (0.5, 0.6, 0.7, 0.8, 0.9, 0.95, 0.98, 0.99)
@@ -46,7 +47,7 @@ def step_cost(batch: int, joints: int, channels: int, hidden: int, rates: int, s
     prune = PruneConfig(rate=0.9, rates=RATES[:rates] if rates > 1 else (0.9,))
     pruner = make_pruner(method, params, gcn.prunable(params), prune, 1000)
     optimizer = make_optimizer(1e-3, "constant", 1000, 0.0)
-    epoch = make_epoch(pruner.loss(forward), optimizer, sequences, batch)
+    epoch = make_epoch(task_loss(pruner, forward), optimizer, sequences, batch)
     rng = np.random.default_rng(0)
     data = {"chunks": jnp.asarray(rng.normal(size=(sequences, joints, features.chunks, 3)), jnp.float32),
             "labels": jnp.asarray(rng.integers(0, 60, sequences), jnp.int32)}

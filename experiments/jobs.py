@@ -30,12 +30,45 @@ class Job(NamedTuple):
         return Path(self.out) / self.run / f"fold{self.fold}" / "rows.json"
 
 
+def _prune_name(assignment: str) -> str | None:
+    """'kl_weight' for 'prune.kl_weight=3', None for a setting outside the prune group."""
+    name = assignment.split("=", 1)[0].strip()
+    return name[len("prune."):] if name.startswith("prune.") else None
+
+
+def for_method(method: str, overrides) -> list[str]:
+    """``overrides`` for a run of ``method``: an experiment's ``--set`` applies to every method that
+    reads the setting, so prune settings ``method`` does not read are left out (``check_read``
+    makes sure each is read by some method of the experiment); unknown names stay, to be refused."""
+    from jaxprune.methods import method as registered
+    reads = registered(method).settings
+    return [a for a in overrides if _prune_name(a) not in _prune_fields() or _prune_name(a) in reads]
+
+
+def check_read(jobs: list[Job]) -> None:
+    """ValueError naming a prune setting in the jobs' overrides that none of their methods reads."""
+    from jaxprune.methods import method as registered
+    read = {s for j in jobs for s in registered(j.method).settings}
+    methods = sorted({j.method for j in jobs})
+    for j in jobs:
+        for a in j.overrides:
+            name = _prune_name(a)
+            if name is not None and name not in read and name in _prune_fields():
+                raise ValueError(f"--set {a}: none of this experiment's methods ({', '.join(methods)}) reads "
+                                 f"prune.{name}")
+
+
+def _prune_fields() -> set[str]:
+    from jaxprune.methods.config import PruneConfig
+    return set(PruneConfig.__dataclass_fields__)
+
+
 def train_job(job: Job) -> str:
     """Trains one job; writes and returns the path of its rows.json."""
     from jaxprune.config import override
     from jaxprune.datasets import PRESETS, load_dataset
     from jaxprune.runner import RunConfig, train_fold
-    config = override(RunConfig(method=job.method), [*PRESETS[job.dataset], *job.overrides])
+    config = override(RunConfig(method=job.method), [*PRESETS[job.dataset], *for_method(job.method, job.overrides)])
     dataset = load_dataset(job.dataset, job.data_dir)
     result = train_fold(dataset, job.fold, config, out_dir=Path(job.out) / job.run, progress=False)
     record = {"fold": job.fold, "rates": result["rates"], "train_seconds": result["train_seconds"],
@@ -70,7 +103,9 @@ def lock_folder(folder: Path):
 
 def run_jobs(jobs: list[Job], workers: int) -> None:
     """Runs the jobs not yet done, in ``workers`` spawned processes (0: in this one), with progress.
-    Holds each output folder's lock (``lock_folder``) meanwhile."""
+    Holds each output folder's lock (``lock_folder``) meanwhile. A prune setting that none of the
+    jobs' methods reads is refused first (``check_read``)."""
+    check_read(jobs)
     with contextlib.ExitStack() as held:
         for out in sorted({j.out for j in jobs}):
             handle = lock_folder(Path(out))

@@ -5,6 +5,7 @@ The public API, re-exported from the modules that define it.
 
 from jaxprune.alignment import kl_alignment, total_alignment
 from jaxprune.compact import CompactGCN, compact, compact_apply, compact_flops, compact_size, to_bcoo
+from jaxprune.compact_mlp import CompactMLP, compact_mlp, compact_mlp_apply, mlp_size
 from jaxprune.config import SettingError, override, settings
 from jaxprune.data.arrays import load_npz, save_npz
 from jaxprune.data.augment import AugmentConfig, augment
@@ -22,10 +23,12 @@ from jaxprune.export import load_compact, save_compact
 from jaxprune.masks.allocation import layer_rates
 from jaxprune.masks.bandstop import BandStopMask, apply_masks, band_stop, hard_band_stop, sigma_schedule
 from jaxprune.masks.ctf import CoarseToFineMask
-from jaxprune.methods import METHODS, make_pruner, restore_pruner
+from jaxprune.methods import METHODS, REGISTRY, make_pruner, pruner_arrays, register, restore_pruner
 from jaxprune.methods.config import PruneConfig
 from jaxprune.methods.ctf import CoarseToFine
 from jaxprune.methods.mrmp import MultiRate
+from jaxprune.methods.optax_wrap import PrunedState, with_pruning
+from jaxprune.methods.wrap import pruned_loss
 from jaxprune.model_io import load_model, save_model
 from jaxprune.nn.flops import count_params, gcn_flops
 from jaxprune.nn.gcn import GCNConfig, ModelConfig, prunable
@@ -37,6 +40,7 @@ from jaxprune.hosts import initialize_distributed
 from jaxprune.parallel import data_mesh
 from jaxprune.runner import RunConfig, RunExistsError, resume, run, train_fold
 from jaxprune.serving import evaluate_run, export_run
+from jaxprune.skeleton_loss import skeleton_loss
 from jaxprune.train import TrainConfig, TrainState, fit, init_state, make_epoch
 
-__version__ = "0.1.0"
+__version__ = "0.2.0"

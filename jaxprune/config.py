@@ -125,7 +125,7 @@ def _apply(config, changes: dict, prefix: str):
     except (ValueError, TypeError) as e:
         given = ", ".join(f"{prefix}{k}={clip(v if isinstance(v, str) else repr(v))}"
                           for k, v in changes.items() if not isinstance(v, dict))
-        raise SettingError(f"setting {given}: {clip(str(e), 300)}") from None
+        raise SettingError(f"setting {given}: {clip(str(e), 300)}" if given else clip(str(e), 300)) from None
 
 
 def _first_name(changes, prefix: str) -> str:

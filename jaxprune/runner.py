@@ -19,9 +19,9 @@ from jaxprune.data.augment import AugmentConfig, augment, swap_groups
 from jaxprune.data.dataset import SkeletonDataset
 from jaxprune.data.features import FeatureConfig, chunk_positions, crop_bank, fit_scale, fixed_crops, node_features
 from jaxprune.evaluate import evaluate_masks, rate_rows
-from jaxprune.methods import METHODS, make_pruner, serve_rates
+from jaxprune.methods import REGISTRY, check_settings, make_pruner, pruner_arrays, serve_rates
 from jaxprune.methods.config import PruneConfig
-from jaxprune.methods.mrmp import split_among
+from jaxprune.methods.wrap import split_among
 from jaxprune.model_io import save_model
 from jaxprune.nn import gcn
 from jaxprune.nn.flops import gcn_flops
@@ -29,6 +29,7 @@ from jaxprune.optim import make_optimizer
 from jaxprune.parallel import mesh_for_batch, replicate, shard_rows, to_local
 from jaxprune.results import check_writable_folder, summarise, write_json_atomic
 from jaxprune.run_files import STAGING, read_fold_rows, read_run_info
+from jaxprune.skeleton_loss import score_loss, task_loss
 from jaxprune.train import TrainConfig, fit, init_state, make_epoch, steps_per_epoch
 
 
@@ -49,8 +50,9 @@ class RunConfig:
     prune: PruneConfig = PruneConfig()
 
     def __post_init__(self):
-        if self.method not in METHODS:
-            raise ValueError(f"method must be one of {METHODS}, got {self.method!r}")
+        if self.method not in REGISTRY:
+            raise ValueError(f"method must be one of {tuple(REGISTRY)}, got {self.method!r}")
+        check_settings(self.method, self.prune)
         if not 0 <= self.seed < 2 ** 32:
             raise ValueError(f"setting seed must be in [0, 2**32), got {self.seed}")
 
@@ -108,8 +110,6 @@ def check_settings_on(dataset: SkeletonDataset, config: RunConfig) -> None:
     augment(jax.random.key(0), jnp.asarray(chunks), config.augment)
     if config.augment.test_swap:
         swap_groups(jnp.asarray(chunks), config.augment.swap_groups)
-    if config.train.mixup and config.method != "dense":
-        raise ValueError(f"training setting mixup is implemented for method dense only, not {config.method!r}")
     if config.method == "mrmp" and config.prune.split_batch:
         per_step = config.prune.rates_per_step or len(config.prune.rates)
         split_among(np.zeros(min(config.train.batch_size, len(dataset.labels))), per_step)
@@ -188,11 +188,11 @@ def train_fold(dataset: SkeletonDataset, test_fold: int, config: RunConfig, *, o
     n = len(data.train_labels)
     total_steps = tc.epochs * steps_per_epoch(n, tc.batch_size)
     optimizer = make_optimizer(tc.learning_rate, tc.lr_rule, total_steps, tc.weight_decay)
-    pruner = make_pruner(config.method, params, gcn.prunable(params), config.prune, total_steps)
+    pruner = make_pruner(config.method, params, gcn.prunable(params), config.prune, total_steps,
+                         gcn.ctf_blocks(params))
     mesh = mesh_for_batch(tc.devices, min(tc.batch_size, n))
-    mix = {"mixup": tc.mixup} if tc.mixup else {}
-    epoch_fn = make_epoch(pruner.loss(forward, tc.label_smoothing, **mix), optimizer, n, tc.batch_size, mesh,
-                          pruner.update_fn)
+    loss = task_loss(pruner, forward, tc.label_smoothing, tc.mixup, config.prune.split_batch)
+    epoch_fn = make_epoch(loss, optimizer, n, tc.batch_size, mesh, pruner.update_fn)
     trained = np.asarray(pruner.trained_rates, np.float32)
 
     def evaluate(s):   # monitoring only: hard-masked accuracy at each trained rate
@@ -202,7 +202,7 @@ def train_fold(dataset: SkeletonDataset, test_fold: int, config: RunConfig, *, o
         return {f"test_accuracy@{r:g}": float(a) for r, a in zip(pruner.trained_rates, acc)}
 
     train_arrays = {"chunks": jnp.asarray(data.train_chunks), "labels": jnp.asarray(data.train_labels)}
-    prune_state = pruner.init_prune_state(params, jax.random.fold_in(key, 1), train_arrays, forward)
+    prune_state = pruner.init(params, jax.random.fold_in(key, 1), train_arrays, score_loss(forward))
     state = replicate(init_state(params, optimizer, train_key, prune_state), mesh)
     start, start_epoch, earlier = time.perf_counter(), 0, 0.0
     fold_dir = metrics_path = on_epoch_end = None
@@ -244,7 +244,7 @@ def train_fold(dataset: SkeletonDataset, test_fold: int, config: RunConfig, *, o
     rows = fold_rows(pruner, forward, model, state.params, data.eval_chunks, data.test_labels,
                      serve_rates(config.method, config.prune))
     if fold_dir is not None and writer:
-        save_model(fold_dir / "model.npz", state.params, pruner.artefacts())
+        save_model(fold_dir / "model.npz", state.params, pruner_arrays(pruner))
     return {"fold": test_fold, "params": state.params, "pruner": pruner, "rates": rows,
             "history": history, "train_seconds": seconds, "scale": data.scale, "earlier_seconds": earlier}
 

@@ -99,8 +99,10 @@ def open_folds(run_dir, data_dir=None):
     def folds():
         for run in trained["runs"]:
             fold = run["fold"]
-            params, artefacts = load_model(run_dir / f"fold{fold}" / "model.npz", template)
-            pruner = restore_pruner(config.method, params, gcn.prunable(params), config.prune, artefacts)
+            path = run_dir / f"fold{fold}" / "model.npz"
+            params, arrays = load_model(path, template)
+            pruner = restore_pruner(config.method, params, gcn.prunable(params), config.prune, arrays, str(path),
+                                    gcn.ctf_blocks(params))
             yield SavedFold(fold, config, model, forward, params, pruner,
                             fold_data(dataset, fold, config.features, config.augment, config.seed))
     return trained, dataset, folds()

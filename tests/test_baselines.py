@@ -55,7 +55,8 @@ SMALL = ["model.channels=4", "model.hidden=32", "train.learning_rate=0.01", "tra
 
 @pytest.mark.parametrize("method", BASELINES)
 def test_every_baseline_trains_to_its_rate(synthetic, tmp_path, method):
-    config = override(RunConfig(method=method), [*SMALL, "prune.rate=0.8", "prune.reg_weight=0.01"])
+    regularised = ["prune.reg_weight=0.01"] if method in ("l1", "group_lasso") else []
+    config = override(RunConfig(method=method), [*SMALL, "prune.rate=0.8", *regularised])
     result = train_fold(synthetic, 1, config, out_dir=tmp_path, progress=False)
     row = result["rates"][0]
     assert row["target_rate"] == 0.8
@@ -79,22 +80,22 @@ def test_served_from_disk_and_rate_checked(synthetic, tmp_path):
 def test_schedules_prune_at_the_right_steps():
     params = {"w": jax.random.normal(jax.random.key(0), (20, 10))}
     prunable = {"w": True}
-    cfg = PruneConfig(rate=0.9, finetune_fraction=0.5, lottery_rounds=3, rewind_fraction=0.1, gradual_updates=4)
-    one_shot = make_pruner("magnitude", params, prunable, cfg, 100)
-    state = one_shot.init_prune_state(params, jax.random.key(1), None, None)
+    one_shot = make_pruner("magnitude", params, prunable, PruneConfig(rate=0.9, finetune_fraction=0.5), 100)
+    state = one_shot.init(params, jax.random.key(1))
     _, before = one_shot.update_fn(params, state, 49)
     _, after = one_shot.update_fn(params, state, 50)
     assert float(before["masks"]["w"].mean()) == 1.0 and float(after["masks"]["w"].mean()) == pytest.approx(0.1)
-    gradual = make_pruner("gradual", params, prunable, cfg, 100)
-    state = gradual.init_prune_state(params, None, None, None)
+    gradual = make_pruner("gradual", params, prunable, PruneConfig(rate=0.9, finetune_fraction=0.5, gradual_updates=4),
+                          100)
+    state = gradual.init(params, None)
     kept = []
     for step in range(1, 101):
         _, state = gradual.update_fn(params, state, step)
         kept.append(float(state["masks"]["w"].mean()))
     assert kept[9] == 1.0 and kept[19] < 1.0 and kept[48] > 0.1 and kept[49] == pytest.approx(0.1) and kept[-1] == pytest.approx(0.1)
     assert all(a >= b for a, b in zip(kept, kept[1:]))                     # monotone: never regrows
-    lottery = make_pruner("lottery", params, prunable, cfg, 99)
-    state = lottery.init_prune_state(params, None, None, None)
+    lottery = make_pruner("lottery", params, prunable, PruneConfig(rate=0.9, lottery_rounds=3, rewind_fraction=0.1), 99)
+    state = lottery.init(params, None)
     trained = jax.tree.map(lambda w: w * 3.0, params)                      # "training" moved the weights
     p, state = lottery.update_fn(params, state, 3)                          # rewind point: step 3
     p, state = lottery.update_fn(trained, state, 33)                        # end of round 1: prune, rewind

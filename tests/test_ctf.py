@@ -11,11 +11,12 @@ import pytest
 from jaxprune.cli import main
 from jaxprune.config import override
 from jaxprune.data.synthetic import make_synthetic
-from jaxprune.methods import make_pruner, restore_pruner
+from jaxprune.methods import make_pruner, pruner_arrays, restore_pruner
 from jaxprune.methods.config import PruneConfig
 from jaxprune.nn import gcn
 from jaxprune.runner import RunConfig, train_fold
 from jaxprune.serving import evaluate_run
+from jaxprune.skeleton_loss import task_loss
 
 SMALL = ["model.channels=4", "model.hidden=32", "train.learning_rate=0.01"]
 
@@ -45,12 +46,12 @@ def test_budget_reaches_the_target_rate(synthetic, rate, factors):
 def test_loss_budget_and_gradients():
     cfg = gcn.GCNConfig(num_nodes=6, num_features=5, num_classes=3, channels=4, hidden=8, edges=((0, 1),))
     params = gcn.init(jax.random.key(0), cfg)
-    pruner = make_pruner("ctf", params, gcn.prunable(params), PruneConfig(rate=0.7), 100)
+    pruner = make_pruner("ctf", params, gcn.prunable(params), PruneConfig(rate=0.7), 100, gcn.ctf_blocks(params))
 
     def forward(p, chunks, key, train):
         return gcn.apply(p, chunks, cfg)
     batch = {"chunks": jax.random.normal(jax.random.key(1), (4, 6, 5)), "labels": jnp.array([0, 1, 2, 0])}
-    loss = pruner.loss(forward)
+    loss = task_loss(pruner, forward)
     (value, metrics), grads = jax.jit(jax.value_and_grad(loss, has_aux=True))(params, batch, jax.random.key(2), 0)
     expected = metrics["ce"] + 100.0 * (metrics["soft_kept"] - 0.3) ** 2
     np.testing.assert_allclose(value, expected, rtol=1e-6)
@@ -59,22 +60,29 @@ def test_loss_budget_and_gradients():
     with pytest.raises(ValueError, match="serves its trained rate 0.7 only"):
         pruner.hard_masks(params, np.array([0.5]))
     assert pruner.layer_rates(params, np.array([0.7])) is None
-    restored = restore_pruner("ctf", params, gcn.prunable(params), PruneConfig(rate=0.7), pruner.artefacts())
+    restored = restore_pruner("ctf", params, gcn.prunable(params), PruneConfig(rate=0.7), pruner_arrays(pruner),
+                              blocks=gcn.ctf_blocks(params))
     jax.tree.map(np.testing.assert_array_equal, restored.hard_masks(params, np.array([0.7])),
                  pruner.hard_masks(params, np.array([0.7])))
-    with pytest.raises(ValueError, match="not a CTF model"):
-        restore_pruner("ctf", params, gcn.prunable(params), PruneConfig(rate=0.7), {})
+    with pytest.raises(ValueError, match="not a ctf model"):
+        restore_pruner("ctf", params, gcn.prunable(params), PruneConfig(rate=0.7), {}, blocks=gcn.ctf_blocks(params))
 
 
-def test_channel_blocks_on_a_model_that_is_not_the_gcn_are_refused():
-    """(issue 15) ctf_blocks=channels reads the GCN's FC layer; on other params it is an error
-    naming the setting, not a silent "no blocks"; ctf_blocks=none works on any model."""
+def test_channel_blocks_come_from_the_model_and_are_refused_where_it_declares_none():
+    """(issue 15) CTF reads no parameter names: the model declares its blocks (the GCN's FC rows by
+    channel, gcn.ctf_blocks); ctf_blocks=channels without them is an error naming the setting,
+    not a silent "no blocks"; ctf_blocks=none works on any model."""
     params = {"dense": {"kernel": jnp.ones((4, 3)), "bias": jnp.zeros(3)}}
     prunable = {"dense": {"kernel": True, "bias": False}}
     with pytest.raises(ValueError, match=r"ctf_blocks=channels .* use prune.ctf_blocks=none"):
         make_pruner("ctf", params, prunable, PruneConfig(rate=0.5), 10)
     pruner = make_pruner("ctf", params, prunable, PruneConfig(rate=0.5, ctf_blocks="none"), 10)
     assert pruner.mask.blocks == ()
+    cfg = gcn.GCNConfig(num_nodes=6, num_features=5, num_classes=3, channels=4, hidden=8, edges=((0, 1),))
+    gcn_params = gcn.init(jax.random.key(0), cfg)
+    assert gcn.ctf_blocks(gcn_params) == (("['fc']['kernel']", ("row_mod", 4)),)
+    pruner = make_pruner("ctf", gcn_params, gcn.prunable(gcn_params), PruneConfig(rate=0.5), 10, gcn.ctf_blocks(gcn_params))
+    assert pruner.mask.blocks == gcn.ctf_blocks(gcn_params)
 
 
 def test_hard_masks_are_jittable_in_the_rates():
@@ -82,7 +90,7 @@ def test_hard_masks_are_jittable_in_the_rates():
     another rate still fails with the method's message when the computation runs."""
     cfg = gcn.GCNConfig(num_nodes=6, num_features=5, num_classes=3, channels=4, hidden=8, edges=((0, 1),))
     params = gcn.init(jax.random.key(0), cfg)
-    pruner = make_pruner("ctf", params, gcn.prunable(params), PruneConfig(rate=0.7), 100)
+    pruner = make_pruner("ctf", params, gcn.prunable(params), PruneConfig(rate=0.7), 100, gcn.ctf_blocks(params))
     hard = jax.jit(pruner.hard_masks)
     jax.tree.map(np.testing.assert_array_equal, hard(params, jnp.array([0.7, 0.7])),
                  pruner.hard_masks(params, np.array([0.7, 0.7])))

@@ -11,9 +11,10 @@ import pytest
 
 from jaxprune.config import SettingError, override
 from jaxprune.masks.bandstop import apply_masks
-from jaxprune.methods import make_pruner, restore_pruner, serve_rates, trained_rates
+from jaxprune.methods import make_pruner, pruner_arrays, restore_pruner, serve_rates, trained_rates
 from jaxprune.methods.config import PruneConfig
 from jaxprune.nn import gcn
+from jaxprune.skeleton_loss import task_loss
 
 CONFIG = gcn.GCNConfig(num_nodes=6, num_features=4, num_classes=3, edges=((0, 1), (1, 2), (3, 4), (4, 5)),
                        channels=4, num_blocks=2, attention_dim=4, hidden=16)
@@ -54,7 +55,7 @@ def test_bad_prune_settings_are_named(text, what):
 
 def test_tuple_setting_parses_from_text():
     from jaxprune.runner import RunConfig
-    assert override(RunConfig(), ["prune.rates=0.9, 0.5"]).prune.rates == (0.5, 0.9)
+    assert override(RunConfig(method="mrmp"), ["prune.rates=0.9, 0.5"]).prune.rates == (0.5, 0.9)
 
 
 def test_hard_masks_hit_the_prior_quantile_and_are_nested(setup):
@@ -80,7 +81,7 @@ def test_loss_vmaps_over_rates_and_has_finite_gradient(setup):
     params, pruner = setup
     x = jax.random.normal(jax.random.key(1), (5, 6, 4))
     batch = {"chunks": x, "labels": jnp.array([0, 1, 2, 0, 1])}
-    loss = pruner.loss(forward, 0.0)
+    loss = task_loss(pruner, forward, 0.0)
     (value, metrics), grads = jax.jit(jax.value_and_grad(loss, has_aux=True))(params, batch, jax.random.key(2), 10)
     assert set(metrics) == {"loss", "ce", "kl", "accuracy"}
     np.testing.assert_allclose(value, metrics["ce"] + pruner.config.kl_weight * metrics["kl"], rtol=1e-5)
@@ -121,7 +122,7 @@ def test_rates_per_step_draws_distinct_subsets_covering_every_rate(setup):
     counts = {r: int(np.isclose(draws, r).sum()) for r in prune.rates}
     assert sum(counts.values()) == 200 and min(counts.values()) > 30, counts   # each ~50
     batch = {"chunks": jax.random.normal(jax.random.key(1), (5, 6, 4)), "labels": jnp.array([0, 1, 2, 0, 1])}
-    (value, _), grads = jax.jit(jax.value_and_grad(pruner.loss(forward, 0.0), has_aux=True))(
+    (value, _), grads = jax.jit(jax.value_and_grad(task_loss(pruner, forward, 0.0), has_aux=True))(
         params, batch, jax.random.key(2), 10)                       # the step's vmap runs over 2 rates
     assert np.isfinite(float(value)) and all(np.isfinite(np.asarray(g)).all() for g in jax.tree.leaves(grads))
     with pytest.raises(ValueError, match="rates_per_step must be in \\[0, 4\\]"):
@@ -130,12 +131,13 @@ def test_rates_per_step_draws_distinct_subsets_covering_every_rate(setup):
 
 def test_prior_scales_are_saved_and_restored(setup):
     params, pruner = setup
-    artefacts = pruner.artefacts()
+    artefacts = pruner_arrays(pruner)
     assert len(artefacts) == len([k for k in jax.tree.leaves(gcn.prunable(params)) if k])
     again = restore_pruner("mrmp", params, gcn.prunable(params), pruner.config, artefacts)
     rates = np.array([0.3, 0.97])
     chex.assert_trees_all_equal(pruner.hard_masks(params, rates), again.hard_masks(params, rates))
-    with pytest.raises(ValueError, match="prior_scale"):
+    assert all(name.startswith("priors/") and name.endswith("/scale") for name in artefacts)
+    with pytest.raises(ValueError, match="lacks the mrmp pruner's array 'priors/"):
         restore_pruner("mrmp", params, gcn.prunable(params), pruner.config, {})
 
 
@@ -168,14 +170,14 @@ def test_quantile_term_is_off_while_sigma_anneals_then_ramps_in(setup):
     pruner = make_pruner("mrmp", params, gcn.prunable(params), prune, total_steps=100)
     np.testing.assert_allclose([float(pruner.quantile_weight(s)) for s in (0, 80, 90, 100)], [0, 0, 25, 50])
     batch = {"chunks": jax.random.normal(jax.random.key(1), (5, 6, 4)), "labels": jnp.array([0, 1, 2, 0, 1])}
-    loss = jax.jit(pruner.loss(forward, 0.0))
+    loss = jax.jit(task_loss(pruner, forward, 0.0))
     early, late = loss(params, batch, jax.random.key(2), 10), loss(params, batch, jax.random.key(2), 100)
     assert float(early[1]["quantile"]) > 0
     for (value, m), weight in ((early, 0.0), (late, 50.0)):
         expected = float(m["ce"]) + prune.kl_weight * float(m["kl"]) + weight * float(m["quantile"])
         assert float(value) == pytest.approx(expected, rel=1e-5)
-    assert "quantile" not in jax.jit(make_pruner("mrmp", params, gcn.prunable(params), PruneConfig(), 100)
-                                     .loss(forward, 0.0))(params, batch, jax.random.key(2), 10)[1]
+    assert "quantile" not in jax.jit(task_loss(make_pruner("mrmp", params, gcn.prunable(params), PruneConfig(), 100),
+                                               forward, 0.0))(params, batch, jax.random.key(2), 10)[1]
     with pytest.raises(ValueError, match="quantile_weight must be >= 0"):
         PruneConfig(quantile_weight=-1.0)
 
@@ -209,7 +211,7 @@ def test_quantile_term_makes_a_short_run_serve_exact_rates():
 
 def test_split_batch_gives_each_rate_its_own_slice(setup):
     params, _ = setup
-    from jaxprune.methods.mrmp import split_among
+    from jaxprune.methods.wrap import split_among
     x = jnp.arange(14.0).reshape(7, 2)
     np.testing.assert_array_equal(split_among(x, 3), jnp.arange(12.0).reshape(3, 2, 2))
     with pytest.raises(ValueError, match="cannot give each of the 3 rates a sample"):
@@ -217,8 +219,8 @@ def test_split_batch_gives_each_rate_its_own_slice(setup):
     prune = PruneConfig(rates=(0.5, 0.9, 0.99), rate_jitter=0.0, allocation="uniform", split_batch=True)
     pruner = make_pruner("mrmp", params, gcn.prunable(params), prune, total_steps=100)
     batch = {"chunks": jax.random.normal(jax.random.key(1), (6, 6, 4)), "labels": jnp.array([0, 1, 2, 0, 1, 2])}
-    (value, metrics), grads = jax.jit(jax.value_and_grad(pruner.loss(forward, 0.0), has_aux=True))(
-        params, batch, jax.random.key(2), 10)
+    (value, metrics), grads = jax.jit(jax.value_and_grad(task_loss(pruner, forward, 0.0, split_batch=True),
+                                                         has_aux=True))(params, batch, jax.random.key(2), 10)
 
     @jax.jit
     def by_hand(params):                                                   # rate k sees samples 2k, 2k + 1

@@ -97,10 +97,15 @@ def test_model_file_roundtrip_and_mismatch(tmp_path):
     cfg = gcn.GCNConfig(num_nodes=4, num_features=3, num_classes=2, edges=((0, 1),), channels=2,
                         num_blocks=1, hidden=4)
     params = gcn.init(jax.random.key(0), cfg)
-    save_model(tmp_path / "m.npz", params, {"prior_scale['fc']['kernel']": np.float32(0.3)})
+    save_model(tmp_path / "m.npz", params, {"priors/fc/kernel/scale": np.float32(0.3)})
     loaded, extra = load_model(tmp_path / "m.npz", params)
     jax.tree.map(np.testing.assert_array_equal, loaded, params)
-    assert float(extra["prior_scale['fc']['kernel']"]) == pytest.approx(0.3)
+    assert set(extra) == {"priors/fc/kernel/scale"} and float(extra["priors/fc/kernel/scale"]) == pytest.approx(0.3)
+    with np.load(tmp_path / "m.npz") as f:                   # jaxprune 0.1's file: no format, old names
+        old = {k: f[k] for k in f.files if k.startswith("params/")}
+    np.savez(tmp_path / "old.npz", **old, **{"prior_scale['fc']['kernel']": np.float32(0.3)})
+    with pytest.raises(ValueError, match=r"old\.npz: saved by jaxprune 0\.1 \(model format 1"):
+        load_model(tmp_path / "old.npz", params)
     bigger = gcn.init(jax.random.key(0), cfg.__class__(**{**cfg.__dict__, "hidden": 5}))
     with pytest.raises(ValueError, match=r"m\.npz.*/kernel. has shape"):
         load_model(tmp_path / "m.npz", bigger)

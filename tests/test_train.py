@@ -171,7 +171,7 @@ def test_train_config_validation():
 
 
 def test_mixup_mixes_inputs_and_targets_with_one_lambda():
-    from jaxprune.methods.dense import make_loss
+    from jaxprune.skeleton_loss import skeleton_loss
     seen = {}
 
     def forward(params, chunks, key, train):              # records what the network was given
@@ -181,7 +181,7 @@ def test_mixup_mixes_inputs_and_targets_with_one_lambda():
     chunks = jax.random.normal(jax.random.key(0), (6, 1, 1, 3))
     labels = jnp.array([0, 1, 2, 0, 1, 2])
     batch = {"chunks": chunks, "labels": labels}
-    value, _ = make_loss(forward, 0.0, mixup=0.4)(1.0, batch, jax.random.key(1), 0)
+    value, _ = skeleton_loss(forward, 0.0, mixup=0.4)(1.0, batch, jax.random.key(1))
     mixed = seen["chunks"]
     _, mix_key, perm_key = jax.random.split(jax.random.key(1), 3)
     lam = jax.random.beta(mix_key, 0.4, 0.4)
@@ -190,17 +190,28 @@ def test_mixup_mixes_inputs_and_targets_with_one_lambda():
     logits = mixed.reshape(6, -1)[:, :3]
     expected = lam * cross_entropy(logits, labels) + (1 - lam) * cross_entropy(logits, labels[perm])
     assert float(value) == pytest.approx(float(expected), rel=1e-6)
-    plain, _ = make_loss(forward, 0.0)(1.0, batch, jax.random.key(1), 0)
+    plain, _ = skeleton_loss(forward, 0.0)(1.0, batch, jax.random.key(1))
     assert float(plain) == pytest.approx(float(cross_entropy(chunks.reshape(6, -1)[:, :3], labels)), rel=1e-6)
     with pytest.raises(ValueError, match="mixup must be >= 0"):
         TrainConfig(mixup=-0.1)
 
 
-def test_mixup_with_a_pruning_method_is_refused_before_any_work(tmp_path):
-    from jaxprune.config import override
+def test_mixup_is_part_of_the_task_loss_so_every_method_has_it():
+    """Mixup lives in the skeleton task's loss (jaxprune.skeleton_loss), not in a method: an MRMP
+    loss with mixup mixes inputs for all rates (one draw) and differs from the plain one."""
     from jaxprune.data.synthetic import make_synthetic
-    from jaxprune.runner import RunConfig, run
-    config = override(RunConfig(method="mrmp"), ["train.mixup=0.2", "train.epochs=1"])
-    with pytest.raises(ValueError, match="mixup is implemented for method dense only, not 'mrmp'"):
-        run(make_synthetic(per_class=4, seed=0), config, out_dir=tmp_path / "out", progress=False)
-    assert not (tmp_path / "out").exists()
+    from jaxprune.config import override
+    from jaxprune.methods import make_pruner
+    from jaxprune.methods.config import PruneConfig
+    from jaxprune.runner import RunConfig, check_settings_on
+    from jaxprune.skeleton_loss import task_loss
+    params = {"w": jax.random.normal(jax.random.key(3), (3, 3))}
+    pruner = make_pruner("mrmp", params, {"w": True}, PruneConfig(rates=(0.5, 0.9)), 10)
+
+    def forward(params, chunks, key, train):
+        return chunks.reshape(chunks.shape[0], -1)[:, :3] @ params["w"]
+    batch = {"chunks": jax.random.normal(jax.random.key(0), (6, 1, 1, 3)), "labels": jnp.array([0, 1, 2, 0, 1, 2])}
+    mixed, _ = jax.jit(task_loss(pruner, forward, 0.0, mixup=0.4))(params, batch, jax.random.key(1), 0)
+    plain, _ = jax.jit(task_loss(pruner, forward, 0.0))(params, batch, jax.random.key(1), 0)
+    assert np.isfinite(float(mixed)) and float(mixed) != pytest.approx(float(plain), rel=1e-4)
+    check_settings_on(make_synthetic(per_class=4, seed=0), override(RunConfig(method="mrmp"), ["train.mixup=0.2"]))

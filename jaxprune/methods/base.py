@@ -1,10 +1,24 @@
-"""What every pruner offers besides its loss and masks: a state carried through training.
+"""The pruner protocol: what every pruning method is, whatever the model and the task.
 
-A pruner may keep its own state in ``TrainState.prune_state`` (e.g. a baseline's current masks):
-``init_prune_state(params, key, data, forward)`` makes it before training, ``update_fn(params,
-prune_state, step) -> (params, prune_state)`` runs after every optimizer step (None: nothing to
-do), and ``finish(prune_state)`` returns the pruner that serves the trained model. ``Stateless``
-gives the defaults of a pruner whose masks are a function of the params alone (dense, MRMP, CTF).
+A pruner is a small pytree (a ``flax.struct`` dataclass; its arrays, e.g. MRMP's priors, are its
+leaves) with pure functions; it never sees the task's loss or batch format
+(``jaxprune.methods.wrap.pruned_loss`` joins the two):
+
+    pruner.init(params, key, batch=None, score_loss=None) -> prune_state   (a pytree, or None)
+    pruner.train_masks(params, prune_state, key, step)    -> masks of one training step (None: no mask;
+                                                             a leading (K,) axis when pruner.multi_rate)
+    pruner.penalty(params, masks, prune_state, key, step) -> (terms added to the loss, metrics)
+    pruner.update(params, prune_state, step)              -> (params, prune_state) after an optimizer step
+    pruner.hard_masks(params, rates (R,))                 -> masks with a leading R axis (None: dense leaf)
+    pruner.layer_rates(params, rates)                     -> per-layer target rates, or None
+    pruner.finish(prune_state)                            -> the pruner that serves the trained model
+    pruner.template(params)                               -> a finished pruner's shape, to restore into
+
+and the static fields ``trained_rates``, ``serves_any_rate``, ``multi_rate`` and ``draws_keys``
+(True: ``train_masks`` and ``penalty`` get keys of their own; False: they get None). ``key`` and
+``batch`` of ``init`` serve pruners that score weights before training (SNIP differentiates
+``score_loss(params, batch, key)``); ``update_fn`` is ``update``, or None when it does nothing.
+``Stateless`` gives the defaults of a pruner whose masks are a function of the params alone.
 """
 
 from __future__ import annotations
@@ -18,11 +32,23 @@ class Stateless:
     """Defaults for a pruner that keeps no state in the train state."""
 
     update_fn = None
+    multi_rate = False
+    draws_keys = False
 
-    def init_prune_state(self, params, key, data, forward):
+    def init(self, params, key=None, batch=None, score_loss=None):
         return None
 
+    def update(self, params, prune_state, step):
+        return params, prune_state
+
+    def penalty(self, params, masks, prune_state, key, step):
+        return (), {}
+
     def finish(self, prune_state):
+        return self
+
+    def template(self, params):
+        """The pruner with its arrays shaped as a trained one's (what a saved model restores into)."""
         return self
 
 

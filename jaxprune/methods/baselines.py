@@ -28,26 +28,29 @@ are in ``jaxprune.masks.hard``.
 - ``group_lasso``: the same with λ·Σ_columns ‖w_col‖₂ / √N (Wen et al., "Learning Structured
   Sparsity in Deep Neural Networks", NeurIPS 2016), then structured column pruning.
 
-Every baseline serves its trained rate only; its final masks are saved with the model.
+Each is built from parts rather than a switch on its name: a pruning ``rule`` (which weights a
+rate removes), a ``schedule`` (when the rule rewrites the masks, and what it does to the params)
+and an optional ``regulariser``; ``BASELINES`` maps every name to its parts. Every baseline serves
+its trained rate only; its final masks are saved with the model.
 """
 
 from __future__ import annotations
 
-from typing import Any
+import dataclasses
+from functools import partial
+from typing import Any, Callable
 
 import flax.struct
 import jax
 import jax.numpy as jnp
 import numpy as np
 
-from jaxprune.losses import accuracy, cross_entropy
 from jaxprune.masks.bandstop import apply_masks
 from jaxprune.masks.hard import column_masks, magnitude_masks, random_masks, snip_masks
 from jaxprune.methods.base import at_trained_rate
 from jaxprune.methods.config import PruneConfig
 
 PyTree = Any
-BASELINES = ("magnitude", "gradual", "random", "structured", "lottery", "snip", "l1", "group_lasso")
 
 
 def _fill(masks, params):
@@ -56,146 +59,234 @@ def _fill(masks, params):
                         is_leaf=lambda x: x is None)
 
 
+def _ones(params):
+    return _fill(jax.tree.map(lambda w: None, params), params)
+
+
+# -- schedules: when the rule rewrites the masks ----------------------------------------------
+@dataclasses.dataclass(frozen=True)
+class AtInit:
+    """Masks chosen once before training and kept: ``choose(key, params, batch, score_loss, rate)``."""
+
+    choose: Callable
+    updates = False
+
+    def init(self, pruner, params, key, batch, score_loss):
+        return {"masks": _fill(self.choose(key, params, batch, score_loss, pruner.rate), params)}
+
+
+@dataclasses.dataclass(frozen=True)
+class OneShot:
+    """All ones until ``step``, then the rule at the rate, fixed for the rest (fine-tuning)."""
+
+    step: int
+    updates = True
+
+    def init(self, pruner, params, key, batch, score_loss):
+        return {"masks": _ones(params)}
+
+    def update(self, pruner, params, state, step):
+        masks = jax.lax.cond(step == self.step, lambda: _fill(pruner.rule(params, pruner.rate), params),
+                             lambda: state["masks"])
+        return params, {"masks": masks}
+
+
+@dataclasses.dataclass(frozen=True)
+class Gradual:
+    """The cubic schedule s_t = r·(1 − (1 − (t − t0)/(t1 − t0))³), applied to the masked weights every
+    ``every`` steps from ``t0`` to ``t1`` (Zhu & Gupta 2017)."""
+
+    t0: int
+    t1: int
+    every: int
+    updates = True
+
+    def init(self, pruner, params, key, batch, score_loss):
+        return {"masks": _ones(params)}
+
+    def update(self, pruner, params, state, step):
+        masks = state["masks"]
+        t0, t1 = self.t0, self.t1
+        due = (step >= t0) & (step <= t1) & (((step - t0) % self.every == 0) | (step == t1))
+        frac = jnp.clip((step - t0) / (t1 - t0), 0.0, 1.0)
+        sparsity = pruner.rate * (1.0 - (1.0 - frac) ** 3)
+        masks = jax.lax.cond(due, lambda: _fill(pruner.rule(apply_masks(params, masks), sparsity), params),
+                             lambda: masks)
+        return params, {"masks": masks}
+
+
+@dataclasses.dataclass(frozen=True)
+class Rewinding:
+    """``rounds`` rounds of ``length`` steps; after round i < R the masked weights are pruned to
+    1 − (1 − r)^(i/(R−1)) and the survivors rewound to their values at step ``rewind_at``."""
+
+    rounds: int
+    length: float
+    rewind_at: int
+    updates = True
+
+    def init(self, pruner, params, key, batch, score_loss):
+        return {"masks": _ones(params), "rewind": jax.tree.map(jnp.copy, params)}   # own buffers: the step donates
+
+    def update(self, pruner, params, state, step):
+        masks = state["masks"]
+        rewind = jax.tree.map(lambda r, p: jnp.where(step == self.rewind_at, p, r), state["rewind"], params)
+        for i in range(1, self.rounds):
+            at = int(round(i * self.length))
+            rate_i = 1.0 - (1.0 - pruner.rate) ** (i / (self.rounds - 1))
+
+            def prune(p=params, m=masks, r=rate_i):
+                new = _fill(pruner.rule(apply_masks(p, m), r), p)
+                return apply_masks(rewind, new), new
+            params, masks = jax.lax.cond(step == at, prune, lambda: (params, masks))
+        return params, {"masks": masks, "rewind": rewind}
+
+
+# -- regularisers: λ·penalty(prunable weights) until the pruning step ------------------------------
+def l1_penalty(leaves: list) -> jax.Array:
+    """mean |w| over the prunable weights."""
+    return sum(jnp.sum(jnp.abs(w)) for w in leaves) / sum(w.size for w in leaves)
+
+
+def group_lasso_penalty(leaves: list) -> jax.Array:
+    """Σ_columns ‖w_col‖₂ / √N (Wen et al. 2016): a column is an output unit of a kernel (last axis)."""
+    n = sum(w.size for w in leaves)
+    return sum(jnp.sum(jnp.sqrt(jnp.sum(jnp.square(w), axis=0) + 1e-12)) for w in leaves) / np.sqrt(n)
+
+
+@dataclasses.dataclass(frozen=True)
+class Regulariser:
+    """λ·``penalty``(prunable leaves) before step ``until``, 0 from then on."""
+
+    penalty: Callable
+    weight: float
+    until: int
+
+    def __call__(self, params, prunable, step) -> jax.Array:
+        leaves = [w for w, k in zip(jax.tree.leaves(params), jax.tree.leaves(prunable)) if k]
+        return jnp.where(step < self.until, self.weight * self.penalty(leaves), 0.0)
+
+
+# -- the pruner ---------------------------------------------------------------------------------
 @flax.struct.dataclass
 class Baseline:
-    """One baseline (``kind`` in BASELINES) at one rate; ``masks`` is set once training is done."""
+    """A baseline at one rate: ``rule(params, rate) -> masks`` under ``schedule``, plus an optional
+    ``regulariser``; ``masks`` (a pytree like the params) is set once training is done."""
 
-    kind: str = flax.struct.field(pytree_node=False)
+    name: str = flax.struct.field(pytree_node=False)
+    rule: Callable = flax.struct.field(pytree_node=False)
+    schedule: Any = flax.struct.field(pytree_node=False)
+    regulariser: Regulariser | None = flax.struct.field(pytree_node=False)
     prunable: PyTree = flax.struct.field(pytree_node=False)
     trained_rates: tuple[float, ...] = flax.struct.field(pytree_node=False)
-    config: PruneConfig = flax.struct.field(pytree_node=False)
-    total_steps: int = flax.struct.field(pytree_node=False)
     masks: PyTree = None
     serves_any_rate: bool = flax.struct.field(pytree_node=False, default=False)
+    multi_rate = False
+    draws_keys = False
 
     @property
     def rate(self) -> float:
         return self.trained_rates[0]
 
-    # -- the schedule ------------------------------------------------------------------------
-    @property
-    def prune_step(self) -> int:
-        """The step of the one-shot pruning (magnitude, structured, l1, group_lasso)."""
-        return max(1, int(round((1.0 - self.config.finetune_fraction) * self.total_steps)))
-
-    def _rule(self, params, rate):
-        """The kind's pruning rule at ``rate`` (may be traced), masks at prunable leaves."""
-        if self.kind in ("structured", "group_lasso"):
-            return column_masks(params, self.prunable, rate)
-        scope = "global" if self.kind in ("l1", "lottery") else self.config.scope
-        return magnitude_masks(params, self.prunable, rate, scope)
-
-    def init_prune_state(self, params, key, data, forward) -> dict:
-        """The masks before the first step (all ones, or random / SNIP at initialisation)."""
-        if self.kind == "random":
-            masks = random_masks(key, params, self.prunable, self.rate)
-        elif self.kind == "snip":
-            n = min(len(data["labels"]), 256)
-            batch = jax.tree.map(lambda a: a[:n], data)
-
-            def ce(p):
-                return cross_entropy(forward(p, batch["chunks"], key, False), batch["labels"])
-            masks = snip_masks(jax.grad(ce)(params), params, self.prunable, self.rate)
-        else:
-            masks = jax.tree.map(lambda w: None, params)         # nothing pruned yet: all ones
-        state = {"masks": _fill(masks, params)}
-        if self.kind == "lottery":
-            state["rewind"] = jax.tree.map(jnp.copy, params)   # its own buffers: the step donates both
-        return state
+    def init(self, params, key=None, batch=None, score_loss=None) -> dict:
+        """The masks before the first step (all ones, or chosen at initialisation), and the
+        schedule's own state."""
+        return self.schedule.init(self, params, key, batch, score_loss)
 
     @property
     def update_fn(self):
-        if self.kind in ("random", "snip"):
-            return None
-        return self._update
+        return self.update if self.schedule.updates else None
 
-    def _update(self, params, state, step):
-        """After ``step`` optimizer steps: prune (and rewind) when the schedule says so."""
-        masks = state["masks"]
-        if self.kind == "gradual":
-            t0 = int(0.1 * self.total_steps)
-            t1 = max(t0 + 1, self.prune_step)
-            every = max(1, (t1 - t0) // max(1, self.config.gradual_updates))
-            due = (step >= t0) & (step <= t1) & (((step - t0) % every == 0) | (step == t1))
-            frac = jnp.clip((step - t0) / (t1 - t0), 0.0, 1.0)
-            sparsity = self.rate * (1.0 - (1.0 - frac) ** 3)
-            masks = jax.lax.cond(due, lambda: _fill(self._rule(apply_masks(params, masks), sparsity), params),
-                                 lambda: masks)
-            return params, {"masks": masks}
-        if self.kind == "lottery":
-            rounds = self.config.lottery_rounds
-            length = self.total_steps / rounds
-            rewind_at = int(round(self.config.rewind_fraction * length))
-            rewind = jax.tree.map(lambda r, p: jnp.where(step == rewind_at, p, r), state["rewind"], params)
-            for i in range(1, rounds):
-                at = int(round(i * length))
-                rate_i = 1.0 - (1.0 - self.rate) ** (i / (rounds - 1))
+    def update(self, params, state, step):
+        """After ``step`` optimizer steps: the schedule prunes (and rewinds) when it is due."""
+        if not self.schedule.updates:
+            return params, state
+        return self.schedule.update(self, params, state, step)
 
-                def prune(p=params, m=masks, r=rate_i):
-                    new = _fill(self._rule(apply_masks(p, m), r), p)
-                    return apply_masks(rewind, new), new
-                params, masks = jax.lax.cond(step == at, prune, lambda: (params, masks))
-            return params, {"masks": masks, "rewind": rewind}
-        masks = jax.lax.cond(step == self.prune_step, lambda: _fill(self._rule(params, self.rate), params),
-                             lambda: masks)
-        return params, {"masks": masks}
+    def train_masks(self, params, prune_state, key, step) -> PyTree:
+        """The current 0/1 masks, kept in the train state."""
+        return prune_state["masks"]
 
-    # -- training and serving -----------------------------------------------------------------
-    def regulariser(self, params, step) -> jax.Array:
-        """λ·penalty before the pruning step (l1, group_lasso), 0 otherwise."""
-        if self.kind not in ("l1", "group_lasso"):
-            return jnp.zeros(())
-        leaves = [w for w, k in zip(jax.tree.leaves(params), jax.tree.leaves(self.prunable)) if k]
-        n = sum(w.size for w in leaves)
-        if self.kind == "l1":
-            penalty = sum(jnp.sum(jnp.abs(w)) for w in leaves) / n
-        else:
-            penalty = sum(jnp.sum(jnp.sqrt(jnp.sum(jnp.square(w), axis=0) + 1e-12)) for w in leaves) / np.sqrt(n)
-        return jnp.where(step < self.prune_step, self.config.reg_weight * penalty, 0.0)
-
-    def loss(self, forward, label_smoothing: float = 0.0):
-        """CE of the masked network (+ the regulariser of l1 / group_lasso)."""
-
-        def loss(params, batch, key, step, prune_state):
-            logits = forward(apply_masks(params, prune_state["masks"]), batch["chunks"], key, True)
-            ce = cross_entropy(logits, batch["labels"], label_smoothing)
-            total = ce + self.regulariser(params, step)
-            return total, {"loss": total, "ce": ce, "accuracy": accuracy(logits, batch["labels"])}
-
-        return loss
+    def penalty(self, params, masks, prune_state, key, step):
+        """(the regulariser,) when there is one; () otherwise."""
+        if self.regulariser is None:
+            return (), {}
+        return (self.regulariser(params, self.prunable, step),), {}
 
     def finish(self, prune_state) -> "Baseline":
         return self.replace(masks=prune_state["masks"])
 
+    def template(self, params) -> "Baseline":
+        """The baseline with all-ones masks like ``params`` (what a saved model's masks restore into)."""
+        return self.replace(masks=_ones(params))
+
     def hard_masks(self, params, rates) -> PyTree:
         """The final masks with a leading (R,) axis; every rate must be the trained one."""
         if self.masks is None:
-            raise ValueError(f"the {self.kind} baseline has no masks before training has finished")
-        return at_trained_rate(self.masks, rates, self.rate, self.kind)
+            raise ValueError(f"the {self.name} baseline has no masks before training has finished")
+        return at_trained_rate(self.masks, rates, self.rate, self.name)
 
     def layer_rates(self, params, rates):
         return None
 
-    def artefacts(self) -> dict[str, np.ndarray]:
-        flat, _ = jax.tree_util.tree_flatten_with_path(self.masks)
-        return {"mask" + jax.tree_util.keystr(p): np.asarray(m) for p, m in flat}
+
+# -- the baselines, as parts ---------------------------------------------------------------------
+def _choose_random(prunable, key, params, batch, score_loss, rate):
+    return random_masks(key, params, prunable, rate)
 
 
-def build(kind: str, prunable, config: PruneConfig, total_steps: int) -> Baseline:
-    """The ``kind`` baseline at ``config.rate`` for a run of ``total_steps`` optimizer steps."""
-    if kind not in BASELINES:
-        raise ValueError(f"unknown baseline {kind!r}; choose one of {BASELINES}")
-    return Baseline(kind=kind, prunable=prunable, trained_rates=(config.rate,), config=config,
-                    total_steps=int(total_steps))
+def _choose_snip(prunable, key, params, batch, score_loss, rate):
+    """SNIP: |∂L/∂w · w| with L = ``score_loss(params, batch, key)`` on the first 256 samples."""
+    if batch is None or score_loss is None:
+        raise ValueError("the snip baseline scores weights on data: init needs batch and score_loss")
+    n = min(jax.tree.leaves(batch)[0].shape[0], 256)
+    batch = jax.tree.map(lambda a: a[:n], batch)
+    grads = jax.grad(lambda p: score_loss(p, batch, key))(params)
+    return snip_masks(grads, params, prunable, rate)
 
 
-def restore(kind: str, params, prunable, config: PruneConfig, artefacts: dict) -> Baseline:
-    """The baseline of a saved run, its final masks read from ``artefacts``."""
+def prune_step(config: PruneConfig, total_steps: int) -> int:
+    """The step of the one-shot pruning: after (1 − ``finetune_fraction``) of the steps."""
+    return max(1, int(round((1.0 - config.finetune_fraction) * total_steps)))
 
-    def mask(path, w):
-        name = "mask" + jax.tree_util.keystr(path)
-        if name not in artefacts:
-            raise ValueError(f"saved model lacks {name!r}: not a {kind} model, or from another version")
-        return jnp.asarray(artefacts[name])
-    masks = jax.tree_util.tree_map_with_path(mask, params)
-    return build(kind, prunable, config, 1).replace(masks=masks)
+
+def _magnitude(prunable, scope):
+    return lambda params, rate: magnitude_masks(params, prunable, rate, scope)
+
+
+def _columns(prunable):
+    return lambda params, rate: column_masks(params, prunable, rate)
+
+
+def _parts(name: str, prunable, c: PruneConfig, total: int):
+    """(rule, schedule, regulariser) of the baseline ``name``."""
+    cut = prune_step(c, total)
+    length = total / c.lottery_rounds            # lottery: steps per round
+    t0 = int(0.1 * total)                        # gradual: from 10 % of the steps to the cut
+    t1 = max(t0 + 1, cut)
+    parts = {
+        "magnitude": lambda: (_magnitude(prunable, c.scope), OneShot(cut), None),
+        "gradual": lambda: (_magnitude(prunable, c.scope),
+                            Gradual(t0, t1, max(1, (t1 - t0) // max(1, c.gradual_updates))), None),
+        "random": lambda: (None, AtInit(partial(_choose_random, prunable)), None),
+        "structured": lambda: (_columns(prunable), OneShot(cut), None),
+        "lottery": lambda: (_magnitude(prunable, "global"), Rewinding(
+            c.lottery_rounds, length, int(round(c.rewind_fraction * length))), None),
+        "snip": lambda: (None, AtInit(partial(_choose_snip, prunable)), None),
+        "l1": lambda: (_magnitude(prunable, "global"), OneShot(cut), Regulariser(l1_penalty, c.reg_weight, cut)),
+        "group_lasso": lambda: (_columns(prunable), OneShot(cut),
+                                Regulariser(group_lasso_penalty, c.reg_weight, cut)),
+    }
+    return parts[name]()
+
+
+BASELINES = ("magnitude", "gradual", "random", "structured", "lottery", "snip", "l1", "group_lasso")
+
+
+def build(name: str, prunable, config: PruneConfig, total_steps: int) -> Baseline:
+    """The baseline ``name`` at ``config.rate`` for a run of ``total_steps`` optimizer steps."""
+    if name not in BASELINES:
+        raise ValueError(f"unknown baseline {name!r}; choose one of {BASELINES}")
+    rule, schedule, regulariser = _parts(name, prunable, config, int(total_steps))
+    return Baseline(name=name, rule=rule, schedule=schedule, regulariser=regulariser, prunable=prunable,
+                    trained_rates=(config.rate,))

@@ -9,8 +9,9 @@ N = the number of prunable weights (the penalty is normalised by N [choice]); ψ
 rows, columns and blocks.
 
 Choices [METHOD.md: ours]: scales = each layer's initialisation std; shift a = ``ctf_shift``
-(0.5 std); blocks = the GCN's channels at the layer after the flatten (``gcn_blocks``) and none
-elsewhere (there a block would be a row, which the row factor already is); λ = ``ctf_weight``.
+(0.5 std); blocks = what the model declares (``make_pruner(..., blocks=...)``; the GCN: its FC
+rows grouped by the last graph convolution's channels, ``jaxprune.nn.gcn.ctf_blocks``) with
+``prune.ctf_blocks=channels``, none with ``none``; CTF itself reads no parameter names; λ = ``ctf_weight``.
 CTF trains one rate and serves that rate only.
 """
 
@@ -23,32 +24,13 @@ import jax
 import jax.numpy as jnp
 import numpy as np
 
-from jaxprune.losses import accuracy, cross_entropy
-from jaxprune.masks.bandstop import apply_masks, sigma_schedule
+from jaxprune.masks.bandstop import sigma_schedule
 from jaxprune.masks.ctf import CoarseToFineMask, mask_sum
 from jaxprune.methods.base import Stateless, at_trained_rate
 from jaxprune.methods.config import PruneConfig
 from jaxprune.priors import init_scales
 
 PyTree = Any
-
-
-def gcn_blocks(params: PyTree, setting: str) -> tuple[tuple[str, tuple], ...]:
-    """Block partitions of the GCN's prunable leaves for ``prune.ctf_blocks``.
-
-    "channels": the FC layer's rows (node-major flatten of J nodes × C channels) in C blocks, one
-    per channel of the last graph convolution across all nodes; no block factor elsewhere.
-    "none": no block factor anywhere.
-    """
-    if setting == "none":
-        return ()
-    blocks = sorted(k for k in params if str(k).startswith("block"))
-    if "fc" not in params or not blocks:
-        raise ValueError("prune setting ctf_blocks=channels groups the skeleton GCN's FC rows by channel, but "
-                         "these params have no 'fc' layer after 'block<i>' layers; use prune.ctf_blocks=none "
-                         "(no block factor) for another model")
-    channels = int(np.shape(params[blocks[-1]]["conv"]["kernel"])[1])
-    return (("['fc']['kernel']", ("row_mod", channels)),)
 
 
 @flax.struct.dataclass
@@ -69,21 +51,16 @@ class CoarseToFine(Stateless):
         c = self.config
         return sigma_schedule(step, self.anneal_steps, c.ctf_shift, c.sigma_start, c.sigma_end)
 
-    def loss(self, forward, label_smoothing: float = 0.0):
-        """``loss(params, batch, key, step) -> (loss, metrics)``: CE of the soft-masked network +
-        λ·(soft kept fraction − (1 − r))²."""
+    def train_masks(self, params, prune_state, key, step) -> PyTree:
+        """The soft CTF masks ψ_σ(step)(Ŵ) of one training step (no leading rate axis)."""
+        return self.mask.soft_masks(params, self.sigma(step))
 
-        def loss(params, batch, key, step, prune_state=None):
-            masks = self.mask.soft_masks(params, self.sigma(step))
-            n = sum(m.size for m in jax.tree.leaves(masks))
-            kept = mask_sum(masks) / n
-            logits = forward(apply_masks(params, masks), batch["chunks"], key, True)
-            ce = cross_entropy(logits, batch["labels"], label_smoothing)
-            budget = jnp.square(kept - (1.0 - self.rate))
-            total = ce + self.config.ctf_weight * budget
-            return total, {"loss": total, "ce": ce, "soft_kept": kept, "accuracy": accuracy(logits, batch["labels"])}
-
-        return loss
+    def penalty(self, params, masks, prune_state, key, step):
+        """(λ·(soft kept fraction − (1 − r))²,) over the N masked weights of ``masks``."""
+        n = sum(m.size for m in jax.tree.leaves(masks))
+        kept = mask_sum(masks) / n
+        budget = jnp.square(kept - (1.0 - self.rate))
+        return (self.config.ctf_weight * budget,), {"soft_kept": kept}
 
     def hard_masks(self, params, rates) -> PyTree:
         """The hard CTF masks with a leading (R,) axis; every rate must be the trained one."""
@@ -93,34 +70,24 @@ class CoarseToFine(Stateless):
         """None: one global budget, no per-layer targets."""
         return None
 
-    def artefacts(self) -> dict[str, np.ndarray]:
-        """Each prunable leaf's scale (its initialisation std), which the hard mask needs."""
-        flat, _ = jax.tree_util.tree_flatten_with_path(self.mask.scales, is_leaf=lambda x: x is None)
-        return {"ctf_scale" + jax.tree_util.keystr(p): np.asarray(s) for p, s in flat if s is not None}
+
+def chosen_blocks(config: PruneConfig, blocks) -> tuple[tuple[str, tuple], ...]:
+    """The block partitions in force: the model's ``blocks`` under ``ctf_blocks=channels`` (a
+    ValueError naming the setting when the model declares none), nothing under ``none``."""
+    if config.ctf_blocks == "none":
+        return ()
+    if not blocks:
+        raise ValueError("prune setting ctf_blocks=channels groups rows by the model's channels, but the model "
+                         "declares no blocks (make_pruner(..., blocks=...); the skeleton GCN's are "
+                         "jaxprune.nn.gcn.ctf_blocks(params)); use prune.ctf_blocks=none (no block factor) "
+                         "for another model")
+    return tuple(blocks)
 
 
-def _mask(scales, params, config: PruneConfig) -> CoarseToFineMask:
-    return CoarseToFineMask(scales=scales, shift=config.ctf_shift, factors=config.ctf_factors,
-                            blocks=gcn_blocks(params, config.ctf_blocks))
-
-
-def build(params: PyTree, prunable: PyTree, config: PruneConfig, anneal_steps: int) -> CoarseToFine:
-    """The CTF pruner for freshly initialised ``params`` (scales = their std per prunable leaf)."""
-    return CoarseToFine(mask=_mask(init_scales(params, prunable), params, config), trained_rates=(config.rate,),
-                        config=config, anneal_steps=int(anneal_steps))
-
-
-def restore(params: PyTree, prunable: PyTree, config: PruneConfig, artefacts: dict) -> CoarseToFine:
-    """The CTF pruner of a saved run, its scales read from ``artefacts``."""
-
-    def scale(path, keep):
-        if not keep:
-            return None
-        name = "ctf_scale" + jax.tree_util.keystr(path)
-        if name not in artefacts:
-            raise ValueError(f"saved model lacks {name!r}: not a CTF model, or from another version")
-        return jnp.asarray(artefacts[name])
-
-    scales = jax.tree_util.tree_map_with_path(scale, prunable)
-    return CoarseToFine(mask=_mask(scales, params, config), trained_rates=(config.rate,), config=config,
-                        anneal_steps=1)
+def build(params: PyTree, prunable: PyTree, config: PruneConfig, anneal_steps: int, blocks=()) -> CoarseToFine:
+    """The CTF pruner for freshly initialised ``params`` (scales = their std per prunable leaf);
+    ``blocks``: the model's block partitions (``jaxprune.masks.ctf``'s spec), used under
+    ``ctf_blocks=channels``."""
+    mask = CoarseToFineMask(scales=init_scales(params, prunable), shift=config.ctf_shift,
+                            factors=config.ctf_factors, blocks=chosen_blocks(config, blocks))
+    return CoarseToFine(mask=mask, trained_rates=(config.rate,), config=config, anneal_steps=int(anneal_steps))

@@ -33,12 +33,11 @@ import jax.numpy as jnp
 import numpy as np
 
 from jaxprune.alignment import total_alignment
-from jaxprune.losses import accuracy, cross_entropy
 from jaxprune.masks.allocation import layer_rates
 from jaxprune.masks.bandstop import BandStopMask, apply_masks, sigma_schedule
 from jaxprune.methods.base import Stateless
 from jaxprune.methods.config import PruneConfig
-from jaxprune.priors import is_prior, layer_priors, make_prior, threshold_for_rate
+from jaxprune.priors import is_prior, layer_priors, threshold_for_rate
 from jaxprune.quantile_match import quantile_distance
 
 PyTree = Any
@@ -47,6 +46,9 @@ PyTree = Any
 @flax.struct.dataclass
 class MultiRate(Stateless):
     """Band-stop pruner at several rates over shared latent weights (SRMP when one rate).
+
+    Its training masks have a leading (K,) axis, one per rate of the step (``multi_rate``); the
+    rates' jitter and the KL's grid shift draw from keys of its own (``draws_keys``).
 
     ``priors``: pytree like the params, a prior at each prunable leaf, None elsewhere.
     ``prunable``: pytree of bools like the params (static).
@@ -59,6 +61,8 @@ class MultiRate(Stateless):
     anneal_steps: int = flax.struct.field(pytree_node=False)
     total_steps: int = flax.struct.field(pytree_node=False, default=0)
     serves_any_rate: bool = flax.struct.field(pytree_node=False, default=True)
+    multi_rate = True
+    draws_keys = True
 
     @property
     def mask(self) -> BandStopMask:
@@ -143,50 +147,18 @@ class MultiRate(Stateless):
         u = jax.random.uniform(key, rates.shape)
         return (-jnp.expm1(-(jnp.asarray(lo) + u * jnp.asarray(hi - lo)))).astype(jnp.float32)
 
-    def loss(self, forward, label_smoothing: float = 0.0):
-        """``loss(params, batch, key, step) -> (loss, metrics)``: mean CE over the K trained rates
-        (one vmap over their thresholds; each rate sees the whole augmented batch, or its own
-        1/K of it with ``split_batch``) + λ·KL."""
+    def train_masks(self, params, prune_state, key, step) -> PyTree:
+        """The soft masks (K, ...) of one training step: at the rates ``step_rates(key)`` draws."""
+        return self.soft_masks(params, self.step_rates(key), step)
 
-        def loss(params, batch, key, step, prune_state=None):
-            key, rate_key, grid_key = jax.random.split(key, 3)
-            masks = self.soft_masks(params, self.step_rates(rate_key), step)
-
-            def at_rate(m, chunks, labels, aug_key):
-                logits = forward(apply_masks(params, m), chunks, aug_key, True)
-                return cross_entropy(logits, labels, label_smoothing), accuracy(logits, labels)
-
-            if self.config.split_batch:       # rate k: the k-th slice, its own augmentation draws
-                k = jax.tree.leaves(masks)[0].shape[0]
-                chunks, labels = split_among(batch["chunks"], k), split_among(batch["labels"], k)
-                ce, acc = jax.vmap(at_rate)(masks, chunks, labels, jax.random.split(key, k))
-            else:
-                ce, acc = jax.vmap(at_rate, in_axes=(0, None, None, None))(
-                    masks, batch["chunks"], batch["labels"], key)
-            kl = self.alignment(params, grid_key)
-            total = ce.mean() + self.kl_weight(step) * kl
-            metrics = {"ce": ce.mean(), "kl": kl, "accuracy": acc.mean()}
-            if self.config.quantile_weight:
-                metrics["quantile"] = total_alignment(params, self.prunable, self.priors, quantile_distance)
-                total = total + self.quantile_weight(step) * metrics["quantile"]
-            return total, {"loss": total, **metrics}
-
-        return loss
-
-    def artefacts(self) -> dict[str, np.ndarray]:
-        """What serving needs besides the params: each prunable leaf's prior scale."""
-        flat, _ = jax.tree_util.tree_flatten_with_path(self.priors, is_leaf=lambda x: x is None or is_prior(x))
-        return {"prior_scale" + jax.tree_util.keystr(p): np.asarray(q.scale) for p, q in flat if q is not None}
-
-
-def split_among(x: jax.Array, k: int) -> jax.Array:
-    """A batch (B, ...) as k disjoint slices (k, B // k, ...); the last B mod k samples are left
-    out of this step (the batch is a fresh random draw every step)."""
-    per = x.shape[0] // k
-    if per < 1:
-        raise ValueError(f"prune setting split_batch: a batch of {x.shape[0]} samples cannot give each of "
-                         f"the {k} rates a sample; use a batch of at least {k} or rates_per_step")
-    return x[: per * k].reshape(k, per, *x.shape[1:])
+    def penalty(self, params, masks, prune_state, key, step):
+        """(λ(step)·Σ_ℓ KL, [w(step)·quantile term]), with the KL's grid shifted by ``key``."""
+        kl = self.alignment(params, key)
+        terms, metrics = [self.kl_weight(step) * kl], {"kl": kl}
+        if self.config.quantile_weight:
+            metrics["quantile"] = total_alignment(params, self.prunable, self.priors, quantile_distance)
+            terms.append(self.quantile_weight(step) * metrics["quantile"])
+        return tuple(terms), metrics
 
 
 def _prior_shape(config: PruneConfig) -> dict:
@@ -200,19 +172,3 @@ def build(params: PyTree, prunable: PyTree, config: PruneConfig, rates, anneal_s
     priors = layer_priors(params, prunable, config.prior, **_prior_shape(config))
     return MultiRate(priors=priors, prunable=prunable, trained_rates=tuple(float(r) for r in rates),
                      config=config, anneal_steps=int(anneal_steps), total_steps=int(total_steps))
-
-
-def restore(params: PyTree, prunable: PyTree, config: PruneConfig, rates, artefacts: dict) -> MultiRate:
-    """The pruner of a saved run, its priors rebuilt from ``artefacts`` (see ``MultiRate.artefacts``)."""
-
-    def prior(path, keep):
-        if not keep:
-            return None
-        name = "prior_scale" + jax.tree_util.keystr(path)
-        if name not in artefacts:
-            raise ValueError(f"saved model lacks {name!r}: not an MRMP/SRMP model, or from another version")
-        return make_prior(config.prior, jnp.asarray(artefacts[name]), **_prior_shape(config))
-
-    priors = jax.tree_util.tree_map_with_path(prior, prunable)
-    return MultiRate(priors=priors, prunable=prunable, trained_rates=tuple(float(r) for r in rates),
-                     config=config, anneal_steps=1)

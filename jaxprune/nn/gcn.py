@@ -142,3 +142,12 @@ def prunable(params: dict) -> dict:
         names = [getattr(p, "key", None) for p in path]
         return names[0] != "classifier" and names[-1] in ("kernel", "query", "key")
     return jax.tree_util.tree_map_with_path(leaf, params)
+
+
+def ctf_blocks(params: dict) -> tuple[tuple[str, tuple], ...]:
+    """The GCN's block structure for CTF (``jaxprune.masks.ctf`` spec): the FC layer's rows
+    (node-major flatten of J nodes × C channels) in C blocks, one per channel of the last graph
+    convolution across all nodes; no block factor elsewhere (there a block would be a row)."""
+    last = sorted(k for k in params if str(k).startswith("block"))[-1]
+    channels = int(np.shape(params[last]["conv"]["kernel"])[1])
+    return (("['fc']['kernel']", ("row_mod", channels)),)

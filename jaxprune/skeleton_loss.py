@@ -1,0 +1,56 @@
+"""The skeleton task's loss: cross-entropy (label smoothing, mixup) on a {'chunks', 'labels'} batch.
+
+This is the ``loss_fn(params, batch, key)`` that ``jaxprune.methods.wrap.pruned_loss`` wraps for
+every method when ``jaxprune train`` runs; a user's own model brings its own instead.
+``forward(params, chunks, key, train) -> logits (B, classes)`` is ``jaxprune.runner.make_forward``'s
+(augmentation inside when ``train``).
+"""
+
+from __future__ import annotations
+
+import jax
+
+from jaxprune.losses import accuracy, cross_entropy
+from jaxprune.methods.wrap import pruned_loss
+
+
+def skeleton_loss(forward, label_smoothing: float = 0.0, mixup: float = 0.0):
+    """``loss(params, batch, key) -> (ce, {"ce", "accuracy"})`` for batch {'chunks' (B, ...),
+    'labels' (B,)}, the mean cross-entropy in nats of the training-mode forward.
+
+    With ``mixup`` α > 0 (Zhang et al. 2018), each step draws λ ~ Beta(α, α) and a permutation π
+    of the batch, trains on λ·x + (1 − λ)·x_π (chunk positions, before augmentation) against
+    λ·CE(y) + (1 − λ)·CE(y_π); accuracy is against y.
+    """
+
+    def loss(params, batch, key):
+        chunks, labels = batch["chunks"], batch["labels"]
+        if not mixup:
+            logits = forward(params, chunks, key, True)
+            ce = cross_entropy(logits, labels, label_smoothing)
+        else:
+            key, mix_key, perm_key = jax.random.split(key, 3)
+            lam = jax.random.beta(mix_key, mixup, mixup)
+            perm = jax.random.permutation(perm_key, labels.shape[0])
+            logits = forward(params, lam * chunks + (1 - lam) * chunks[perm], key, True)
+            ce = lam * cross_entropy(logits, labels, label_smoothing) \
+                + (1 - lam) * cross_entropy(logits, labels[perm], label_smoothing)
+        return ce, {"ce": ce, "accuracy": accuracy(logits, labels)}
+
+    return loss
+
+
+def score_loss(forward):
+    """``loss(params, batch, key)``: plain cross-entropy of the evaluation-mode forward (no
+    augmentation): what a pruner that scores weights at initialisation (SNIP) differentiates."""
+
+    def loss(params, batch, key):
+        return cross_entropy(forward(params, batch["chunks"], key, False), batch["labels"])
+
+    return loss
+
+
+def task_loss(pruner, forward, label_smoothing: float = 0.0, mixup: float = 0.0, split_batch: bool = False):
+    """The loss ``jaxprune train`` gives ``make_epoch``: ``skeleton_loss`` wrapped for ``pruner``
+    (``jaxprune.methods.wrap.pruned_loss``), ``loss(params, batch, key, step, prune_state)``."""
+    return pruned_loss(pruner, skeleton_loss(forward, label_smoothing, mixup), has_aux=True, split_batch=split_batch)

@@ -1,0 +1,86 @@
+"""The method registry (issue 15): one builder signature, a user's own pruner through the same
+training, results and serving paths, and settings of another method refused by name."""
+
+from __future__ import annotations
+
+from typing import Any
+
+import flax.struct
+import jax
+import jax.numpy as jnp
+import numpy as np
+import pytest
+
+from jaxprune.config import SettingError, override
+from jaxprune.datasets import load_dataset
+from jaxprune.methods import REGISTRY, check_settings, make_pruner, register
+from jaxprune.methods.base import Stateless, at_trained_rate
+from jaxprune.methods.config import PruneConfig
+from jaxprune.runner import RunConfig, run
+from jaxprune.serving import evaluate_run
+
+
+@flax.struct.dataclass
+class EveryOther(Stateless):
+    """A user's pruner: zeroes every other entry of each prunable kernel (rate 0.5, fixed)."""
+
+    prunable: Any = flax.struct.field(pytree_node=False)
+    trained_rates: tuple = flax.struct.field(pytree_node=False, default=(0.5,))
+    serves_any_rate: bool = flax.struct.field(pytree_node=False, default=False)
+
+    def masks(self, params):
+        return jax.tree.map(lambda w, k: (jnp.arange(w.size).reshape(w.shape) % 2).astype(w.dtype) if k else None,
+                            params, self.prunable)
+
+    def train_masks(self, params, prune_state, key, step):
+        return self.masks(params)
+
+    def hard_masks(self, params, rates):
+        return at_trained_rate(self.masks(params), rates, 0.5, "every_other")
+
+    def layer_rates(self, params, rates):
+        return None
+
+
+@pytest.fixture
+def every_other():
+    register("every_other", lambda params, prunable, prune, total_steps, blocks: EveryOther(prunable),
+             trained_rates=lambda prune: (0.5,))
+    yield
+    REGISTRY.pop("every_other")
+
+
+def test_a_registered_method_trains_saves_and_serves_through_the_runner(every_other, tmp_path):
+    config = override(RunConfig(method="every_other"), ["train.epochs=2", "model.channels=4", "model.hidden=8"])
+    data = load_dataset("synthetic", None, seed=0)          # as evaluate_run reloads it
+    results = run(data, config, folds=[1], out_dir=tmp_path / "run", progress=False, loader="synthetic")
+    (row,) = results["runs"][0]["rates"]
+    assert row["target_rate"] == 0.5 and row["achieved_rate"] == pytest.approx(0.5, abs=0.01)
+    again = evaluate_run(tmp_path / "run", [0.5])             # restored from model.npz by the registry
+    assert again["runs"][0]["rates"][0]["accuracy"] == row["accuracy"]
+
+
+def test_a_setting_of_another_method_is_refused_with_its_name():
+    with pytest.raises(ValueError, match=r"method mrmp does not read prune\.ctf_weight.*mrmp reads prune\.rates"):
+        RunConfig(method="mrmp", prune=PruneConfig(ctf_weight=1.0))
+    with pytest.raises(SettingError, match=r"prune\.kl_weight"):
+        override(RunConfig(method="ctf"), ["prune.kl_weight=3"])
+    with pytest.raises(ValueError, match="dense reads no prune setting"):
+        make_pruner("dense", {"w": np.ones((2, 2))}, prune=PruneConfig(rate=0.5))
+    check_settings("ctf", PruneConfig(rate=0.5, ctf_weight=3.0, sigma_end=50.0))   # its own: accepted
+    with pytest.raises(ValueError, match=r"\['nonsense'\] are not PruneConfig settings"):
+        register("bad", lambda *a: None, settings=("rate", "nonsense"))
+    assert "bad" not in REGISTRY
+
+
+def test_an_experiments_set_applies_to_the_methods_that_read_it():
+    """experiments.jobs: one --set over several methods goes to those that read it; a prune
+    setting that none of them reads is refused, naming it."""
+    from experiments.jobs import Job, check_read, for_method
+    overrides = ("train.epochs=3", "prune.eval_rates=0.7", "prune.nonsense=1")
+    assert for_method("dense", overrides) == ["train.epochs=3", "prune.nonsense=1"]   # unknown: left to refuse
+    assert for_method("mrmp", overrides) == list(overrides)
+    jobs = [Job("sbu", "", "r", m, ("prune.ctf_weight=3",), 1, "out") for m in ("dense", "mrmp")]
+    with pytest.raises(ValueError, match=r"prune.ctf_weight=3: none of this experiment's methods \(dense, mrmp\)"):
+        check_read(jobs)
+    check_read([*jobs, Job("sbu", "", "c", "ctf", (), 1, "out")])
