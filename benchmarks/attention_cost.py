@@ -7,7 +7,7 @@ The whole GCN (3 blocks, C = 8, FC 128; ``bones`` attention) at three skeleton s
 forward and jitted gradient of a squared-logit loss (the backward pass of a train step, without
 masks or optimizer). Forms of the same network:
 
-- ``as written``: ``jaxprune.nn.gcn.apply`` (logits, mask and softmax over all J x J pairs);
+- ``as written``: ``jaxprune.models.gcn.apply`` (logits, mask and softmax over all J x J pairs);
 - ``slots``: only the allowed pairs, each node's neighbours in padded slots (self first) and the
   activations laid out feature-major (F, J, B), so gathering a neighbour copies rows of B floats;
   the gathers' backward pass is made of gathers, not XLA:CPU's slow scatter-add, and sums over
@@ -32,8 +32,8 @@ import numpy as np
 
 from benchmarks.timing import device_line, median_seconds, write_report
 from jaxprune.graphs import FPHA_BONES, SBU_BONES
-from jaxprune.nn import gcn
-from jaxprune.nn.layers import dense
+from jaxprune.models import gcn
+from jaxprune.models.layers import dense
 
 NTU_LIKE = tuple((i, i + 1) for i in range(24)) + tuple((i + 25, i + 26) for i in range(24))
 SHAPES = {"SBU (30 nodes)": (30, SBU_BONES), "FPHA (21)": (21, FPHA_BONES), "NTU-like (50)": (50, NTU_LIKE)}

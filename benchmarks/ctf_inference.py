@@ -4,7 +4,7 @@
     python -m benchmarks.ctf_inference --models runs/sbu_ctf      # fold-1 models of experiments.sbu_ctf
 
 The four forms of one network: dense (the unpruned latent weights, the reference cost), masked
-(the same shapes with the pruned weights set to zero), compact (``jaxprune.compact``: the smaller
+(the same shapes with the pruned weights set to zero), compact (``jaxprune.models.compact``: the smaller
 dense network) and BCOO (the compact network with its kernels as ``jax.experimental.sparse.BCOO``).
 Models come from ``--models`` (an ``experiments.sbu_ctf`` output: ``ctf_r<rate>/`` runs, fold 1)
 or, by default, are trained here on the embedded synthetic data with the SBU preset's model
@@ -23,11 +23,11 @@ import jax.numpy as jnp
 import numpy as np
 
 from benchmarks.timing import device_line, median_seconds, write_report
-from jaxprune.compact import compact, compact_apply, compact_flops, to_bcoo
+from jaxprune.models.compact import compact, compact_apply, compact_flops, to_bcoo
 from jaxprune.data.features import node_features
 from jaxprune.masks.bandstop import apply_masks
-from jaxprune.nn import gcn
-from jaxprune.nn.flops import count_params, gcn_flops
+from jaxprune.models import gcn
+from jaxprune.models.flops import count_params, gcn_flops
 
 
 def trained_model(rate: float, models: str | None, epochs: int):
@@ -42,7 +42,10 @@ def trained_model(rate: float, models: str | None, epochs: int):
         from jaxprune.config import override
         from jaxprune.data.synthetic import make_synthetic
         from jaxprune.datasets import PRESETS
-        from jaxprune.runner import RunConfig, fold_data, gcn_config, train_fold
+        from jaxprune.run_config import RunConfig
+        from jaxprune.runner import train_fold
+        from jaxprune.task.folds import fold_data
+        from jaxprune.task.forward import gcn_config
         dataset = make_synthetic(seed=0)
         config = override(RunConfig(method="ctf"), [*PRESETS["sbu"], f"train.epochs={epochs}", f"prune.rate={rate}"])
         result = train_fold(dataset, 1, config, progress=False)

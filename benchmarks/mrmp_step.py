@@ -27,11 +27,12 @@ from jaxprune.config import override
 from jaxprune.data.synthetic import make_synthetic
 from jaxprune.datasets import PRESETS
 from jaxprune.methods import make_pruner
-from jaxprune.nn import gcn
+from jaxprune.models import gcn
 from jaxprune.optim import make_optimizer
-from jaxprune.runner import RunConfig, gcn_config, make_forward
+from jaxprune.run_config import RunConfig
+from jaxprune.task.forward import gcn_config, make_forward
 from jaxprune.train import init_state, make_epoch
-from jaxprune.skeleton_loss import task_loss
+from jaxprune.task.loss import task_loss
 
 RATE_SETS = {1: (0.9,), 2: (0.5, 0.9), 4: (0.5, 0.7, 0.9, 0.99), 8: (0.5, 0.6, 0.7, 0.8, 0.9, 0.95, 0.98, 0.99)}
 

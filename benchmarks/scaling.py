@@ -24,11 +24,11 @@ from jaxprune.data.augment import AugmentConfig
 from jaxprune.data.features import FeatureConfig
 from jaxprune.methods import make_pruner
 from jaxprune.methods.config import PruneConfig
-from jaxprune.nn import gcn
+from jaxprune.models import gcn
 from jaxprune.optim import make_optimizer
-from jaxprune.runner import make_forward
+from jaxprune.task.forward import make_forward
 from jaxprune.train import init_state, make_epoch
-from jaxprune.skeleton_loss import task_loss
+from jaxprune.task.loss import task_loss
 
 BASE = {"batch": 256, "joints": 50, "channels": 8, "hidden": 128, "rates": 1, "sequences": 256}
 RATES = (0.5, 0.6, 0.7, 0.8, 0.9, 0.95, 0.98, 0.99)

@@ -67,7 +67,8 @@ def train_job(job: Job) -> str:
     """Trains one job; writes and returns the path of its rows.json."""
     from jaxprune.config import override
     from jaxprune.datasets import PRESETS, load_dataset
-    from jaxprune.runner import RunConfig, train_fold
+    from jaxprune.run_config import RunConfig
+    from jaxprune.runner import train_fold
     config = override(RunConfig(method=job.method), [*PRESETS[job.dataset], *for_method(job.method, job.overrides)])
     dataset = load_dataset(job.dataset, job.data_dir)
     result = train_fold(dataset, job.fold, config, out_dir=Path(job.out) / job.run, progress=False)
@@ -129,8 +130,8 @@ def _run_unlocked(todo: list[Job], workers: int) -> None:
 
 def collect(dataset, out: Path, run: str, folds, data_dir: str) -> dict | None:
     """The results.json object of ``run`` from its per-fold rows (None until every fold is done)."""
-    from jaxprune.runner import results_record
-    from jaxprune.serving import load_run_config
+    from jaxprune.results import results_record
+    from jaxprune.run_config import load_run_config
     records = []
     for k in folds:
         path = out / run / f"fold{k}" / "rows.json"

@@ -39,9 +39,9 @@ def speedup(run_dir: Path, fold: int, batch: int, data_dir: str) -> dict:
     """Latency of the dense and the compact network of one saved fold (batch ``batch``)."""
     import jax
     from benchmarks.timing import median_seconds
-    from jaxprune.compact import compact, compact_apply
+    from jaxprune.models.compact import compact, compact_apply
     from jaxprune.data.features import node_features
-    from jaxprune.nn import gcn
+    from jaxprune.models import gcn
     from jaxprune.serving import open_folds
     _, _, folds = open_folds(run_dir, data_dir)
     saved = next(s for s in folds if s.fold == fold)

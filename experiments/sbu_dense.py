@@ -27,7 +27,10 @@ from experiments.plotting import pyplot, save
 from jaxprune.config import override
 from jaxprune.datasets import PRESETS, load_dataset
 from jaxprune.results import write_json_atomic
-from jaxprune.runner import RunConfig, RunExistsError, results_record, train_fold
+from jaxprune.results import results_record
+from jaxprune.run_config import RunConfig
+from jaxprune.run_folder import RunExistsError
+from jaxprune.runner import train_fold
 
 
 def select_per_fold(validation_log: Path) -> dict[int, tuple[str, list[str]]]:

@@ -147,9 +147,9 @@ def plot_weights(model_path: Path, config, dataset, path: Path) -> bool:
     from jaxprune.evaluate import leaf_name
     from jaxprune.methods import restore_pruner
     from jaxprune.model_io import load_model
-    from jaxprune.nn import gcn
+    from jaxprune.models import gcn
     from jaxprune.priors import is_prior
-    from jaxprune.runner import gcn_config
+    from jaxprune.task.forward import gcn_config
     template = gcn.init(jax.random.key(0), gcn_config(dataset, config))
     params, artefacts = load_model(model_path, template)
     prunable = gcn.prunable(params)
@@ -211,9 +211,9 @@ def main(argv=None):
     print(header + table)
     if "mrmp" in results:
         import jax
-        from jaxprune.nn import gcn
-        from jaxprune.runner import gcn_config
-        from jaxprune.serving import load_run_config
+        from jaxprune.models import gcn
+        from jaxprune.task.forward import gcn_config
+        from jaxprune.run_config import load_run_config
         config = load_run_config(results["mrmp"], out / "mrmp" / "results.json")
         template = gcn.init(jax.random.key(0), gcn_config(dataset, config))
         flat, _ = jax.tree_util.tree_flatten_with_path(template)

@@ -42,7 +42,8 @@ def _job(args):
     data_dir, name, overrides, seed, outer, inner, epochs = args
     from jaxprune.config import override
     from jaxprune.data.sbu import load_sbu
-    from jaxprune.runner import RunConfig, run
+    from jaxprune.run_config import RunConfig
+    from jaxprune.runner import run
     config = override(RunConfig(), [f"train.epochs={epochs}", *overrides, f"seed={seed}"])
     ds = inner_dataset(load_sbu(data_dir), outer, inner)
     result = run(ds, config, folds=[1], progress=False)

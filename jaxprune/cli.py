@@ -21,10 +21,12 @@ import jax
 from jaxprune.config import SettingError, override, settings
 from jaxprune.data.errors import DataError
 from jaxprune.datasets import DATASETS, PRESETS, load_dataset
-from jaxprune.methods import METHODS
+from jaxprune.methods import REGISTRY, load_plugins
 from jaxprune import host_guard, hosts
 from jaxprune.run_files import STAGING
-from jaxprune.runner import RunConfig, RunExistsError, resume, run
+from jaxprune.run_config import RunConfig
+from jaxprune.run_folder import RunExistsError
+from jaxprune.runner import resume, run
 from jaxprune.serving import evaluate_run, export_run, parse_rates
 
 
@@ -53,7 +55,7 @@ def build_parser() -> argparse.ArgumentParser:
     t.add_argument("--data-dir", help="dataset root for sbu / fpha, or the .npz file for npz")
     t.add_argument("--fold", type=_fold, default="all",
                    help="test fold number, or 'all' for every fold (SBU: 5-fold cross-validation); default all")
-    t.add_argument("--method", choices=METHODS, default="dense",
+    t.add_argument("--method", choices=tuple(REGISTRY), default="dense",
                    help="dense, srmp (one rate), mrmp (several rates on shared weights), ctf "
                    "(coarse-to-fine, one rate) or a baseline (one rate): magnitude, gradual, random, "
                    "structured, lottery, snip, l1, group_lasso; default dense")
@@ -91,7 +93,7 @@ def build_parser() -> argparse.ArgumentParser:
 
     x = sub.add_parser("export", help="compact one fold's pruned network and write it for inference",
                        description="Remove every zero row, column, channel and block of one fold's pruned "
-                       "network (jaxprune.compact), write the smaller network as plain arrays plus metadata "
+                       "network (jaxprune.models.compact), write the smaller network as plain arrays plus metadata "
                        "(.npz, loaded by jaxprune.load_compact), read it back and check it on the fold's test "
                        "set against the masked network.")
     x.add_argument("--run", required=True, help="the --out folder of a finished 'jaxprune train'")
@@ -160,13 +162,23 @@ def _print_export(r: dict) -> None:
 
 
 def main(argv=None) -> int:
+    try:
+        load_plugins()   # installed method plugins register themselves before --method is parsed
+    except ImportError as e:
+        print(f"jaxprune: error: {e}", file=sys.stderr)
+        return 2
     args = build_parser().parse_args(argv)
     try:
         resuming = getattr(args, "resume", None) is not None
         config = _config(args) if args.command not in ("eval", "export") and not resuming else None
         if args.command == "settings":
+            readers = {}
+            for method_name, spec in REGISTRY.items():
+                for setting in spec.settings:
+                    readers.setdefault(f"prune.{setting}", []).append(method_name)
             for name, value in settings(config).items():
-                print(f"{name} = {value}")
+                note = f"    # read by {', '.join(readers.get(name, ['no method']))}" if name.startswith("prune.") else ""
+                print(f"{name} = {value}{note}")
             return 0
         if args.command == "export":
             rate = None if args.rate is None else parse_rates(args.rate, "--rate")

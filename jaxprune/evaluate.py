@@ -41,7 +41,7 @@ def evaluate_masks(forward: Callable, params: PyTree, masks: PyTree, chunks: np.
     ``masks``: a pytree aligned with ``params`` with a leading axis R at masked leaves (None
     elsewhere). ``chunks`` (N, ...) and ``labels`` (N,) are evaluated ``batch_size`` samples at a
     time, all R masks at once for each batch. ``forward(params, chunks, key, train)`` as in
-    ``jaxprune.runner.make_forward``; it must be hashable (it is a static argument of the jit).
+    ``jaxprune.task.forward.make_forward``; it must be hashable (it is a static argument of the jit).
     """
     correct, counts = 0, None
     for i in range(0, len(labels), batch_size):

@@ -6,9 +6,14 @@ import json
 import os
 import tempfile
 from pathlib import Path
-from typing import IO, Callable
+from typing import IO, TYPE_CHECKING, Callable
 
+import jax
 import numpy as np
+
+if TYPE_CHECKING:
+    from jaxprune.data.dataset import SkeletonDataset
+    from jaxprune.run_config import RunConfig
 
 
 def summarise(runs: list[dict]) -> list[dict]:
@@ -99,3 +104,25 @@ def check_writable_file(path: str | os.PathLike, option: str) -> Path:
         raise ValueError(f"{option} {path}: {folder} is a file, so no folder can hold the new file")
     check_writable_folder(path.parent, f"{option} {path}: its folder")
     return path
+
+
+def protocol_name(dataset: SkeletonDataset) -> str:
+    k = len(dataset.test_folds)
+    return f"{k}-fold" if not (dataset.folds == 0).any() else "train/test split" if k == 1 else f"{k} splits"
+
+
+def results_record(dataset: SkeletonDataset, config: RunConfig, runs: list[dict], seconds: float,
+                   data_dir=None, loader: str | None = None) -> dict:
+    """The ``results.json`` object (DESIGN.md schema) of per-fold ``runs`` trained under ``config``.
+
+    ``loader``: the name in ``jaxprune.datasets.DATASETS`` that reads the data again (default: the
+    dataset's name; an ``.npz`` dataset is named after its file but read by ``npz``).
+    """
+    return {
+        "method": config.method, "dataset": dataset.name, "loader": loader or dataset.name,
+        "protocol": protocol_name(dataset),
+        "data_dir": None if data_dir is None else str(Path(data_dir).resolve()),
+        "seed": config.seed, "epochs": config.train.epochs, "config": config.to_dict(),
+        "runs": runs, "summary": summarise(runs), "train_seconds": seconds,
+        "backend": jax.default_backend(), "devices": [str(d) for d in jax.devices()],
+    }

@@ -16,21 +16,23 @@ import jax
 import jax.numpy as jnp
 import numpy as np
 
-from jaxprune.compact import compact, compact_apply, compact_flops, compact_size, to_bcoo
-from jaxprune.config import SettingError, flatten, override
+from jaxprune.models.compact import compact, compact_apply, compact_flops, compact_size, to_bcoo
 from jaxprune.data.features import node_features
-from jaxprune.export import load_compact, save_compact
+from jaxprune.models.export import load_compact, save_compact
 from jaxprune.masks.bandstop import apply_masks
-from jaxprune.nn.flops import count_params, gcn_flops
+from jaxprune.models.flops import count_params, gcn_flops
 from jaxprune.datasets import load_dataset, recorded_loader
 from jaxprune.methods import restore_pruner
 from jaxprune.methods.config import check_rates
 from jaxprune.model_io import load_model
-from jaxprune.nn import gcn
-from jaxprune.results import check_writable_file, check_writable_folder, write_json_atomic
+from jaxprune.models import gcn
+from jaxprune.results import check_writable_file, check_writable_folder, results_record, write_json_atomic
 from jaxprune.run_files import read_results
-from jaxprune.runner import (RunConfig, RunExistsError, fold_data, fold_rows, gcn_config, make_forward,
-                             results_record)
+from jaxprune.run_config import RunConfig, load_run_config
+from jaxprune.run_folder import RunExistsError
+from jaxprune.task.folds import fold_data
+from jaxprune.task.forward import gcn_config, make_forward
+from jaxprune.task.rows import fold_rows
 
 
 def parse_rates(text: str, option: str = "--rates") -> tuple[float, ...]:
@@ -51,17 +53,6 @@ def parse_rates(text: str, option: str = "--rates") -> tuple[float, ...]:
     return check_rates("rates", values)
 
 
-def load_run_config(results: dict, path: Path) -> RunConfig:
-    """The RunConfig recorded in a results.json object (a ValueError naming ``path`` if unusable)."""
-    try:
-        cfg = dict(results["config"])
-        method, seed = cfg.pop("method"), cfg.pop("seed")
-        flat = {k: tuple(v) if isinstance(v, list) else v for k, v in flatten(cfg).items()}
-        return override(RunConfig(method=method, seed=seed), flat)
-    except (KeyError, TypeError, ValueError, SettingError) as e:
-        raise ValueError(f"{path}: its 'config' does not describe a run of this jaxprune ({e})") from None
-
-
 def read_run(run_dir) -> tuple[dict, RunConfig]:
     """(the results.json object, its RunConfig) of a finished run; ValueError naming the file
     (``jaxprune.run_files.read_results`` checks every field that is read back)."""
@@ -80,7 +71,7 @@ class SavedFold:
     forward: object
     params: dict
     pruner: object
-    data: object          # jaxprune.runner.FoldData
+    data: object          # jaxprune.task.folds.FoldData
 
 
 def open_folds(run_dir, data_dir=None):
@@ -147,7 +138,7 @@ def evaluate_run(run_dir, rates, *, data_dir=None, out_dir=None, overwrite: bool
 
 def export_run(run_dir, out_path, *, fold: int | None = None, rate: float | None = None, bcoo: bool = False,
                data_dir=None, overwrite: bool = False) -> dict:
-    """Compacts one fold of a saved run at ``rate`` and writes it with ``jaxprune.export.save_compact``.
+    """Compacts one fold of a saved run at ``rate`` and writes it with ``jaxprune.models.export.save_compact``.
 
     ``fold``: default the run's first; ``rate``: default the run's trained rate (required for a run
     trained at several). The file is read back and checked on the fold's test set against the

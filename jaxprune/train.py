@@ -41,7 +41,7 @@ class TrainConfig:
       lr_rule: "constant", "cosine" (decay to 1 %) or "loss_trend" (the papers' x/÷ 0.99 rule).
       weight_decay: AdamW decoupled decay (0 = plain Adam).
       label_smoothing: cross-entropy label smoothing in [0, 1).
-      mixup: α of mixup (``jaxprune.skeleton_loss``), any method; 0 = off.
+      mixup: α of mixup (``jaxprune.task.loss``), any method; 0 = off.
       checkpoint_every: save a checkpoint every N epochs when the run has an output folder
         (``jaxprune.checkpoint``); 0 = only the final one. Does not change the result.
       devices: data parallelism over this many devices (``jaxprune.parallel``: the batch sharded,

@@ -167,8 +167,8 @@ def test_joint_drop_zeroes_whole_joints():
 def test_test_time_swap_averages_both_orders():
     from jaxprune.data.augment import swap_groups
     from jaxprune.data.features import FeatureConfig
-    from jaxprune.nn import gcn
-    from jaxprune.runner import make_forward
+    from jaxprune.models import gcn
+    from jaxprune.task.forward import make_forward
     x = jax.random.normal(jax.random.key(0), (3, 6, 2, 3))
     swapped = swap_groups(x, 2)
     np.testing.assert_array_equal(swapped[:, :3], x[:, 3:])
@@ -186,8 +186,8 @@ def test_test_time_swap_averages_both_orders():
 
 def test_test_time_crops_average_the_probabilities_of_the_views():
     from jaxprune.data.features import FeatureConfig
-    from jaxprune.nn import gcn
-    from jaxprune.runner import make_forward
+    from jaxprune.models import gcn
+    from jaxprune.task.forward import make_forward
     cfg = gcn.GCNConfig(num_nodes=6, num_features=6, num_classes=3, edges=((0, 1), (3, 4)), channels=2,
                         num_blocks=1, hidden=4)
     params = gcn.init(jax.random.key(1), cfg)
@@ -200,11 +200,14 @@ def test_test_time_crops_average_the_probabilities_of_the_views():
 
 
 def test_a_run_with_test_crops_scores_the_views(monkeypatch):
-    import jaxprune.runner as runner
+    import jaxprune.task.folds as folds
     from jaxprune.config import override
     from jaxprune.data.features import fixed_crops
     from jaxprune.data.synthetic import make_synthetic
-    from jaxprune.runner import RunConfig, fold_data, gcn_config, make_forward, train_fold
+    from jaxprune.run_config import RunConfig
+    from jaxprune.runner import train_fold
+    from jaxprune.task.folds import fold_data
+    from jaxprune.task.forward import gcn_config, make_forward
     ds = make_synthetic(per_class=8, seed=0)
     config = override(RunConfig(), ["train.epochs=40", "augment.test_crops=true", "augment.crop_min=0.6"])
     data = fold_data(ds, 1, config.features, config.augment)
@@ -214,7 +217,7 @@ def test_a_run_with_test_crops_scores_the_views(monkeypatch):
 
     # Views that are other samples' sequences: scoring them gives another accuracy than scoring
     # the test sequences, so the run's row tells which of the two it scored.
-    monkeypatch.setattr(runner, "fixed_crops", lambda *a: np.roll(fixed_crops(*a), 1, axis=0))
+    monkeypatch.setattr(folds, "fixed_crops", lambda *a: np.roll(fixed_crops(*a), 1, axis=0))
     result = train_fold(ds, 1, config, progress=False)
     shifted = fold_data(ds, 1, config.features, config.augment)
     forward = make_forward(gcn_config(ds, config), config.features, config.augment)

@@ -9,7 +9,7 @@ import pytest
 
 from jaxprune.masks.bandstop import (BandStopMask, apply_masks, band_stop, hard_band_stop,
                                      sigma_schedule)
-from jaxprune.nn import gcn
+from jaxprune.models import gcn
 from jaxprune.priors import layer_priors, threshold_for_rate, thresholds_for_rate
 
 

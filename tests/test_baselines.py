@@ -13,7 +13,8 @@ from jaxprune.masks.hard import column_masks, magnitude_masks, random_masks, sni
 from jaxprune.methods import make_pruner
 from jaxprune.methods.baselines import BASELINES
 from jaxprune.methods.config import PruneConfig
-from jaxprune.runner import RunConfig, train_fold
+from jaxprune.run_config import RunConfig
+from jaxprune.runner import train_fold
 from jaxprune.serving import evaluate_run
 
 PARAMS = {"a": {"kernel": jnp.array([[0.1, -0.5], [0.3, 0.05]]), "bias": jnp.array([9.0, 9.0])},

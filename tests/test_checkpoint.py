@@ -22,7 +22,9 @@ from jaxprune import checkpoint, runner
 from jaxprune.cli import main
 from jaxprune.data.synthetic import make_synthetic
 from jaxprune.optim import make_optimizer
-from jaxprune.runner import RunConfig, RunExistsError, resume, run
+from jaxprune.run_config import RunConfig
+from jaxprune.run_folder import RunExistsError
+from jaxprune.runner import resume, run
 from jaxprune.train import TrainConfig, init_state
 
 REPO = Path(__file__).resolve().parents[1]

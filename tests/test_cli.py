@@ -91,6 +91,8 @@ def test_settings_listing(capsys):
     assert "features.chunks = 4" in lines
     assert "method = dense" in lines
     assert all(" = " in line for line in lines)
+    assert "prune.ctf_weight = 100.0    # read by ctf" in lines                 # each method's settings
+    assert "prune.kl_weight = 10.0    # read by srmp, mrmp" in lines
     # a dataset's preset is applied before printing
     assert main(["settings", "--dataset", "synthetic"]) == 0
     assert "train.epochs = 1000" in capsys.readouterr().out.splitlines()

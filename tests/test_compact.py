@@ -1,4 +1,4 @@
-"""Compaction (jaxprune.compact) and export (jaxprune.export): the compact network gives the masked
+"""Compaction (jaxprune.models.compact) and export (jaxprune.models.export): the compact network gives the masked
 network's logits (≤ 1e-5) on random and real inputs, removals propagate across layers, constants
 are folded, BCOO kernels keep only non-zeros, files round-trip and bad files are refused."""
 
@@ -7,11 +7,11 @@ import jax.numpy as jnp
 import numpy as np
 import pytest
 
-from jaxprune.compact import compact, compact_apply, compact_flops, compact_size, to_bcoo
-from jaxprune.export import load_compact, save_compact
+from jaxprune.models.compact import compact, compact_apply, compact_flops, compact_size, to_bcoo
+from jaxprune.models.export import load_compact, save_compact
 from jaxprune.masks.bandstop import apply_masks
-from jaxprune.nn import gcn
-from jaxprune.nn.flops import gcn_flops
+from jaxprune.models import gcn
+from jaxprune.models.flops import gcn_flops
 
 apply = jax.jit(gcn.apply, static_argnums=2)   # one compile per config, not one per operation
 EDGES = ((0, 1), (1, 2), (2, 3), (3, 4), (1, 5))
@@ -110,7 +110,7 @@ def test_everything_pruned_gives_the_constant_network():
 
 def test_compact_on_real_sbu_inputs(sbu):
     from jaxprune.data.features import FeatureConfig
-    from jaxprune.runner import fold_data
+    from jaxprune.task.folds import fold_data
     features = FeatureConfig()
     data = fold_data(sbu, 1, features)
     from jaxprune.data.features import node_features

@@ -1,4 +1,4 @@
-"""Compaction of a chain of dense layers (jaxprune.compact_mlp): a Flax linen MLP under random
+"""Compaction of a chain of dense layers (jaxprune.models.compact_mlp): a Flax linen MLP under random
 masks with whole dead units compacts to smaller matrices with the masked network's logits (≤ 1e-5),
 dead units' constants folded into the next bias."""
 
@@ -8,7 +8,7 @@ import jax.numpy as jnp
 import numpy as np
 import pytest
 
-from jaxprune.compact_mlp import compact_mlp, compact_mlp_apply, mlp_size
+from jaxprune.models.compact_mlp import compact_mlp, compact_mlp_apply, mlp_size
 from jaxprune.masks.bandstop import apply_masks
 
 

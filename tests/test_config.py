@@ -5,7 +5,7 @@ import dataclasses
 import pytest
 
 from jaxprune.config import SettingError, override, settings
-from jaxprune.runner import RunConfig
+from jaxprune.run_config import RunConfig
 
 
 @pytest.fixture

@@ -13,10 +13,11 @@ from jaxprune.config import override
 from jaxprune.data.synthetic import make_synthetic
 from jaxprune.methods import make_pruner, pruner_arrays, restore_pruner
 from jaxprune.methods.config import PruneConfig
-from jaxprune.nn import gcn
-from jaxprune.runner import RunConfig, train_fold
+from jaxprune.models import gcn
+from jaxprune.run_config import RunConfig
+from jaxprune.runner import train_fold
 from jaxprune.serving import evaluate_run
-from jaxprune.skeleton_loss import task_loss
+from jaxprune.task.loss import task_loss
 
 SMALL = ["model.channels=4", "model.hidden=32", "train.learning_rate=0.01"]
 

@@ -33,7 +33,8 @@ def test_the_ensemble_of_one_run_scores_that_run(tmp_path):
     from experiments.seed_spread import ensemble_accuracies
     from jaxprune.config import override
     from jaxprune.data.synthetic import make_synthetic
-    from jaxprune.runner import RunConfig, run
+    from jaxprune.run_config import RunConfig
+    from jaxprune.runner import run
     results = run(make_synthetic(seed=0), override(RunConfig(), ["train.epochs=5"]), out_dir=tmp_path / "r",
                   progress=False)
     alone = ensemble_accuracies([tmp_path / "r"], None)

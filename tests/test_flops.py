@@ -4,8 +4,8 @@ import jax
 import numpy as np
 import pytest
 
-from jaxprune.nn import gcn
-from jaxprune.nn.flops import count_params, gcn_flops
+from jaxprune.models import gcn
+from jaxprune.models.flops import count_params, gcn_flops
 
 EDGES = ((0, 1), (1, 2), (2, 3))
 J, F, C, D, H, K, BLOCKS = 4, 6, 5, 3, 7, 3, 3

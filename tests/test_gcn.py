@@ -7,8 +7,8 @@ import numpy as np
 import pytest
 
 from jaxprune.losses import cross_entropy
-from jaxprune.nn import gcn
-from jaxprune.nn.layers import attention, graph_conv
+from jaxprune.models import gcn
+from jaxprune.models.layers import attention, graph_conv
 
 EDGES = ((0, 1), (1, 2), (2, 3), (1, 4))  # J = 5, a small tree
 J, F, C, D, H, K = 5, 6, 4, 3, 7, 3

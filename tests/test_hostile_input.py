@@ -948,7 +948,7 @@ COMPACT_CASES = [  # issue 18, group 9: load_compact checks its metadata's types
 
 @pytest.mark.parametrize("edit, pattern", [c[1:] for c in COMPACT_CASES], ids=[c[0] for c in COMPACT_CASES])
 def test_tampered_compact_network(tmp_path, compact_file, edit, pattern):
-    from jaxprune.export import load_compact
+    from jaxprune.models.export import load_compact
     with np.load(compact_file, allow_pickle=False) as f:
         arrays = {k: f[k] for k in f.files}
     edit(arrays)

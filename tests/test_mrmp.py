@@ -13,8 +13,8 @@ from jaxprune.config import SettingError, override
 from jaxprune.masks.bandstop import apply_masks
 from jaxprune.methods import make_pruner, pruner_arrays, restore_pruner, serve_rates, trained_rates
 from jaxprune.methods.config import PruneConfig
-from jaxprune.nn import gcn
-from jaxprune.skeleton_loss import task_loss
+from jaxprune.models import gcn
+from jaxprune.task.loss import task_loss
 
 CONFIG = gcn.GCNConfig(num_nodes=6, num_features=4, num_classes=3, edges=((0, 1), (1, 2), (3, 4), (4, 5)),
                        channels=4, num_blocks=2, attention_dim=4, hidden=16)
@@ -48,13 +48,13 @@ def test_rate_settings():
                                        ("prune.rate=nan", "not a usable value"), ("prune.kl_weight=-1", "kl_weight"),
                                        ("prune.allocation=magic", "allocation")])
 def test_bad_prune_settings_are_named(text, what):
-    from jaxprune.runner import RunConfig
+    from jaxprune.run_config import RunConfig
     with pytest.raises(SettingError, match=what):
         override(RunConfig(), [text])
 
 
 def test_tuple_setting_parses_from_text():
-    from jaxprune.runner import RunConfig
+    from jaxprune.run_config import RunConfig
     assert override(RunConfig(method="mrmp"), ["prune.rates=0.9, 0.5"]).prune.rates == (0.5, 0.9)
 
 
@@ -187,7 +187,9 @@ def test_quantile_term_makes_a_short_run_serve_exact_rates():
     hit within 0.5 points overall and every layer within max(0.5 points, one weight) (here: 0.25
     points, 0.27 inside); the KL alone misses both in the same run (1.0 points, 1.7 over)."""
     from jaxprune.data.synthetic import make_synthetic
-    from jaxprune.runner import RunConfig, gcn_config, train_fold
+    from jaxprune.run_config import RunConfig
+    from jaxprune.runner import train_fold
+    from jaxprune.task.forward import gcn_config
     data = make_synthetic(per_class=10, seed=0)
     small = ["model.channels=4", "model.hidden=32", "train.learning_rate=0.01", "train.epochs=100",
              "prune.rates=0.5,0.9,0.98", "prune.anneal_fraction=0.5"]
@@ -234,7 +236,8 @@ def test_split_batch_gives_each_rate_its_own_slice(setup):
 
 def test_split_batch_too_small_is_refused_before_any_work(tmp_path):
     from jaxprune.data.synthetic import make_synthetic
-    from jaxprune.runner import RunConfig, run
+    from jaxprune.run_config import RunConfig
+    from jaxprune.runner import run
     config = override(RunConfig(method="mrmp"), ["train.batch_size=4", "prune.split_batch=true", "train.epochs=1"])
     with pytest.raises(ValueError, match="batch of 4 samples cannot give each of the 6 rates"):
         run(make_synthetic(per_class=4, seed=0), config, out_dir=tmp_path / "out", progress=False)

@@ -42,6 +42,7 @@ def test_the_readme_block_runs_as_written_and_prunes_a_linen_mlp():
     kernels = jp.methods.kernels(dense_params)
     for i, r in enumerate((0.5, 0.9, 0.95)):
         assert achieved(at(scope["mrmp_masks"], i), kernels) == pytest.approx(r, abs=0.03)
+        assert scope["mrmp_achieved"][i] == pytest.approx(achieved(at(scope["mrmp_masks"], i), kernels), abs=1e-9)
     assert scope["ctf_accuracy"] > dense - 0.08
     assert achieved(scope["ctf_masks"], kernels) == pytest.approx(0.9, abs=0.03)
     assert jp.mlp_size(scope["small"]) < 0.2 * (64 * 64 + 64 * 4)       # the compact MLP is really smaller
@@ -157,3 +158,14 @@ def test_a_conv_net_prunes_its_conv_kernels_with_ctf_and_a_baseline_under_an_opt
     assert achieved(masks, jp.methods.kernels(p)) == pytest.approx(0.8, abs=0.01)
     logits = model.apply({"params": jp.apply_masks(p, masks)}, data["x"])
     assert float(jnp.mean(logits.argmax(-1) == data["y"])) > 0.5
+
+
+def test_sparsity_counts_any_pytree_of_masks_with_conv_uses():
+    masks = {"conv": {"kernel": jnp.array([[1.0, 0.0], [0.0, 0.0]]), "bias": None},
+             "out": {"kernel": jnp.ones((2, 3)), "bias": None}}
+    counts = jp.sparsity(masks, uses={"conv": {"kernel": 16, "bias": 0}, "out": {"kernel": 1, "bias": 0}})
+    assert (counts["kept_params"], counts["total_params"]) == (7, 10)
+    assert counts["achieved_rate"] == pytest.approx(0.3)
+    assert counts["flops"] == 2 * (1 * 16 + 6)                     # a conv weight used at 16 positions
+    assert counts["layers"]["conv/kernel"]["achieved_rate"] == pytest.approx(0.75)
+    assert jp.sparsity(masks)["flops"] == 2 * 7

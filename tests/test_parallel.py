@@ -14,7 +14,7 @@ import pytest
 from jaxprune.config import SettingError, override
 from jaxprune.hosts import initialize_distributed
 from jaxprune.parallel import data_mesh, mesh_for_batch
-from jaxprune.runner import RunConfig
+from jaxprune.run_config import RunConfig
 
 
 def test_one_device_needs_no_mesh():
@@ -43,7 +43,8 @@ SCRIPT = textwrap.dedent("""
     from jaxprune.config import override
     from jaxprune.data.synthetic import make_synthetic
     from jaxprune.parallel import mesh_for_batch
-    from jaxprune.runner import RunConfig, train_fold
+    from jaxprune.run_config import RunConfig
+    from jaxprune.runner import train_fold
     data = make_synthetic(seed=0)
     out = {"devices": len(jax.devices()), "auto_mesh": mesh_for_batch(0, 64).size}
     params = {}

@@ -16,7 +16,8 @@ from jaxprune.datasets import load_dataset
 from jaxprune.methods import REGISTRY, check_settings, make_pruner, register
 from jaxprune.methods.base import Stateless, at_trained_rate
 from jaxprune.methods.config import PruneConfig
-from jaxprune.runner import RunConfig, run
+from jaxprune.run_config import RunConfig
+from jaxprune.runner import run
 from jaxprune.serving import evaluate_run
 
 
@@ -84,3 +85,61 @@ def test_an_experiments_set_applies_to_the_methods_that_read_it():
     with pytest.raises(ValueError, match=r"prune.ctf_weight=3: none of this experiment's methods \(dense, mrmp\)"):
         check_read(jobs)
     check_read([*jobs, Job("sbu", "", "c", "ctf", (), 1, "out")])
+
+
+PLUGIN = '''
+import jax, jax.numpy as jnp, flax.struct
+from typing import Any
+from jaxprune.methods import register
+from jaxprune.methods.base import Stateless, at_trained_rate
+
+
+@flax.struct.dataclass
+class Halves(Stateless):
+    prunable: Any = flax.struct.field(pytree_node=False)
+    trained_rates: tuple = flax.struct.field(pytree_node=False, default=(0.5,))
+    serves_any_rate: bool = flax.struct.field(pytree_node=False, default=False)
+
+    def masks(self, params):
+        return jax.tree.map(lambda w, k: (jnp.arange(w.size).reshape(w.shape) % 2).astype(w.dtype) if k else None,
+                            params, self.prunable)
+
+    def train_masks(self, params, prune_state, key, step):
+        return self.masks(params)
+
+    def hard_masks(self, params, rates):
+        return at_trained_rate(self.masks(params), rates, 0.5, "halves")
+
+    def layer_rates(self, params, rates):
+        return None
+
+
+register("halves", lambda params, prunable, prune, total_steps, blocks: Halves(prunable),
+         trained_rates=lambda prune: (0.5,))
+'''
+
+
+def test_an_installed_plugin_adds_a_method_to_the_command_line(tmp_path, monkeypatch, capsys):
+    """A package's entry point in the 'jaxprune.methods' group registers its method on import:
+    `jaxprune train --method <it>` then trains it; a plugin that fails to import is one error line."""
+    import importlib.metadata
+    import json
+    from jaxprune.cli import main
+    (tmp_path / "halves_plugin.py").write_text(PLUGIN)
+    (tmp_path / "broken_plugin.py").write_text("raise RuntimeError('missing weights file')\n")
+    monkeypatch.syspath_prepend(str(tmp_path))
+    plugins = [importlib.metadata.EntryPoint("halves", "halves_plugin", "jaxprune.methods")]
+    monkeypatch.setattr(importlib.metadata, "entry_points", lambda group=None: plugins if group == "jaxprune.methods" else [])
+    try:
+        assert main(["train", "--method", "halves", "--epochs", "1", "--fold", "1", "--set", "model.channels=4",
+                     "--out", str(tmp_path / "run"), "--quiet"]) == 0
+        results = json.loads((tmp_path / "run" / "results.json").read_text())
+        assert results["method"] == "halves" and results["summary"][0]["achieved_rate"] == pytest.approx(0.5, abs=0.01)
+        plugins.append(importlib.metadata.EntryPoint("broken", "broken_plugin", "jaxprune.methods"))
+        capsys.readouterr()
+        assert main(["settings"]) == 2
+        err = capsys.readouterr().err.strip().splitlines()
+        assert err == ["jaxprune: error: jaxprune method plugin 'broken' (broken_plugin) failed to load: "
+                       "missing weights file"]
+    finally:
+        REGISTRY.pop("halves", None)

@@ -10,9 +10,13 @@ import pytest
 
 from jaxprune.data.features import FeatureConfig, chunk_positions, fit_scale
 from jaxprune.data.synthetic import make_synthetic
-from jaxprune.nn import gcn
-from jaxprune.nn.flops import count_params, gcn_flops
-from jaxprune.runner import RunConfig, RunExistsError, fold_data, gcn_config, run
+from jaxprune.models import gcn
+from jaxprune.models.flops import count_params, gcn_flops
+from jaxprune.run_config import RunConfig
+from jaxprune.run_folder import RunExistsError
+from jaxprune.runner import run
+from jaxprune.task.folds import fold_data
+from jaxprune.task.forward import gcn_config
 from jaxprune.train import TrainConfig
 
 EPOCHS = 30

@@ -9,7 +9,7 @@ import pytest
 
 from jaxprune.cli import main
 from jaxprune.model_io import load_model, save_model
-from jaxprune.nn import gcn
+from jaxprune.models import gcn
 from jaxprune.serving import evaluate_run, parse_rates
 
 TINY = ["--set", "train.epochs=20", "--set", "model.channels=4", "--set", "model.hidden=16", "--quiet"]

@@ -171,7 +171,7 @@ def test_train_config_validation():
 
 
 def test_mixup_mixes_inputs_and_targets_with_one_lambda():
-    from jaxprune.skeleton_loss import skeleton_loss
+    from jaxprune.task.loss import skeleton_loss
     seen = {}
 
     def forward(params, chunks, key, train):              # records what the network was given
@@ -197,14 +197,15 @@ def test_mixup_mixes_inputs_and_targets_with_one_lambda():
 
 
 def test_mixup_is_part_of_the_task_loss_so_every_method_has_it():
-    """Mixup lives in the skeleton task's loss (jaxprune.skeleton_loss), not in a method: an MRMP
+    """Mixup lives in the skeleton task's loss (jaxprune.task.loss), not in a method: an MRMP
     loss with mixup mixes inputs for all rates (one draw) and differs from the plain one."""
     from jaxprune.data.synthetic import make_synthetic
     from jaxprune.config import override
     from jaxprune.methods import make_pruner
     from jaxprune.methods.config import PruneConfig
-    from jaxprune.runner import RunConfig, check_settings_on
-    from jaxprune.skeleton_loss import task_loss
+    from jaxprune.run_config import RunConfig
+    from jaxprune.runner import check_settings_on
+    from jaxprune.task.loss import task_loss
     params = {"w": jax.random.normal(jax.random.key(3), (3, 3))}
     pruner = make_pruner("mrmp", params, {"w": True}, PruneConfig(rates=(0.5, 0.9)), 10)
 

@@ -84,7 +84,7 @@ class BandStopMask:
 
     @classmethod
     def from_prunable(cls, prunable: PyTree) -> "BandStopMask":
-        """From a pytree of bools like the params (e.g. ``jaxprune.nn.gcn.prunable(params)``)."""
+        """From a pytree of bools like the params (e.g. ``jaxprune.models.gcn.prunable(params)``)."""
         flat, _ = jax.tree_util.tree_flatten_with_path(prunable)
         return cls(prunable=tuple(jax.tree_util.keystr(p) for p, keep in flat if bool(keep)))
 

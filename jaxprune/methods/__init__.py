@@ -54,6 +54,24 @@ def register(name: str, build: Callable, *, settings=(), trained_rates=None, ser
                             serves_any_rate)
 
 
+PLUGIN_GROUP = "jaxprune.methods"
+
+
+def load_plugins() -> list[str]:
+    """Imports every installed plugin module of the ``jaxprune.methods`` entry-point group (a
+    package declares ``[project.entry-points."jaxprune.methods"] mine = "mypkg.pruner"``), whose
+    import calls ``register``: the CLI does this first, so ``--method mine`` trains, evaluates and
+    exports like a built-in method. Returns the names of the methods they added."""
+    from importlib.metadata import entry_points
+    before = set(REGISTRY)
+    for entry in entry_points(group=PLUGIN_GROUP):
+        try:
+            entry.load()
+        except Exception as e:   # a broken plugin names itself instead of a bare traceback
+            raise ImportError(f"jaxprune method plugin {entry.name!r} ({entry.value}) failed to load: {e}") from e
+    return sorted(set(REGISTRY) - before)
+
+
 def method(name: str) -> Method:
     if name not in REGISTRY:
         raise ValueError(f"method must be one of {tuple(REGISTRY)}, got {name!r}")

@@ -5,12 +5,12 @@
 N = the number of prunable weights (the penalty is normalised by N [choice]); ψ = B ⊙ C ⊙ R ⊙ E
 (``jaxprune.masks.ctf``) with σ annealed as in MRMP (σ·a geometric from ``sigma_start`` to
 ``sigma_end`` over the first ``anneal_fraction`` of the steps). After training the hard mask
-ψ = 1{· > a} of every factor is the pruned network; ``jaxprune.compact`` then removes its zero
+ψ = 1{· > a} of every factor is the pruned network; ``jaxprune.models.compact`` then removes its zero
 rows, columns and blocks.
 
 Choices [METHOD.md: ours]: scales = each layer's initialisation std; shift a = ``ctf_shift``
 (0.5 std); blocks = what the model declares (``make_pruner(..., blocks=...)``; the GCN: its FC
-rows grouped by the last graph convolution's channels, ``jaxprune.nn.gcn.ctf_blocks``) with
+rows grouped by the last graph convolution's channels, ``jaxprune.models.gcn.ctf_blocks``) with
 ``prune.ctf_blocks=channels``, none with ``none``; CTF itself reads no parameter names; λ = ``ctf_weight``.
 CTF trains one rate and serves that rate only.
 """
@@ -22,7 +22,6 @@ from typing import Any
 import flax.struct
 import jax
 import jax.numpy as jnp
-import numpy as np
 
 from jaxprune.masks.bandstop import sigma_schedule
 from jaxprune.masks.ctf import CoarseToFineMask, mask_sum
@@ -79,7 +78,7 @@ def chosen_blocks(config: PruneConfig, blocks) -> tuple[tuple[str, tuple], ...]:
     if not blocks:
         raise ValueError("prune setting ctf_blocks=channels groups rows by the model's channels, but the model "
                          "declares no blocks (make_pruner(..., blocks=...); the skeleton GCN's are "
-                         "jaxprune.nn.gcn.ctf_blocks(params)); use prune.ctf_blocks=none (no block factor) "
+                         "jaxprune.models.gcn.ctf_blocks(params)); use prune.ctf_blocks=none (no block factor) "
                          "for another model")
     return tuple(blocks)
 

@@ -34,7 +34,7 @@ import numpy as np
 
 from jaxprune.alignment import total_alignment
 from jaxprune.masks.allocation import layer_rates
-from jaxprune.masks.bandstop import BandStopMask, apply_masks, sigma_schedule
+from jaxprune.masks.bandstop import BandStopMask, sigma_schedule
 from jaxprune.methods.base import Stateless
 from jaxprune.methods.config import PruneConfig
 from jaxprune.priors import is_prior, layer_priors, threshold_for_rate

@@ -10,7 +10,7 @@ from __future__ import annotations
 import jax
 import numpy as np
 
-from jaxprune.nn.gcn import GCNConfig, prunable
+from jaxprune.models.gcn import GCNConfig, prunable
 
 
 def count_params(params, only_prunable: bool = True) -> tuple[int, int]:

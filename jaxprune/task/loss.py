@@ -2,7 +2,7 @@
 
 This is the ``loss_fn(params, batch, key)`` that ``jaxprune.methods.wrap.pruned_loss`` wraps for
 every method when ``jaxprune train`` runs; a user's own model brings its own instead.
-``forward(params, chunks, key, train) -> logits (B, classes)`` is ``jaxprune.runner.make_forward``'s
+``forward(params, chunks, key, train) -> logits (B, classes)`` is ``jaxprune.task.forward.make_forward``'s
 (augmentation inside when ``train``).
 """
 

@@ -29,7 +29,7 @@ import jax.numpy as jnp
 import numpy as np
 
 from jaxprune.graphs import adjacency
-from jaxprune.nn.layers import attention, attention_init, dense, dense_init, graph_conv
+from jaxprune.models.layers import attention, attention_init, dense, dense_init, graph_conv
 
 ATTENTION_MODES = ("bones", "biased", "free")
 

@@ -40,7 +40,7 @@ import numpy as np
 from jax.experimental import sparse
 
 from jaxprune.masks.bandstop import apply_masks
-from jaxprune.nn.gcn import GCNConfig
+from jaxprune.models.gcn import GCNConfig
 
 PyTree = Any
 

@@ -22,7 +22,7 @@ import jax.numpy as jnp
 import numpy as np
 from jax.experimental import sparse
 
-from jaxprune.compact import CompactGCN
+from jaxprune.models.compact import CompactGCN
 from jaxprune.evaluate import leaf_name
 from jaxprune.npy_headers import check_declared_sizes
 from jaxprune.run_files import finite, whole

@@ -1,0 +1,48 @@
+"""Every setting that changes a run's result (``RunConfig``), and reading one back from a run's files."""
+
+from __future__ import annotations
+
+import dataclasses
+from pathlib import Path
+
+from jaxprune.config import SettingError, flatten, override
+from jaxprune.data.augment import AugmentConfig
+from jaxprune.data.features import FeatureConfig
+from jaxprune.methods import REGISTRY, check_settings
+from jaxprune.methods.config import PruneConfig
+from jaxprune.models import gcn
+from jaxprune.train import TrainConfig
+
+
+@dataclasses.dataclass(frozen=True)
+class RunConfig:
+    """Every setting that changes a run's result."""
+
+    method: str = "dense"
+    seed: int = 0
+    features: FeatureConfig = FeatureConfig()
+    model: gcn.ModelConfig = gcn.ModelConfig()
+    augment: AugmentConfig = AugmentConfig()
+    train: TrainConfig = TrainConfig()
+    prune: PruneConfig = PruneConfig()
+
+    def __post_init__(self):
+        if self.method not in REGISTRY:
+            raise ValueError(f"method must be one of {tuple(REGISTRY)}, got {self.method!r}")
+        check_settings(self.method, self.prune)
+        if not 0 <= self.seed < 2 ** 32:
+            raise ValueError(f"setting seed must be in [0, 2**32), got {self.seed}")
+
+    def to_dict(self) -> dict:
+        return dataclasses.asdict(self)
+
+
+def load_run_config(results: dict, path: Path) -> RunConfig:
+    """The RunConfig recorded in a results.json (or run.json) object (a ValueError naming ``path`` if unusable)."""
+    try:
+        cfg = dict(results["config"])
+        method, seed = cfg.pop("method"), cfg.pop("seed")
+        flat = {k: tuple(v) if isinstance(v, list) else v for k, v in flatten(cfg).items()}
+        return override(RunConfig(method=method, seed=seed), flat)
+    except (KeyError, TypeError, ValueError, SettingError) as e:
+        raise ValueError(f"{path}: its 'config' does not describe a run of this jaxprune ({e})") from None
