@@ -27,6 +27,7 @@ METHODS = ("dense", "srmp", "mrmp", "ctf", "magnitude", "gradual", "random", "st
 
 def cases(data_dir: str, epochs: int) -> list[tuple[str, list[str]]]:
     """(name, ``jaxprune train`` arguments) of every compared run."""
+    data_dir = str(Path(data_dir).resolve())
     out = [("main command (synthetic mrmp, default)", ["--dataset", "synthetic", "--method", "mrmp"])]
     out += [(f"sbu fold 1 {m}, {epochs} epochs", ["--dataset", "sbu", "--data-dir", data_dir, "--method", m,
                                                    "--fold", "1", "--epochs", str(epochs)]) for m in METHODS]

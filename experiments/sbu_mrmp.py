@@ -151,9 +151,9 @@ def plot_weights(model_path: Path, config, dataset, path: Path) -> bool:
     from jaxprune.priors import is_prior
     from jaxprune.task.forward import gcn_config
     template = gcn.init(jax.random.key(0), gcn_config(dataset, config))
-    params, artefacts = load_model(model_path, template)
+    params, arrays = load_model(model_path, template)
     prunable = gcn.prunable(params)
-    pruner = restore_pruner(config.method, params, prunable, config.prune, artefacts)
+    pruner = restore_pruner(config.method, params, prunable, config.prune, arrays, str(model_path))
     flat_w, _ = jax.tree_util.tree_flatten_with_path(params)
     layers = [(leaf_name(p), np.asarray(w).ravel()) for (p, w), k in zip(flat_w, jax.tree.leaves(prunable)) if k]
     priors = [q for q in jax.tree.leaves(pruner.priors, is_leaf=is_prior) if is_prior(q)]

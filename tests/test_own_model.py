@@ -169,3 +169,13 @@ def test_sparsity_counts_any_pytree_of_masks_with_conv_uses():
     assert counts["flops"] == 2 * (1 * 16 + 6)                     # a conv weight used at 16 positions
     assert counts["layers"]["conv/kernel"]["achieved_rate"] == pytest.approx(0.75)
     assert jp.sparsity(masks)["flops"] == 2 * 7
+
+
+def test_a_baselines_masks_are_none_at_dense_leaves_so_counts_are_of_the_pruned_weights():
+    params = {"w": jax.random.normal(jax.random.key(0), (10, 10)), "b": jnp.ones(10)}
+    pruner = jp.make_pruner("magnitude", params, prune=jp.PruneConfig(rate=0.9), total_steps=10)
+    state = pruner.init(params)
+    _, state = pruner.update(params, state, 5)                      # the one-shot step: (1 - 0.5)·10
+    masks = jax.tree.map(lambda m: m[0], pruner.finish(state).hard_masks(params, jnp.array([0.9])))
+    assert masks["b"] is None
+    assert jp.sparsity(masks)["achieved_rate"] == pytest.approx(0.9)

@@ -143,3 +143,19 @@ def test_an_installed_plugin_adds_a_method_to_the_command_line(tmp_path, monkeyp
                        "missing weights file"]
     finally:
         REGISTRY.pop("halves", None)
+
+
+@pytest.mark.parametrize("name", ["dense", "srmp", "mrmp", "ctf", "magnitude", "random"])
+def test_every_methods_hard_masks_are_jittable_in_the_rates(name):
+    """(issue 15) masks at a traced vector of rates, for every kind of method: one compiled call
+    gives the same masks as the eager one, None at the dense leaves."""
+    params = {"hidden": {"kernel": jax.random.normal(jax.random.key(0), (6, 5)), "bias": jnp.zeros(5)},
+              "out": {"kernel": jax.random.normal(jax.random.key(1), (5, 3)), "bias": jnp.zeros(3)}}
+    prune = {"dense": PruneConfig(), "mrmp": PruneConfig(rates=(0.5, 0.9)),
+             "ctf": PruneConfig(rate=0.9, ctf_blocks="none")}.get(name, PruneConfig(rate=0.9))
+    pruner = make_pruner(name, params, prune=prune, total_steps=10)
+    pruner = pruner.finish(pruner.init(params, jax.random.key(2)))
+    rates = jnp.array([0.0 if name == "dense" else 0.9] * 2)
+    eager, jitted = pruner.hard_masks(params, rates), jax.jit(pruner.hard_masks)(params, rates)
+    jax.tree.map(np.testing.assert_array_equal, eager, jitted)
+    assert jax.tree.leaves(jitted)[0].shape[0] == 2

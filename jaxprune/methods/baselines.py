@@ -221,10 +221,12 @@ class Baseline:
         return self.replace(masks=_ones(params))
 
     def hard_masks(self, params, rates) -> PyTree:
-        """The final masks with a leading (R,) axis; every rate must be the trained one."""
+        """The final masks with a leading (R,) axis at prunable leaves, None at the others (as every
+        pruner's); every rate must be the trained one."""
         if self.masks is None:
             raise ValueError(f"the {self.name} baseline has no masks before training has finished")
-        return at_trained_rate(self.masks, rates, self.rate, self.name)
+        masks = jax.tree.map(lambda m, k: m if k else None, self.masks, self.prunable)
+        return at_trained_rate(masks, rates, self.rate, self.name)
 
     def layer_rates(self, params, rates):
         return None
