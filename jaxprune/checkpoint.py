@@ -179,7 +179,9 @@ def check(meta, where: Path, template: TrainState, *, method: str, config: dict)
     if meta.get("method") != method:
         raise ValueError(f"checkpoint {where} was saved by method {meta.get('method')}, this run is {method}")
     there, here = flatten(meta.get("config", {})), flatten(_plain(config))
-    differ = sorted(k for k in there.keys() | here.keys() if there.get(k) != here.get(k))
+    # a setting this version added (absent there) is not a difference: the run's run.json, which
+    # resuming reads, could not have changed it
+    differ = sorted(k for k in there if there.get(k) != here.get(k))
     if differ:
         shown = ", ".join(f"{k}={there.get(k)!r} there, {here.get(k)!r} here" for k in differ[:3])
         raise ValueError(f"checkpoint {where} was saved with other settings: {shown}"

@@ -2,7 +2,7 @@
 
 A method supplies ``loss_fn(params, batch, key, step, prune_state) -> (loss, metrics)`` where
 ``batch`` is a dict of arrays with a leading batch axis and ``metrics`` a dict of scalars, and
-optionally ``update_fn(params, prune_state, step) -> (params, prune_state)``, run after every
+optionally ``update_fn(params, prune_state, step, grads) -> (params, prune_state)``, run after every
 optimizer step (e.g. a baseline that prunes at scheduled steps). Everything else here
 (shuffling, batching, optimizer, progress, JSON-lines metrics) is shared by every method.
 """
@@ -27,7 +27,7 @@ from jaxprune.parallel import gather_rows
 from jaxprune.results import naming, write_atomic
 
 LossFn = Callable[[Any, dict, jax.Array, jax.Array, Any], tuple[jax.Array, dict]]
-UpdateFn = Callable[[Any, Any, jax.Array], tuple[Any, Any]]
+UpdateFn = Callable[[Any, Any, jax.Array, Any], tuple[Any, Any]]
 
 
 @dataclasses.dataclass(frozen=True)
@@ -116,7 +116,8 @@ def make_epoch(loss_fn: LossFn, optimizer: optax.GradientTransformationExtraArgs
     exactly min(batch_size, num_samples) samples (one compiled shape). With a device ``mesh``
     (``jaxprune.parallel.data_mesh``) each step's batch is split over its devices, gathered from
     ``data`` as ``jaxprune.parallel.shard_rows`` places it (each device holds its share). ``update_fn``
-    (if any) rewrites the params and the method's state after each step, given the steps taken.
+    (if any) rewrites the params and the method's state after each step, given the steps taken and
+    that step's gradient.
     """
     batch = min(batch_size, num_samples)
     steps = steps_per_epoch(num_samples, batch_size)
@@ -131,7 +132,7 @@ def make_epoch(loss_fn: LossFn, optimizer: optax.GradientTransformationExtraArgs
             updates, opt_state = optimizer.update(grads, opt_state, params, value=loss)
             params = optax.apply_updates(params, updates)
             if update_fn is not None:
-                params, prune_state = update_fn(params, prune_state, step + 1)
+                params, prune_state = update_fn(params, prune_state, step + 1, grads)
             return (params, opt_state, step + 1, key, prune_state), metrics
 
         key, perm_key = jax.random.split(state.key)

@@ -163,6 +163,8 @@ _BASELINE_SETTINGS = {
     "magnitude": ("scope", "finetune_fraction"), "gradual": ("scope", "finetune_fraction", "gradual_updates"),
     "random": (), "structured": ("finetune_fraction",), "lottery": ("lottery_rounds", "rewind_fraction"),
     "snip": (), "l1": ("finetune_fraction", "reg_weight"), "group_lasso": ("finetune_fraction", "reg_weight"),
+    "ste": ("scope", "finetune_fraction"), "set": ("regrow_every", "drop_fraction", "regrow_until"),
+    "rigl": ("regrow_every", "drop_fraction", "regrow_until"),
 }
 
 register("dense", lambda params, prunable, prune, total, blocks: dense.Dense(), trained_rates=lambda prune: (0.0,))

@@ -8,7 +8,8 @@ leaves) with pure functions; it never sees the task's loss or batch format
     pruner.train_masks(params, prune_state, key, step)    -> masks of one training step (None: no mask;
                                                              a leading (K,) axis when pruner.multi_rate)
     pruner.penalty(params, masks, prune_state, key, step) -> (terms added to the loss, metrics)
-    pruner.update(params, prune_state, step)              -> (params, prune_state) after an optimizer step
+    pruner.update(params, prune_state, step, grads)       -> (params, prune_state) after an optimizer step
+    pruner.apply(params, masks)                           -> the weights the task sees (W ⊙ M by default)
     pruner.hard_masks(params, rates (R,))                 -> masks with a leading R axis (None: dense leaf)
     pruner.layer_rates(params, rates)                     -> per-layer target rates, or None
     pruner.finish(prune_state)                            -> the pruner that serves the trained model
@@ -27,6 +28,8 @@ import jax
 import jax.numpy as jnp
 import numpy as np
 
+from jaxprune.masks.bandstop import apply_masks
+
 
 class Stateless:
     """Defaults for a pruner that keeps no state in the train state."""
@@ -38,8 +41,12 @@ class Stateless:
     def init(self, params, key=None, batch=None, score_loss=None):
         return None
 
-    def update(self, params, prune_state, step):
+    def update(self, params, prune_state, step, grads=None):
         return params, prune_state
+
+    def apply(self, params, masks):
+        """The weights the task sees: W ⊙ M (``jaxprune.masks.bandstop.apply_masks``)."""
+        return apply_masks(params, masks)
 
     def penalty(self, params, masks, prune_state, key, step):
         return (), {}

@@ -28,6 +28,20 @@ are in ``jaxprune.masks.hard``.
 - ``group_lasso``: the same with λ·Σ_columns ‖w_col‖₂ / √N (Wen et al., "Learning Structured
   Sparsity in Deep Neural Networks", NeurIPS 2016), then structured column pruning.
 
+- ``ste``: magnitude masks recomputed from the latent weights after every step on the gradual
+  schedule's sparsity ramp, with the gradient passed straight through to the pruned weights, so
+  a pruned weight keeps learning and can come back (Lin et al., "Dynamic Model Pruning with
+  Feedback", ICLR 2020; the straight-through estimator of Bengio et al. 2013; jaxpruner's
+  ``SteMagnitudePruning``).
+- ``set``: sparse from random masks at r; every ``prune.regrow_every`` steps until
+  ``prune.regrow_until``·T, each layer drops the fraction ``prune.drop_fraction`` (cosine-decayed)
+  of its active weights with the smallest |w| and grows as many at random, at 0 (Mocanu et al.,
+  "Scalable training of artificial neural networks with adaptive sparse connectivity inspired by
+  network science", Nature Communications 2018).
+- ``rigl``: the same, growing where |∂L/∂w| is largest (the straight-through forward gives the
+  gradient of inactive weights) (Evci et al., "Rigging the Lottery: Making All Tickets Winners",
+  ICML 2020). Layers start at the rate itself (no ERK redistribution).
+
 Each is built from parts rather than a switch on its name: a pruning ``rule`` (which weights a
 rate removes), a ``schedule`` (when the rule rewrites the masks, and what it does to the params)
 and an optional ``regulariser``; ``BASELINES`` maps every name to its parts. Every baseline serves
@@ -70,6 +84,7 @@ class AtInit:
 
     choose: Callable
     updates = False
+    straight_through = False
 
     def init(self, pruner, params, key, batch, score_loss):
         return {"masks": _fill(self.choose(key, params, batch, score_loss, pruner.rate), params)}
@@ -81,11 +96,12 @@ class OneShot:
 
     step: int
     updates = True
+    straight_through = False
 
     def init(self, pruner, params, key, batch, score_loss):
         return {"masks": _ones(params)}
 
-    def update(self, pruner, params, state, step):
+    def update(self, pruner, params, state, step, grads=None):
         masks = jax.lax.cond(step == self.step, lambda: _fill(pruner.rule(params, pruner.rate), params),
                              lambda: state["masks"])
         return params, {"masks": masks}
@@ -100,11 +116,12 @@ class Gradual:
     t1: int
     every: int
     updates = True
+    straight_through = False
 
     def init(self, pruner, params, key, batch, score_loss):
         return {"masks": _ones(params)}
 
-    def update(self, pruner, params, state, step):
+    def update(self, pruner, params, state, step, grads=None):
         masks = state["masks"]
         t0, t1 = self.t0, self.t1
         due = (step >= t0) & (step <= t1) & (((step - t0) % self.every == 0) | (step == t1))
@@ -124,11 +141,12 @@ class Rewinding:
     length: float
     rewind_at: int
     updates = True
+    straight_through = False
 
     def init(self, pruner, params, key, batch, score_loss):
         return {"masks": _ones(params), "rewind": jax.tree.map(jnp.copy, params)}   # own buffers: the step donates
 
-    def update(self, pruner, params, state, step):
+    def update(self, pruner, params, state, step, grads=None):
         masks = state["masks"]
         rewind = jax.tree.map(lambda r, p: jnp.where(step == self.rewind_at, p, r), state["rewind"], params)
         for i in range(1, self.rounds):
@@ -140,6 +158,90 @@ class Rewinding:
                 return apply_masks(rewind, new), new
             params, masks = jax.lax.cond(step == at, prune, lambda: (params, masks))
         return params, {"masks": masks, "rewind": rewind}
+
+
+@dataclasses.dataclass(frozen=True)
+class StraightThrough:
+    """Masks recomputed from the latent weights after every step, at the cubic sparsity
+    r·(1 − (1 − (t − t0)/(t1 − t0))³) from ``t0`` to ``t1`` and r after; the forward pass sees
+    W ⊙ M, the gradient reaches every weight as if dense (straight-through), so a pruned weight
+    that grows back is kept again."""
+
+    t0: int
+    t1: int
+    updates = True
+    straight_through = True
+
+    def init(self, pruner, params, key, batch, score_loss):
+        return {"masks": _ones(params)}
+
+    def update(self, pruner, params, state, step, grads=None):
+        frac = jnp.clip((step - self.t0) / (self.t1 - self.t0), 0.0, 1.0)
+        sparsity = pruner.rate * (1.0 - (1.0 - frac) ** 3)
+        return params, {"masks": _fill(pruner.rule(params, sparsity), params)}
+
+
+def _rank_below(scores: jax.Array, count) -> jax.Array:
+    """Bools like ``scores``: True at its ``count`` (traced int) largest entries, ties by position."""
+    flat = scores.ravel()
+    order = jnp.argsort(-flat, stable=True)
+    rank = jnp.zeros(flat.shape, jnp.int32).at[order].set(jnp.arange(flat.size, dtype=jnp.int32))
+    return (rank < count).reshape(scores.shape)
+
+
+@dataclasses.dataclass(frozen=True)
+class DropAndGrow:
+    """Dynamic sparse training at a fixed count per layer: every ``every`` steps until ``stop``,
+    each prunable layer drops the ⌊f·n_active⌉ active weights of smallest |w| and grows as many
+    inactive ones (set to 0), f = ``drop_fraction``·(1 + cos(π t / stop))/2; ``grow`` "random"
+    (SET) or "gradient" (RigL: the largest |∂L/∂w|, which the straight-through forward gives for
+    inactive weights too). Starts from random masks at the rate; masked weights are held at 0."""
+
+    every: int
+    stop: int
+    drop_fraction: float
+    grow: str
+    updates = True
+
+    @property
+    def straight_through(self):
+        return self.grow == "gradient"
+
+    def init(self, pruner, params, key, batch, score_loss):
+        if key is None:
+            raise ValueError(f"the {pruner.name} baseline draws its first masks at random: init needs a key")
+        masks = _fill(random_masks(key, params, pruner.prunable, pruner.rate), params)
+        return {"masks": masks, "key": jax.random.key_data(jax.random.fold_in(key, 1))}
+
+    def update(self, pruner, params, state, step, grads=None):
+        masks = state["masks"]
+        key = jax.random.wrap_key_data(state["key"])
+        due = (step % self.every == 0) & (step < self.stop)
+        frac = self.drop_fraction * 0.5 * (1.0 + jnp.cos(jnp.pi * step / self.stop))
+
+        def regrow(key):
+            flat_p, treedef = jax.tree_util.tree_flatten(params)
+            flat_m = jax.tree.leaves(masks)
+            flat_g = jax.tree.leaves(grads) if grads is not None else [None] * len(flat_p)
+            keys = jax.random.split(key, len(flat_p))
+            new_p, new_m = [], []
+            for w, m, g, k, keep in zip(flat_p, flat_m, flat_g, keys, jax.tree.leaves(pruner.prunable)):
+                if not keep:
+                    new_p.append(w); new_m.append(m); continue
+                active = m > 0
+                count = jnp.round(frac * jnp.sum(active)).astype(jnp.int32)
+                dropped = _rank_below(jnp.where(active, -jnp.abs(w), -jnp.inf), count)
+                kept = active & ~dropped
+                score = jax.random.uniform(k, w.shape) if self.grow == "random" else jnp.abs(g)
+                grown = _rank_below(jnp.where(kept, -jnp.inf, score), count)
+                new_m.append((kept | grown).astype(m.dtype))
+                new_p.append(jnp.where(grown, 0.0, w))
+            return (jax.tree_util.tree_unflatten(treedef, new_p), jax.tree_util.tree_unflatten(treedef, new_m))
+
+        key, sub = jax.random.split(key)
+        params, masks = jax.lax.cond(due, regrow, lambda k: (params, masks), sub)
+        params = apply_masks(params, masks)         # inactive weights stay at 0
+        return params, {"masks": masks, "key": jax.random.key_data(key)}
 
 
 # -- regularisers: λ·penalty(prunable weights) until the pruning step ------------------------------
@@ -197,11 +299,20 @@ class Baseline:
     def update_fn(self):
         return self.update if self.schedule.updates else None
 
-    def update(self, params, state, step):
-        """After ``step`` optimizer steps: the schedule prunes (and rewinds) when it is due."""
+    def update(self, params, state, step, grads=None):
+        """After ``step`` optimizer steps (``grads``: that step's gradient, which RigL reads): the
+        schedule prunes, rewinds or regrows when it is due."""
         if not self.schedule.updates:
             return params, state
-        return self.schedule.update(self, params, state, step)
+        return self.schedule.update(self, params, state, step, grads)
+
+    def apply(self, params, masks) -> PyTree:
+        """The weights the task sees, W ⊙ M; under a straight-through schedule (ste, rigl) the
+        gradient reaches every weight as if unmasked: W + stop_gradient(W ⊙ M − W)."""
+        if not self.schedule.straight_through:
+            return apply_masks(params, masks)
+        return jax.tree.map(lambda m, w: w if m is None else w + jax.lax.stop_gradient(w * m - w), masks, params,
+                            is_leaf=lambda x: x is None)
 
     def train_masks(self, params, prune_state, key, step) -> PyTree:
         """The current 0/1 masks, kept in the train state."""
@@ -266,6 +377,7 @@ def _parts(name: str, prunable, c: PruneConfig, total: int):
     length = total / c.lottery_rounds            # lottery: steps per round
     t0 = int(0.1 * total)                        # gradual: from 10 % of the steps to the cut
     t1 = max(t0 + 1, cut)
+    until = max(1, int(round(c.regrow_until * total)))   # set, rigl: the last regrowth before this step
     parts = {
         "magnitude": lambda: (_magnitude(prunable, c.scope), OneShot(cut), None),
         "gradual": lambda: (_magnitude(prunable, c.scope),
@@ -278,11 +390,15 @@ def _parts(name: str, prunable, c: PruneConfig, total: int):
         "l1": lambda: (_magnitude(prunable, "global"), OneShot(cut), Regulariser(l1_penalty, c.reg_weight, cut)),
         "group_lasso": lambda: (_columns(prunable), OneShot(cut),
                                 Regulariser(group_lasso_penalty, c.reg_weight, cut)),
+        "ste": lambda: (_magnitude(prunable, c.scope), StraightThrough(t0, t1), None),
+        "set": lambda: (None, DropAndGrow(c.regrow_every, until, c.drop_fraction, "random"), None),
+        "rigl": lambda: (None, DropAndGrow(c.regrow_every, until, c.drop_fraction, "gradient"), None),
     }
     return parts[name]()
 
 
-BASELINES = ("magnitude", "gradual", "random", "structured", "lottery", "snip", "l1", "group_lasso")
+BASELINES = ("magnitude", "gradual", "random", "structured", "lottery", "snip", "l1", "group_lasso", "ste", "set",
+             "rigl")
 
 
 def build(name: str, prunable, config: PruneConfig, total_steps: int) -> Baseline:

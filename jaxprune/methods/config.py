@@ -68,6 +68,10 @@ class PruneConfig:
       lottery_rounds: training rounds of the lottery baseline (pruned after each but the last).
       rewind_fraction: where in a round the lottery baseline rewinds to (share of the round).
       reg_weight: λ of the l1 / group_lasso penalty.
+      regrow_every: set, rigl: optimizer steps between two drop-and-grow updates (ΔT).
+      drop_fraction: set, rigl: the share of a layer's active weights dropped and regrown at the
+        first update (α), decayed to 0 along a cosine.
+      regrow_until: set, rigl: the share of the training steps after which the masks stay fixed.
       rate_jitter: in [0, 1] (default 1). 0 trains exactly ``rates`` every step. Above 0, each step draws
         rate k uniformly from this fraction of its stratum (the interval between the midpoints
         to its neighbours, in t = −log(1 − r) so the sparse end keeps its resolution): the
@@ -109,6 +113,9 @@ class PruneConfig:
     lottery_rounds: int = 3
     rewind_fraction: float = 0.05
     reg_weight: float = 0.1
+    regrow_every: int = 100
+    drop_fraction: float = 0.3
+    regrow_until: float = 0.75
 
     def __post_init__(self):
         check_rates("rate", [self.rate])
@@ -166,5 +173,11 @@ class PruneConfig:
             raise ValueError(f"prune setting rewind_fraction must be in [0, 1), got {self.rewind_fraction}")
         if not self.reg_weight >= 0:
             raise ValueError(f"prune setting reg_weight must be >= 0, got {self.reg_weight}")
+        if self.regrow_every < 1:
+            raise ValueError(f"prune setting regrow_every must be >= 1 (steps), got {self.regrow_every}")
+        if not 0.0 < self.drop_fraction < 1.0:
+            raise ValueError(f"prune setting drop_fraction must be in (0, 1), got {self.drop_fraction}")
+        if not 0.0 < self.regrow_until <= 1.0:
+            raise ValueError(f"prune setting regrow_until must be in (0, 1], got {self.regrow_until}")
         if not self.weibull_shape > 0:
             raise ValueError(f"prune setting weibull_shape must be > 0, got {self.weibull_shape}")

@@ -43,6 +43,7 @@ def with_pruning(tx: optax.GradientTransformation, pruner, prune_state=None) -> 
         return PrunedState(tx.init(params), prune_state, jnp.zeros((), jnp.int32))
 
     def update(updates, state, params=None, **extra):
+        grads = updates
         updates, inner = tx.update(updates, state.inner, params, **extra)
         count = state.count + 1
         if pruner.update_fn is None:
@@ -50,7 +51,7 @@ def with_pruning(tx: optax.GradientTransformation, pruner, prune_state=None) -> 
         if params is None:
             raise ValueError("with_pruning: this pruner rewrites the params after each step, so update() "
                              "needs them: tx.update(grads, opt_state, params)")
-        pruned, new_state = pruner.update(optax.apply_updates(params, updates), state.prune_state, count)
+        pruned, new_state = pruner.update(optax.apply_updates(params, updates), state.prune_state, count, grads)
         return jax.tree.map(lambda p, q: p - q, pruned, params), PrunedState(inner, new_state, count)
 
     return optax.GradientTransformationExtraArgs(init, update)

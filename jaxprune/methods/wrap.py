@@ -52,6 +52,8 @@ def pruned_loss(pruner, loss_fn: Callable, *, has_aux: bool = False, split_batch
     the pruner's schedules; ``prune_state`` is what ``pruner.init`` made (None for most pruners).
     """
 
+    apply = getattr(pruner, "apply", apply_masks)   # W ⊙ M, or the pruner's own (e.g. straight-through)
+
     def task(params, batch, key):
         out = loss_fn(params, batch, key)
         value, aux = out if has_aux else (out, {})
@@ -65,10 +67,10 @@ def pruned_loss(pruner, loss_fn: Callable, *, has_aux: bool = False, split_batch
         if masks is None:
             value, aux = task(params, batch, key)
         elif not pruner.multi_rate:
-            value, aux = task(apply_masks(params, masks), batch, key)
+            value, aux = task(apply(params, masks), batch, key)
         else:
             def at_rate(m, b, k):
-                return task(apply_masks(params, m), b, k)
+                return task(apply(params, m), b, k)
             if split_batch:            # rate k: the k-th slice of every leaf, its own key
                 k = jax.tree.leaves(masks)[0].shape[0]
                 parts = jax.tree.map(lambda x: split_among(x, k), batch)
