@@ -3,9 +3,6 @@ training, results and serving paths, and settings of another method refused by n
 
 from __future__ import annotations
 
-from typing import Any
-
-import flax.struct
 import jax
 import jax.numpy as jnp
 import numpy as np
@@ -14,17 +11,23 @@ import pytest
 from jaxprune.config import SettingError, override
 from jaxprune.datasets import load_dataset
 from jaxprune.methods import REGISTRY, check_settings, make_pruner, register
-from jaxprune.methods.base import Stateless, at_trained_rate
 from jaxprune.methods.config import PruneConfig
 from jaxprune.run_config import RunConfig
 from jaxprune.runner import run
 from jaxprune.serving import evaluate_run
 
 
-@flax.struct.dataclass
-class EveryOther(Stateless):
-    """A user's pruner: zeroes every other entry of each prunable kernel (rate 0.5, fixed)."""
+# A user's method as its own module: zeroes every other entry of each prunable kernel (rate 0.5,
+# fixed); importing it registers 'halves'.
+PLUGIN = '''
+import jax, jax.numpy as jnp, flax.struct
+from typing import Any
+from jaxprune.methods import register
+from jaxprune.methods.base import Stateless, at_trained_rate
 
+
+@flax.struct.dataclass
+class Halves(Stateless):
     prunable: Any = flax.struct.field(pytree_node=False)
     trained_rates: tuple = flax.struct.field(pytree_node=False, default=(0.5,))
     serves_any_rate: bool = flax.struct.field(pytree_node=False, default=False)
@@ -37,22 +40,33 @@ class EveryOther(Stateless):
         return self.masks(params)
 
     def hard_masks(self, params, rates):
-        return at_trained_rate(self.masks(params), rates, 0.5, "every_other")
+        return at_trained_rate(self.masks(params), rates, 0.5, "halves")
 
     def layer_rates(self, params, rates):
         return None
 
 
+register("halves", lambda params, prunable, prune, total_steps, blocks: Halves(prunable),
+         trained_rates=lambda prune: (0.5,))
+'''
+
+
 @pytest.fixture
-def every_other():
-    register("every_other", lambda params, prunable, prune, total_steps, blocks: EveryOther(prunable),
-             trained_rates=lambda prune: (0.5,))
+def halves(tmp_path, monkeypatch):
+    """The user's method module (PLUGIN), imported: its import registers 'halves'."""
+    import importlib
+    import sys
+    (tmp_path / "halves_plugin.py").write_text(PLUGIN)
+    monkeypatch.syspath_prepend(str(tmp_path))
+    sys.modules.pop("halves_plugin", None)
+    importlib.import_module("halves_plugin")
     yield
-    REGISTRY.pop("every_other")
+    REGISTRY.pop("halves", None)
+    sys.modules.pop("halves_plugin", None)
 
 
-def test_a_registered_method_trains_saves_and_serves_through_the_runner(every_other, tmp_path):
-    config = override(RunConfig(method="every_other"), ["train.epochs=2", "model.channels=4", "model.hidden=8"])
+def test_a_registered_method_trains_saves_and_serves_through_the_runner(halves, tmp_path):
+    config = override(RunConfig(method="halves"), ["train.epochs=2", "model.channels=4", "model.hidden=8"])
     data = load_dataset("synthetic", None, seed=0)          # as evaluate_run reloads it
     results = run(data, config, folds=[1], out_dir=tmp_path / "run", progress=False, loader="synthetic")
     (row,) = results["runs"][0]["rates"]
@@ -87,46 +101,16 @@ def test_an_experiments_set_applies_to_the_methods_that_read_it():
     check_read([*jobs, Job("sbu", "", "c", "ctf", (), 1, "out")])
 
 
-PLUGIN = '''
-import jax, jax.numpy as jnp, flax.struct
-from typing import Any
-from jaxprune.methods import register
-from jaxprune.methods.base import Stateless, at_trained_rate
-
-
-@flax.struct.dataclass
-class Halves(Stateless):
-    prunable: Any = flax.struct.field(pytree_node=False)
-    trained_rates: tuple = flax.struct.field(pytree_node=False, default=(0.5,))
-    serves_any_rate: bool = flax.struct.field(pytree_node=False, default=False)
-
-    def masks(self, params):
-        return jax.tree.map(lambda w, k: (jnp.arange(w.size).reshape(w.shape) % 2).astype(w.dtype) if k else None,
-                            params, self.prunable)
-
-    def train_masks(self, params, prune_state, key, step):
-        return self.masks(params)
-
-    def hard_masks(self, params, rates):
-        return at_trained_rate(self.masks(params), rates, 0.5, "halves")
-
-    def layer_rates(self, params, rates):
-        return None
-
-
-register("halves", lambda params, prunable, prune, total_steps, blocks: Halves(prunable),
-         trained_rates=lambda prune: (0.5,))
-'''
-
-
 def test_an_installed_plugin_adds_a_method_to_the_command_line(tmp_path, monkeypatch, capsys):
     """A package's entry point in the 'jaxprune.methods' group registers its method on import:
     `jaxprune train --method <it>` then trains it; a plugin that fails to import is one error line."""
     import importlib.metadata
     import json
     from jaxprune.cli import main
+    import sys
     (tmp_path / "halves_plugin.py").write_text(PLUGIN)
     (tmp_path / "broken_plugin.py").write_text("raise RuntimeError('missing weights file')\n")
+    sys.modules.pop("halves_plugin", None)
     monkeypatch.syspath_prepend(str(tmp_path))
     plugins = [importlib.metadata.EntryPoint("halves", "halves_plugin", "jaxprune.methods")]
     monkeypatch.setattr(importlib.metadata, "entry_points", lambda group=None: plugins if group == "jaxprune.methods" else [])
@@ -143,6 +127,7 @@ def test_an_installed_plugin_adds_a_method_to_the_command_line(tmp_path, monkeyp
                        "missing weights file"]
     finally:
         REGISTRY.pop("halves", None)
+        sys.modules.pop("halves_plugin", None)
 
 
 @pytest.mark.parametrize("name", ["dense", "srmp", "mrmp", "ctf", "magnitude", "random"])

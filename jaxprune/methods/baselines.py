@@ -78,28 +78,33 @@ def _ones(params):
 
 
 # -- schedules: when the rule rewrites the masks ----------------------------------------------
+class Schedule:
+    """What every schedule has unless it says otherwise: all-ones masks before the first step, an
+    update after every step (``updates``), masks applied as W ⊙ M (``straight_through`` False)."""
+
+    updates = True
+    straight_through = False
+
+    def init(self, pruner, params, key, batch, score_loss):
+        return {"masks": _ones(params)}
+
+
 @dataclasses.dataclass(frozen=True)
-class AtInit:
+class AtInit(Schedule):
     """Masks chosen once before training and kept: ``choose(key, params, batch, score_loss, rate)``."""
 
     choose: Callable
     updates = False
-    straight_through = False
 
     def init(self, pruner, params, key, batch, score_loss):
         return {"masks": _fill(self.choose(key, params, batch, score_loss, pruner.rate), params)}
 
 
 @dataclasses.dataclass(frozen=True)
-class OneShot:
+class OneShot(Schedule):
     """All ones until ``step``, then the rule at the rate, fixed for the rest (fine-tuning)."""
 
     step: int
-    updates = True
-    straight_through = False
-
-    def init(self, pruner, params, key, batch, score_loss):
-        return {"masks": _ones(params)}
 
     def update(self, pruner, params, state, step, grads=None):
         masks = jax.lax.cond(step == self.step, lambda: _fill(pruner.rule(params, pruner.rate), params),
@@ -108,18 +113,13 @@ class OneShot:
 
 
 @dataclasses.dataclass(frozen=True)
-class Gradual:
+class Gradual(Schedule):
     """The cubic schedule s_t = r·(1 − (1 − (t − t0)/(t1 − t0))³), applied to the masked weights every
     ``every`` steps from ``t0`` to ``t1`` (Zhu & Gupta 2017)."""
 
     t0: int
     t1: int
     every: int
-    updates = True
-    straight_through = False
-
-    def init(self, pruner, params, key, batch, score_loss):
-        return {"masks": _ones(params)}
 
     def update(self, pruner, params, state, step, grads=None):
         masks = state["masks"]
@@ -133,15 +133,13 @@ class Gradual:
 
 
 @dataclasses.dataclass(frozen=True)
-class Rewinding:
+class Rewinding(Schedule):
     """``rounds`` rounds of ``length`` steps; after round i < R the masked weights are pruned to
     1 − (1 − r)^(i/(R−1)) and the survivors rewound to their values at step ``rewind_at``."""
 
     rounds: int
     length: float
     rewind_at: int
-    updates = True
-    straight_through = False
 
     def init(self, pruner, params, key, batch, score_loss):
         return {"masks": _ones(params), "rewind": jax.tree.map(jnp.copy, params)}   # own buffers: the step donates
@@ -161,7 +159,7 @@ class Rewinding:
 
 
 @dataclasses.dataclass(frozen=True)
-class StraightThrough:
+class StraightThrough(Schedule):
     """Masks recomputed from the latent weights after every step, at the cubic sparsity
     r·(1 − (1 − (t − t0)/(t1 − t0))³) from ``t0`` to ``t1`` and r after; the forward pass sees
     W ⊙ M, the gradient reaches every weight as if dense (straight-through), so a pruned weight
@@ -169,11 +167,7 @@ class StraightThrough:
 
     t0: int
     t1: int
-    updates = True
     straight_through = True
-
-    def init(self, pruner, params, key, batch, score_loss):
-        return {"masks": _ones(params)}
 
     def update(self, pruner, params, state, step, grads=None):
         frac = jnp.clip((step - self.t0) / (self.t1 - self.t0), 0.0, 1.0)
@@ -190,7 +184,7 @@ def _rank_below(scores: jax.Array, count) -> jax.Array:
 
 
 @dataclasses.dataclass(frozen=True)
-class DropAndGrow:
+class DropAndGrow(Schedule):
     """Dynamic sparse training at a fixed count per layer: every ``every`` steps until ``stop``,
     each prunable layer drops the ⌊f·n_active⌉ active weights of smallest |w| and grows as many
     inactive ones (set to 0), f = ``drop_fraction``·(1 + cos(π t / stop))/2; ``grow`` "random"
@@ -201,7 +195,6 @@ class DropAndGrow:
     stop: int
     drop_fraction: float
     grow: str
-    updates = True
 
     @property
     def straight_through(self):
