@@ -130,7 +130,7 @@ def test_an_installed_plugin_adds_a_method_to_the_command_line(tmp_path, monkeyp
         sys.modules.pop("halves_plugin", None)
 
 
-@pytest.mark.parametrize("name", ["dense", "srmp", "mrmp", "ctf", "magnitude", "random"])
+@pytest.mark.parametrize("name", ["dense", "mrmp", "ctf", "magnitude"])
 def test_every_methods_hard_masks_are_jittable_in_the_rates(name):
     """(issue 15) masks at a traced vector of rates, for every kind of method: one compiled call
     gives the same masks as the eager one, None at the dense leaves."""
