@@ -58,7 +58,8 @@ def build_parser() -> argparse.ArgumentParser:
     t.add_argument("--method", choices=tuple(REGISTRY), default="dense",
                    help="dense, srmp (one rate), mrmp (several rates on shared weights), ctf "
                    "(coarse-to-fine, one rate) or a baseline (one rate): magnitude, gradual, random, "
-                   "structured, lottery, snip, l1, group_lasso; default dense")
+                   "structured, lottery, snip, l1, group_lasso, ste, set, rigl; or an installed plugin's; "
+                   "default dense")
     t.add_argument("--rate", help="every method but dense and mrmp: the pruning rate in [0, 1) (default 0.9)")
     t.add_argument("--rates", help="mrmp: comma-separated rates in [0, 1) trained together "
                    "(default 0.5,0.7,0.9,0.95,0.98,0.99)")
@@ -177,7 +178,8 @@ def main(argv=None) -> int:
                 for setting in spec.settings:
                     readers.setdefault(f"prune.{setting}", []).append(method_name)
             for name, value in settings(config).items():
-                note = f"    # read by {', '.join(readers.get(name, ['no method']))}" if name.startswith("prune.") else ""
+                read_by = ", ".join(readers.get(name, ["no method"]))
+                note = f"    # read by {read_by}" if name.startswith("prune.") else ""
                 print(f"{name} = {value}{note}")
             return 0
         if args.command == "export":

@@ -55,7 +55,8 @@ def test_ste_recomputes_masks_and_passes_the_gradient_through():
     np.testing.assert_array_equal(pruner.apply(PARAMS, state["masks"])["w"], PARAMS["w"] * state["masks"]["w"])
 
 
-@pytest.mark.parametrize("method", ["rigl"])   # straight-through forward + gradients into the update; the unit tests cover the rest
+# rigl: the straight-through forward and the gradient reaching the update; the unit tests cover the rest
+@pytest.mark.parametrize("method", ["rigl"])
 def test_it_trains_to_its_rate_on_the_skeleton_task(synthetic_small, method):
     config = override(RunConfig(method=method), ["train.epochs=20", "model.channels=4", "model.hidden=8",
                                                  "prune.rate=0.8", "prune.regrow_every=4"])
