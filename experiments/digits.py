@@ -89,20 +89,17 @@ def train_and_score(method: str, prune, train: dict, test: dict, seed: int, step
 
     p, prune_state = fit(params, train, run_key)
     pruner = pruner.finish(prune_state)
-    kernels = jp.kernels(p)
-    total = sum(int(np.size(w)) for w, k in zip(jax.tree.leaves(p), jax.tree.leaves(kernels)) if k)
     rates = np.asarray(serve, np.float32)
     masks = pruner.hard_masks(p, rates) if method != "dense" else None
+    dense_count = sum(int(np.size(w)) for w, k in zip(jax.tree.leaves(p), jax.tree.leaves(jp.kernels(p))) if k)
     rows = []
     for i, r in enumerate(serve):
         m = None if masks is None else jax.tree.map(lambda a: a[i], masks)
         logits = model.apply({"params": jp.apply_masks(p, m)}, test["x"])
-        kept = total if m is None else sum(
-            int(jnp.sum(a != 0)) for a, k in zip(jax.tree.leaves(m, is_leaf=lambda x: x is None),
-                                                 jax.tree.leaves(kernels)) if k and a is not None)
+        kept = dense_count if m is None else jp.sparsity(m)["kept_params"]      # masks: None at dense leaves
         row = {"method": method, "target_rate": float(r), "seed": seed,
                "accuracy": 100.0 * float(jnp.mean(logits.argmax(-1) == test["y"])),
-               "achieved_rate": 1.0 - kept / total, "kept_params": kept,
+               "achieved_rate": 1.0 - kept / dense_count, "kept_params": kept,
                "trained": method == "dense" or float(r) in [float(t) for t in pruner.trained_rates]}
         if method == "ctf":
             small = jp.compact_mlp([p[k]["kernel"] for k in ("hidden", "out")], [p[k]["bias"] for k in ("hidden", "out")],

@@ -204,6 +204,9 @@ def test_other_shapes_and_settings_are_refused(tmp_path):
         checkpoint.restore(tmp_path, state(5), method="dense", config=cfg)
     with pytest.raises(ValueError, match=r"other settings: train.epochs=10 there, 20 here"):
         checkpoint.restore(tmp_path, state(2), method="dense", config={"method": "dense", "train": {"epochs": 20}})
+    # a setting added since the checkpoint was saved (absent there) is not a difference
+    newer = {"method": "dense", "train": {"epochs": 10, "added_later": 3}}
+    assert checkpoint.restore(tmp_path, state(2), method="dense", config=newer)[1]["epoch"] == 4
     assert checkpoint.latest_epoch(tmp_path) == 4
 
 

@@ -14,6 +14,8 @@ from typing import Any
 import jax
 import numpy as np
 
+from jaxprune.evaluate import leaf_name
+
 PyTree = Any
 
 
@@ -29,7 +31,7 @@ def sparsity(masks: PyTree, uses: PyTree | None = None) -> dict:
     for (path, m), u in zip(flat, use):
         if m is None:
             continue
-        name = "/".join(str(getattr(k, "key", getattr(k, "name", getattr(k, "idx", k)))) for k in path)
+        name = leaf_name(path)
         k, n = int(np.count_nonzero(np.asarray(m))), int(np.size(m))
         layers[name] = {"kept_params": k, "total_params": n, "achieved_rate": 1.0 - k / n if n else 0.0,
                         "flops": 2 * k * int(u)}

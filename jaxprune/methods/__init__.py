@@ -23,6 +23,7 @@ import flax.serialization
 import jax
 import numpy as np
 
+from jaxprune.evaluate import leaf_name
 from jaxprune.methods import baselines, ctf, dense, mrmp
 from jaxprune.methods.config import PruneConfig
 
@@ -128,7 +129,7 @@ def pruner_arrays(pruner) -> dict[str, np.ndarray]:
     """The pruner's arrays (its pytree leaves: priors, scales, final masks), by name, e.g.
     'priors/fc/kernel/scale': what serving needs besides the params (``flax.serialization``)."""
     flat, _ = jax.tree_util.tree_flatten_with_path(flax.serialization.to_state_dict(pruner))
-    return {"/".join(str(k.key) for k in path): np.asarray(a) for path, a in flat}
+    return {leaf_name(path): np.asarray(a) for path, a in flat}
 
 
 def restore_pruner(name: str, params, prunable, prune: PruneConfig, arrays: dict, source: str = "saved model",
@@ -140,7 +141,7 @@ def restore_pruner(name: str, params, prunable, prune: PruneConfig, arrays: dict
     state = flax.serialization.to_state_dict(template)
 
     def fill(path, like):
-        key = "/".join(str(k.key) for k in path)
+        key = leaf_name(path)
         if key not in arrays:
             raise ValueError(f"{source} lacks the {name} pruner's array {key!r}: not a {name} model, "
                              "or saved by another version")
