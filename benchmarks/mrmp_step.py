@@ -42,8 +42,9 @@ def step_time(method: str, rates, batch: int, repeats: int, seed: int = 0, per_s
     """Median seconds of one jitted train step (``per_step``: ``prune.rates_per_step``; ``extra``:
     more settings, NAME=VALUE)."""
     dataset = make_synthetic(seed=seed)                       # SBU skeleton: 30 joints, 2 persons
-    sets = [*PRESETS["sbu"], f"prune.rates={','.join(map(str, rates))}", f"prune.rate={rates[0]}",
-            f"prune.rates_per_step={per_step}", *extra]
+    own = {"mrmp": [f"prune.rates={','.join(map(str, rates))}", f"prune.rates_per_step={per_step}"],
+           "srmp": [f"prune.rate={rates[0]}"]}          # each method is given only the settings it reads
+    sets = [*PRESETS["sbu"], *own.get(method, []), *extra]
     config = override(RunConfig(method=method), sets)
     model = gcn_config(dataset, config)
     forward = make_forward(model, config.features, config.augment)
