@@ -7,8 +7,8 @@ The four forms of one network: dense (the unpruned latent weights, the reference
 (the same shapes with the pruned weights set to zero), compact (``jaxprune.models.compact``: the smaller
 dense network) and BCOO (the compact network with its kernels as ``jax.experimental.sparse.BCOO``).
 Models come from ``--models`` (an ``experiments.sbu_ctf`` output: ``ctf_r<rate>/`` runs, fold 1)
-or, by default, are trained here on the embedded synthetic data with the SBU preset's model
-(``--epochs``). Reports the median latency over ``--repeats`` calls after compilation, the ratio
+or, by default, are trained here on the embedded synthetic data with the SBU recipe at C = 8
+(preset ``c8``, ``--epochs``). Reports the median latency over ``--repeats`` calls after compilation, the ratio
 to dense, and the FLOP ratio (compact FLOPs / dense FLOPs: the limit compaction can approach).
 Writes ``ctf_inference.json`` and ``ctf_inference.md`` into ``--out``.
 """
@@ -41,13 +41,14 @@ def trained_model(rate: float, models: str | None, epochs: int):
     else:
         from jaxprune.config import override
         from jaxprune.data.synthetic import make_synthetic
-        from jaxprune.datasets import PRESETS
+        from jaxprune.presets import preset_settings
         from jaxprune.run_config import RunConfig
         from jaxprune.runner import train_fold
         from jaxprune.task.folds import fold_data
         from jaxprune.task.forward import gcn_config
         dataset = make_synthetic(seed=0)
-        config = override(RunConfig(method="ctf"), [*PRESETS["sbu"], f"train.epochs={epochs}", f"prune.rate={rate}"])
+        config = override(RunConfig(method="ctf"),
+                          [*preset_settings("sbu", "c8"), f"train.epochs={epochs}", f"prune.rate={rate}"])
         result = train_fold(dataset, 1, config, progress=False)
         params, pruner, model = result["params"], result["pruner"], gcn_config(dataset, config)
         chunks, features = fold_data(dataset, 1, config.features).test_chunks, config.features

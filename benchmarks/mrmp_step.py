@@ -4,8 +4,8 @@
 
 The step is the real one (``jaxprune.train.make_epoch`` over a training set of exactly one batch,
 so one call = one optimizer step: augmentation, K soft-masked forward/backward passes in one
-vmap, KL alignment, AdamW update). Data: random SBU-shaped inputs (30 joints, 4 chunks, SBU preset
-features and model), batch ``--batch``. Reports the median over ``--repeats`` timed calls after
+vmap, KL alignment, AdamW update). Data: random SBU-shaped inputs (30 joints, 4 chunks; features
+and model of the SBU recipe at C = 8, preset ``c8``), batch ``--batch``. Reports the median over ``--repeats`` timed calls after
 compilation, and the ratio to SRMP (K = 1) and to dense. Rows "m of K" train m of the K rates
 per step (``prune.rates_per_step``); "batch split among rates" gives each of the 8 rates its own
 1/8 of the batch (``prune.split_batch``); the last row adds the quantile-matching term
@@ -25,7 +25,7 @@ import numpy as np
 from benchmarks.timing import device_line, write_report
 from jaxprune.config import override
 from jaxprune.data.synthetic import make_synthetic
-from jaxprune.datasets import PRESETS
+from jaxprune.presets import preset_settings
 from jaxprune.methods import make_pruner
 from jaxprune.models import gcn
 from jaxprune.optim import make_optimizer
@@ -44,7 +44,7 @@ def step_time(method: str, rates, batch: int, repeats: int, seed: int = 0, per_s
     dataset = make_synthetic(seed=seed)                       # SBU skeleton: 30 joints, 2 persons
     own = {"mrmp": [f"prune.rates={','.join(map(str, rates))}", f"prune.rates_per_step={per_step}"],
            "srmp": [f"prune.rate={rates[0]}"]}          # each method is given only the settings it reads
-    sets = [*PRESETS["sbu"], *own.get(method, []), *extra]
+    sets = [*preset_settings("sbu", "c8"), *own.get(method, []), *extra]
     config = override(RunConfig(method=method), sets)
     model = gcn_config(dataset, config)
     forward = make_forward(model, config.features, config.augment)

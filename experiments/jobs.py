@@ -1,7 +1,7 @@
 """Resumable training jobs for experiment modules: one (run, fold) per job, run in worker processes.
 
-A job trains one fold with ``jaxprune.runner.train_fold`` under the dataset's preset plus its
-overrides and writes ``<out>/<run>/fold<k>/rows.json`` (and ``model.npz``); a job whose rows exist
+A job trains one fold with ``jaxprune.runner.train_fold`` under its preset (default: the
+dataset's) plus its overrides and writes ``<out>/<run>/fold<k>/rows.json`` (and ``model.npz``); a job whose rows exist
 is not run again. ``collect`` turns a run's per-fold rows into its ``results.json`` object.
 """
 
@@ -16,6 +16,8 @@ import time
 from pathlib import Path
 from typing import NamedTuple
 
+from jaxprune.presets import PRESETS
+
 
 class Job(NamedTuple):
     dataset: str            # sbu | fpha
@@ -25,6 +27,7 @@ class Job(NamedTuple):
     overrides: tuple[str, ...]
     fold: int
     out: str
+    preset: str | None = None     # a name in jaxprune.presets.PRESETS; None: the dataset's default
 
     def rows_path(self) -> Path:
         return Path(self.out) / self.run / f"fold{self.fold}" / "rows.json"
@@ -63,13 +66,36 @@ def _prune_fields() -> set[str]:
     return set(PruneConfig.__dataclass_fields__)
 
 
+def job_config(job: Job):
+    """The RunConfig of ``job``: its preset for its dataset, then its overrides."""
+    from jaxprune.config import override
+    from jaxprune.presets import preset_settings
+    from jaxprune.run_config import RunConfig
+    return override(RunConfig(method=job.method),
+                    [*preset_settings(job.dataset, job.preset), *for_method(job.method, job.overrides)])
+
+
+def check_done(job: Job) -> None:
+    """A done job (its rows.json exists) must have been trained with the settings it asks for now:
+    a changed default preset or --set would otherwise mix two networks in one table. Raises
+    ValueError naming the file and the settings that differ."""
+    from jaxprune.config import saved_differences
+    path = job.rows_path()
+    try:
+        saved = json.loads(path.read_text())["config"]
+    except (OSError, ValueError, KeyError, TypeError) as e:
+        raise ValueError(f"{path}: not a finished job's rows ({e}); delete it to train the job again") from None
+    differ = saved_differences(saved, job_config(job).to_dict())
+    if differ:
+        raise ValueError(f"{path} was trained with other settings than this run asks for: {differ}. Pass the "
+                         "--preset and --set it was trained with (see its config), or choose another --out")
+
+
 def train_job(job: Job) -> str:
     """Trains one job; writes and returns the path of its rows.json."""
-    from jaxprune.config import override
-    from jaxprune.datasets import PRESETS, load_dataset
-    from jaxprune.run_config import RunConfig
+    from jaxprune.datasets import load_dataset
     from jaxprune.runner import train_fold
-    config = override(RunConfig(method=job.method), [*PRESETS[job.dataset], *for_method(job.method, job.overrides)])
+    config = job_config(job)
     dataset = load_dataset(job.dataset, job.data_dir)
     result = train_fold(dataset, job.fold, config, out_dir=Path(job.out) / job.run, progress=False)
     record = {"fold": job.fold, "rates": result["rates"], "train_seconds": result["train_seconds"],
@@ -107,6 +133,9 @@ def run_jobs(jobs: list[Job], workers: int) -> None:
     Holds each output folder's lock (``lock_folder``) meanwhile. A prune setting that none of the
     jobs' methods reads is refused first (``check_read``)."""
     check_read(jobs)
+    for job in jobs:
+        if job.rows_path().exists():
+            check_done(job)
     with contextlib.ExitStack() as held:
         for out in sorted({j.out for j in jobs}):
             handle = lock_folder(Path(out))
@@ -176,12 +205,14 @@ def machine_line(results: dict) -> str:
 
 
 def experiment_parser(doc: str, rates, rates_help: str = "pruning rates") -> argparse.ArgumentParser:
-    """The options every pruning experiment module shares: dataset, data, output, rates, folds,
-    workers and ``--set`` overrides."""
+    """The options every pruning experiment module shares: dataset, data, output, preset, rates,
+    folds, workers and ``--set`` overrides."""
     p = argparse.ArgumentParser(description=doc.split("\n")[0])
     p.add_argument("--dataset", choices=("sbu", "fpha"), default="sbu")
     p.add_argument("--data-dir", required=True)
     p.add_argument("--out", required=True)
+    p.add_argument("--preset", choices=tuple(PRESETS),
+                   help="the settings every run starts from (default: the dataset's, wide; see jaxprune/presets.py)")
     p.add_argument("--rates", default=",".join(f"{r:g}" for r in rates), help=rates_help)
     p.add_argument("--folds", default="all", help="comma-separated test folds, or all")
     p.add_argument("--workers", type=int, default=2, help="parallel processes; 0 = run in this process")

@@ -197,7 +197,7 @@ def main(argv=None):
                                                          f"prune.eval_rates={','.join(map(str, rates))}"), None))
         else:
             runs += [(run_name(label, r), method, (*extra, f"prune.rate={r}"), r) for r in rates]
-    jobs = [Job(a.dataset, a.data_dir, name, method, (*overrides, *extra), k, str(out))
+    jobs = [Job(a.dataset, a.data_dir, name, method, (*overrides, *extra), k, str(out), a.preset)
             for name, method, extra, _ in runs for k in folds]
     jobs.sort(key=lambda j: j.method != "mrmp")                       # the longest first
     start = time.perf_counter()

@@ -4,7 +4,8 @@
     python -m experiments.sbu_dense --data-dir ../shared/data/sbu --out runs/sbu_nested \
         --select-from runs/tune/validation.jsonl
 
-By default every fold uses the SBU preset (``jaxprune.datasets.PRESETS['sbu']``). With
+By default every fold uses SBU's default preset (``jaxprune.presets``: ``wide``; ``--preset`` picks
+another, e.g. ``paper`` or ``c8``). With
 ``--select-from``, each outer fold k instead uses the candidate of ``experiments.tune_dense`` with
 the best validation accuracy among the runs made for fold k (which neither trained nor
 validated on fold k): a strictly nested choice. Extra ``--set NAME=VALUE`` apply on top.
@@ -25,7 +26,8 @@ import numpy as np
 from experiments.plotting import pyplot, save
 
 from jaxprune.config import override
-from jaxprune.datasets import PRESETS, load_dataset
+from jaxprune.datasets import load_dataset
+from jaxprune.presets import PRESETS, preset_name, preset_settings
 from jaxprune.results import write_json_atomic
 from jaxprune.results import results_record
 from jaxprune.run_config import RunConfig
@@ -83,6 +85,7 @@ def main(argv=None):
     p.add_argument("--seed", type=int, default=0)
     p.add_argument("--select-from", type=Path, help="validation.jsonl of experiments.tune_dense")
     p.add_argument("--set", dest="overrides", action="append", default=[], metavar="NAME=VALUE")
+    p.add_argument("--preset", choices=tuple(PRESETS), help="the settings of every fold (default: SBU's, wide)")
     p.add_argument("--overwrite", action="store_true")
     a = p.parse_args(argv)
     out = Path(a.out)
@@ -94,7 +97,7 @@ def main(argv=None):
     start = time.perf_counter()
     runs, config_of, histories = [], {}, {}
     for k in dataset.test_folds:
-        name, overrides = chosen.get(k, ("preset", PRESETS["sbu"]))
+        name, overrides = chosen.get(k, (f"preset {preset_name('sbu', a.preset)}", preset_settings("sbu", a.preset)))
         name += " + --set" if a.overrides else ""
         config = override(RunConfig(seed=a.seed), [*overrides, *a.overrides])
         result = train_fold(dataset, k, config, out_dir=out)
@@ -104,7 +107,7 @@ def main(argv=None):
         histories[k] = result["history"]
     results = results_record(dataset, config_of[1], runs, time.perf_counter() - start, a.data_dir)
     results["config_per_fold"] = {k: c.to_dict() for k, c in config_of.items()}
-    results["selection"] = "nested, per fold" if chosen else "preset"
+    results["selection"] = "nested, per fold" if chosen else f"preset {preset_name('sbu', a.preset)}"
     results["overrides"] = a.overrides
     write_json_atomic(out / "results.json", results)
     text = markdown(results, "python -m experiments.sbu_dense " + " ".join(argv))

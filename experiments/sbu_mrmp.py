@@ -198,7 +198,8 @@ def main(argv=None):
     jobs = []
     for method, rate in runs:
         extra = mrmp_set if method == "mrmp" else [] if rate is None else [f"prune.rate={rate}"]
-        jobs += [Job(a.dataset, a.data_dir, run_name(method, rate), method, (*a.overrides, *extra), k, str(out))
+        jobs += [Job(a.dataset, a.data_dir, run_name(method, rate), method, (*a.overrides, *extra), k, str(out),
+                     a.preset)
                  for k in folds]
     jobs.sort(key=lambda j: j.method != "mrmp")          # the longest jobs first
     run_jobs(jobs, a.workers)

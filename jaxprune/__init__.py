@@ -15,7 +15,8 @@ from jaxprune.data.features import FeatureConfig, chunk_positions, fit_scale, no
 from jaxprune.data.fpha import load_fpha
 from jaxprune.data.sbu import load_sbu
 from jaxprune.data.synthetic import make_synthetic
-from jaxprune.datasets import DATASETS, PRESETS, load_dataset
+from jaxprune.datasets import DATASETS, load_dataset
+from jaxprune.presets import PRESETS, preset_settings
 from jaxprune.graphs import FPHA_BONES, SBU_BONES, adjacency, normalized_adjacency
 from jaxprune.losses import accuracy, cross_entropy
 from jaxprune.evaluate import evaluate_masks, rate_rows

@@ -28,7 +28,7 @@ import jax
 import numpy as np
 import orbax.checkpoint as ocp
 
-from jaxprune.config import flatten
+from jaxprune.config import saved_differences
 from jaxprune.hosts import first_line
 from jaxprune.train import TrainState
 
@@ -178,14 +178,11 @@ def check(meta, where: Path, template: TrainState, *, method: str, config: dict)
         raise ValueError(f"checkpoint {where} is not a jaxprune checkpoint of this version")
     if meta.get("method") != method:
         raise ValueError(f"checkpoint {where} was saved by method {meta.get('method')}, this run is {method}")
-    there, here = flatten(meta.get("config", {})), flatten(_plain(config))
     # a setting this version added (absent there) is not a difference: the run's run.json, which
     # resuming reads, could not have changed it
-    differ = sorted(k for k in there if there.get(k) != here.get(k))
+    differ = saved_differences(meta.get("config", {}), config)
     if differ:
-        shown = ", ".join(f"{k}={there.get(k)!r} there, {here.get(k)!r} here" for k in differ[:3])
-        raise ValueError(f"checkpoint {where} was saved with other settings: {shown}"
-                         + (f" (and {len(differ) - 3} more)" if len(differ) > 3 else ""))
+        raise ValueError(f"checkpoint {where} was saved with other settings: {differ}")
     saved, expected = meta.get("leaves", {}), leaf_specs(template)
     for name in [*expected, *(k for k in saved if k not in expected)]:
         if name not in saved or name not in expected:

@@ -7,7 +7,7 @@
     jaxprune eval --run runs/mrmp --rates 0.6,0.93,0.97     # any rate, no retraining
     jaxprune train --method ctf --rate 0.9 --out runs/ctf
     jaxprune export --run runs/ctf --out ctf.compact.npz    # the compacted network
-    jaxprune settings            # every setting, its default, and each dataset's preset
+    jaxprune settings --dataset sbu   # every setting in force, and where each value comes from
 """
 
 from __future__ import annotations
@@ -20,7 +20,9 @@ import jax
 
 from jaxprune.config import SettingError, override, settings
 from jaxprune.data.errors import DataError
-from jaxprune.datasets import DATASETS, PRESETS, load_dataset
+from jaxprune.data.traits import data_notes
+from jaxprune.datasets import DATASETS, load_dataset
+from jaxprune.presets import PRESETS, preset_layers, preset_name
 from jaxprune.methods import REGISTRY, load_plugins
 from jaxprune import host_guard, hosts
 from jaxprune.run_files import STAGING
@@ -53,6 +55,7 @@ def build_parser() -> argparse.ArgumentParser:
     t.add_argument("--dataset", choices=DATASETS, default="synthetic",
                    help="synthetic (embedded, no download), sbu, fpha, or npz (your own file); default synthetic")
     t.add_argument("--data-dir", help="dataset root for sbu / fpha, or the .npz file for npz")
+    t.add_argument("--preset", choices=tuple(PRESETS), help=PRESET_HELP)
     t.add_argument("--fold", type=_fold, default="all",
                    help="test fold number, or 'all' for every fold (SBU: 5-fold cross-validation); default all")
     t.add_argument("--method", choices=tuple(REGISTRY), default="dense",
@@ -63,7 +66,7 @@ def build_parser() -> argparse.ArgumentParser:
     t.add_argument("--rate", help="every method but dense and mrmp: the pruning rate in [0, 1) (default 0.9)")
     t.add_argument("--rates", help="mrmp: comma-separated rates in [0, 1) trained together "
                    "(default 0.5,0.7,0.9,0.95,0.98,0.99)")
-    t.add_argument("--epochs", type=int, help="training epochs (default: the dataset preset's)")
+    t.add_argument("--epochs", type=int, help="training epochs (default: the preset's)")
     t.add_argument("--seed", type=int, default=0, help="random seed (data order, init, augmentation); default 0")
     t.add_argument("--out", help="output folder for results.json, per-fold metrics and checkpoints")
     t.add_argument("--resume", metavar="DIR", help="continue the stopped run in DIR (the --out of a 'jaxprune "
@@ -106,16 +109,37 @@ def build_parser() -> argparse.ArgumentParser:
     x.add_argument("--data-dir", help="where the data is now, if not where the run read it")
     x.add_argument("--overwrite", action="store_true", help="replace an existing --out file")
 
-    s = sub.add_parser("settings", help="list every setting with its default and the dataset presets")
-    s.add_argument("--dataset", choices=DATASETS, help="show the settings in force for this dataset")
+    s = sub.add_parser("settings", help="list every setting in force, and where each value comes from",
+                       description="Print every setting as NAME = VALUE, with '# preset ...' or '# --set' "
+                       "beside each value that is not the dataclass default, and for prune settings the "
+                       "methods that read them.")
+    s.add_argument("--dataset", choices=DATASETS, default="synthetic",
+                   help="show the settings in force for this dataset (default synthetic)")
+    s.add_argument("--preset", choices=tuple(PRESETS), help=PRESET_HELP)
+    s.add_argument("--method", choices=tuple(REGISTRY), default="dense", help="the method (default dense)")
+    s.add_argument("--set", dest="overrides", action="append", default=[], metavar="NAME=VALUE",
+                   help="a setting of your own, as for 'jaxprune train'")
+    s.add_argument("--data-dir", help="with --dataset npz: the file, to add what its data says about the "
+                   "data-dependent settings (two persons, vertical axis) as '# note:' lines")
     return parser
+
+
+PRESET_HELP = ("the settings to start from: wide (C = 64, the validated recipe; default for sbu, fpha, npz), "
+               "c8 (the same recipe at the papers' width C = 8), paper (the papers' configuration), "
+               "demo (default for synthetic: plain defaults, 1000 epochs) or none (plain defaults); "
+               "see jaxprune/presets.py")
+
+
+def _layers(args) -> list[tuple[str, list[str]]]:
+    """[(source, settings)] in the order they apply: the preset's layers, then the user's --set."""
+    layers = [(source, list(layer)) for source, layer in preset_layers(args.dataset, getattr(args, "preset", None))]
+    return layers + [("--set", list(getattr(args, "overrides", [])))]
 
 
 def _config(args) -> RunConfig:
     config = RunConfig(method=getattr(args, "method", "dense"), seed=getattr(args, "seed", 0))
-    if getattr(args, "dataset", None):
-        config = override(config, PRESETS[args.dataset])
-    config = override(config, getattr(args, "overrides", []))
+    for _, layer in _layers(args):
+        config = override(config, layer)
     if getattr(args, "epochs", None) is not None:
         config = override(config, [f"train.epochs={args.epochs}"])
     if getattr(args, "devices", None) is not None:
@@ -173,14 +197,7 @@ def main(argv=None) -> int:
         resuming = getattr(args, "resume", None) is not None
         config = _config(args) if args.command not in ("eval", "export") and not resuming else None
         if args.command == "settings":
-            readers = {}
-            for method_name, spec in REGISTRY.items():
-                for setting in spec.settings:
-                    readers.setdefault(f"prune.{setting}", []).append(method_name)
-            for name, value in settings(config).items():
-                read_by = ", ".join(readers.get(name, ["no method"]))
-                note = f"    # read by {read_by}" if name.startswith("prune.") else ""
-                print(f"{name} = {value}{note}")
+            _print_settings(args)
             return 0
         if args.command == "export":
             rate = None if args.rate is None else parse_rates(args.rate, "--rate")
@@ -219,6 +236,10 @@ def main(argv=None) -> int:
             if args.eval_every < 0:
                 raise SettingError(f"--eval-every must be >= 0 (0 = never), got {args.eval_every}")
             dataset = load_dataset(args.dataset, args.data_dir, seed=config.seed)
+            if args.dataset == "npz" and preset_name(args.dataset, args.preset) not in ("paper", "none") \
+                    and hosts.is_writer():   # your own data: what its presets cannot know
+                for note in data_notes(dataset, config):
+                    print(f"jaxprune: note: {note}", file=sys.stderr)
             folds = None if args.fold == "all" else [args.fold]
             results = run(dataset, config, folds, out_dir=out, overwrite=args.overwrite,
                           progress=not args.quiet, eval_every=args.eval_every, data_dir=args.data_dir,
@@ -237,6 +258,29 @@ def main(argv=None) -> int:
         out = str(out).rstrip("/")[:-len(STAGING)]
     print(f"  results: {out}/results.json")
     return 0
+
+
+def _print_settings(args) -> None:
+    """Every setting in force for ``args`` (dataset, preset, method, --set), with where each value
+    that is not the dataclass default comes from, and which methods read each prune setting."""
+    readers = {}
+    for method_name, spec in REGISTRY.items():
+        for setting in spec.settings:
+            readers.setdefault(f"prune.{setting}", []).append(method_name)
+    config = RunConfig(method=args.method)
+    source = {}
+    for where, layer in _layers(args):
+        before, config = settings(config), override(config, layer)
+        source.update({k: where for k, v in settings(config).items() if v != before[k]})
+    print(f"# dataset {args.dataset}, preset {preset_name(args.dataset, args.preset)}")
+    for name, value in settings(config).items():
+        notes = [source[name]] if name in source else []
+        if name.startswith("prune."):
+            notes.append("read by " + ", ".join(readers.get(name, ["no method"])))
+        print(f"{name} = {value}" + (f"    # {'; '.join(notes)}" if notes else ""))
+    if args.dataset == "npz" and args.data_dir:
+        for note in data_notes(load_dataset("npz", args.data_dir), config):
+            print(f"# note: {note}")
 
 
 def _results_to_stdout_only() -> None:

@@ -63,6 +63,17 @@ def flatten(tree: dict, prefix: str = "") -> dict[str, object]:
     return out
 
 
+def saved_differences(saved: dict, config: dict) -> str:
+    """'' when the settings ``saved`` (a run's JSON 'config') agree with ``config`` (a
+    ``RunConfig.to_dict()``), else 'NAME=A there, B here' for up to three of those that differ.
+    A setting absent from ``saved`` (added to jaxprune since) is not a difference."""
+    import json
+    there, here = flatten(saved), flatten(json.loads(json.dumps(config)))
+    differ = sorted(k for k in there if there.get(k) != here.get(k))
+    shown = ", ".join(f"{k}={there.get(k)!r} there, {here.get(k)!r} here" for k in differ[:3])
+    return shown + (f" (and {len(differ) - 3} more)" if len(differ) > 3 else "")
+
+
 def settings(config, prefix: str = "") -> dict[str, object]:
     """Flat {dotted name: value} of every scalar setting in a nested dataclass."""
     out = {}

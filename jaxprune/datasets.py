@@ -1,4 +1,4 @@
-"""Dataset names -> loaders, and each dataset's recommended settings (presets)."""
+"""Dataset names -> loaders (each dataset's settings: ``jaxprune.presets``)."""
 
 from __future__ import annotations
 
@@ -12,18 +12,6 @@ from jaxprune.data.sbu import load_sbu
 from jaxprune.data.synthetic import make_synthetic
 
 DATASETS = ("synthetic", "sbu", "fpha", "npz")
-
-# Settings applied before the user's own (which win). Chosen as the README's method section says.
-PRESETS: dict[str, list[str]] = {
-    "synthetic": ["train.epochs=1000"],
-    # Chosen by nested validation (experiments.tune_dense, README "Measured"): canonical view
-    # (torso A -> torso B along x), velocities, FC 128, augmentation, label smoothing, AdamW.
-    "sbu": ["features.align_from=2", "features.align_to=17", "features.velocities=true",
-            "model.hidden=128", "augment.rotate_deg=20", "augment.scale=0.1", "augment.swap_groups=2",
-            "train.label_smoothing=0.1", "train.weight_decay=0.01"],
-    "fpha": ["model.channels=16"],
-    "npz": [],
-}
 
 
 def recorded_loader(record: dict) -> str:

@@ -85,17 +85,38 @@ def test_malformed_fold_is_a_usage_error(tmp_path, capsys):
 
 
 def test_settings_listing(capsys):
-    assert main(["settings"]) == 0
+    assert main(["settings", "--preset", "none"]) == 0
     lines = capsys.readouterr().out.splitlines()
     assert "train.epochs = 2000" in lines
     assert "features.chunks = 4" in lines
     assert "method = dense" in lines
-    assert all(" = " in line for line in lines)
+    assert lines[0] == "# dataset synthetic, preset none"
+    assert all(" = " in line for line in lines[1:])
     assert "prune.ctf_weight = 100.0    # read by ctf" in lines                 # each method's settings
     assert "prune.kl_weight = 10.0    # read by srmp, mrmp" in lines
-    # a dataset's preset is applied before printing
+    # the synthetic data's default preset, and where each value comes from
     assert main(["settings", "--dataset", "synthetic"]) == 0
-    assert "train.epochs = 1000" in capsys.readouterr().out.splitlines()
+    lines = capsys.readouterr().out.splitlines()
+    assert lines[0] == "# dataset synthetic, preset demo" and "train.epochs = 1000    # preset demo" in lines
+
+
+def test_settings_show_the_preset_layers(capsys):
+    assert main(["settings", "--dataset", "sbu", "--set", "model.hidden=256"]) == 0
+    lines = capsys.readouterr().out.splitlines()
+    assert lines[0] == "# dataset sbu, preset wide"                          # the default for real data
+    assert "model.channels = 64    # preset wide" in lines
+    assert "features.align_from = 2    # preset wide, for sbu" in lines     # the data-dependent layer
+    assert "model.hidden = 256    # --set" in lines                          # the user's own wins
+    assert "features.chunks = 4" in lines                                    # a dataclass default
+    assert main(["settings", "--dataset", "sbu", "--preset", "paper"]) == 0
+    lines = capsys.readouterr().out.splitlines()
+    assert "model.channels = 8" in lines and "train.batch_size = 200    # preset paper, for sbu" in lines
+    assert "augment.rotate_deg = 0.0" in lines and "features.align_from = -1" in lines
+    assert main(["settings", "--dataset", "fpha", "--preset", "paper"]) == 0
+    assert "model.channels = 16    # preset paper, for fpha" in capsys.readouterr().out.splitlines()
+    assert main(["settings", "--dataset", "npz", "--preset", "c8"]) == 0
+    lines = capsys.readouterr().out.splitlines()
+    assert "model.channels = 8" in lines and "features.velocities = True    # preset c8" in lines
 
 
 def test_help(capsys):

@@ -8,8 +8,8 @@ from experiments import sbu_compare
 
 def test_tiny_comparison(sbu_path, tmp_path):
     out = tmp_path / "cmp"
-    sbu_compare.main(["--data-dir", str(sbu_path), "--out", str(out), "--folds", "1", "--rates", "0.9",
-                      "--methods", "mrmp,magnitude_global,snip", "--workers", "0", "--set", "train.epochs=3"])
+    sbu_compare.main(["--data-dir", str(sbu_path), "--out", str(out), "--preset", "c8", "--folds", "1",
+                      "--rates", "0.9", "--methods", "mrmp,magnitude_global,snip", "--workers", "0", "--set", "train.epochs=3"])
     table = (out / "table.md").read_text()
     assert "Dense:" in table and "| MRMP |" in table and "| magnitude, global |" in table and "| SNIP |" in table
     rows = list(csv.DictReader(open(out / "table.csv")))

@@ -9,7 +9,7 @@ from experiments import sbu_mrmp
 
 def test_tiny_sbu_mrmp_experiment(sbu_path, tmp_path, capsys):
     out = tmp_path / "exp"
-    argv = ["--data-dir", str(sbu_path), "--out", str(out), "--folds", "1", "--rates", "0.5,0.9",
+    argv = ["--data-dir", str(sbu_path), "--out", str(out), "--preset", "c8", "--folds", "1", "--rates", "0.5,0.9",
             "--workers", "0", "--set", "train.epochs=3", "--set", "prune.eval_rates=0.7"]
     sbu_mrmp.main(argv)
     for name in ("table.md", "fidelity.md", "mrmp/results.json", "srmp_r0.5/results.json",
