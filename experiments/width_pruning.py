@@ -1,0 +1,179 @@
+"""Is pruning a wide network better than training a narrow one? Test accuracy against kept weights.
+
+    python -m experiments.width_pruning --data-dir ../shared/data/sbu --out experiments/results/width_pruning
+
+On SBU (5 folds, each seed of ``--seeds``), under the default preset ``wide``:
+
+- dense networks of widths C = 1 / 2 / 4 / 8 / 16 / 32 / 64 (``--widths``): the reference curve
+  (the FC layer holds most weights, J·C·128, so C = 1-4 reach the sizes of C = 64 at rates 0.9-0.99);
+- the C = 64 network pruned at each rate of ``--rates`` by SRMP, MRMP (one model for every
+  rate), CTF and the two strongest baselines of ``experiments.sbu_compare`` (lottery rewinding
+  and SNIP: the best mean accuracy over its six rates), ``--methods``.
+
+Jobs resume (a finished fold is not trained again), and run seed by seed, so that an
+interrupted grid has whole seeds. Writes ``table.md`` / ``table.csv`` (one row per network:
+accuracy mean ± std over seeds × folds, kept weights, FLOPs), ``budgets.md`` (for each dense
+width: the most accurate pruned network that keeps no more weights) and
+``accuracy_vs_weights.png`` (accuracy against kept weights and against FLOPs, log axes).
+"""
+
+from __future__ import annotations
+
+import os
+import sys
+import time
+from pathlib import Path
+
+os.environ.setdefault("XLA_FLAGS", "--xla_cpu_multi_thread_eigen=false intra_op_parallelism_threads=1")
+
+import numpy as np  # noqa: E402
+
+from experiments.jobs import Job, collect_all, experiment_parser, machine_line, run_jobs, write_tables  # noqa: E402
+from experiments.plotting import pyplot, save  # noqa: E402
+
+RATES = (0.5, 0.7, 0.9, 0.95, 0.98, 0.99)
+WIDTHS = (1, 2, 4, 8, 16, 32, 64)   # below C = 8 the reference reaches the budgets of rates 0.9-0.99
+# label -> (method, extra settings), as experiments.sbu_compare runs them
+METHODS = {"SRMP": ("srmp", ()), "MRMP": ("mrmp", ()), "CTF": ("ctf", ()),
+           "lottery rewinding": ("lottery", ()), "SNIP": ("snip", ())}
+SLUG = {"SRMP": "srmp", "MRMP": "mrmp", "CTF": "ctf", "lottery rewinding": "lottery", "SNIP": "snip"}
+
+
+def plan(methods, rates, widths, seeds) -> list[tuple[str, str, tuple[str, ...], int]]:
+    """[(run name, method, settings, seed)] in the order they train: seed by seed, dense first."""
+    runs = []
+    for s in seeds:
+        runs += [(f"dense_c{w}_s{s}", "dense", (f"model.channels={w}", f"seed={s}"), s) for w in widths]
+        for label in methods:
+            method, extra = METHODS[label]
+            if method == "mrmp":
+                listed = ",".join(f"{r:g}" for r in rates)
+                runs.append((f"mrmp_s{s}", method, (*extra, f"prune.rates={listed}", f"prune.eval_rates={listed}",
+                                                    f"seed={s}"), s))
+            else:
+                runs += [(f"{SLUG[label]}_r{r:g}_s{s}", method, (*extra, f"prune.rate={r}", f"seed={s}"), s)
+                         for r in rates]
+    return runs
+
+
+def networks(results: dict, methods, rates, widths, seeds) -> list[dict]:
+    """One row per network (a dense width, or a method at a rate) whose runs are done for at least
+    one seed: accuracy over the done seeds × folds, kept weights and FLOPs (means)."""
+    def row(kind, label, rate, summaries):
+        summaries = [s for s in summaries if s is not None]
+        if not summaries:
+            return None
+        acc = [a for s in summaries for a in s["fold_accuracies"]]
+        return {"kind": kind, "network": label, "target_rate": rate, "seeds": len(summaries),
+                "folds": len(summaries[0]["fold_accuracies"]), "accuracy_mean": float(np.mean(acc)),
+                "accuracy_std": float(np.std(acc)),
+                "achieved_rate": float(np.mean([s["achieved_rate"] for s in summaries])),
+                "kept_params": float(np.mean([s["kept_params_mean"] for s in summaries])),
+                "flops": float(np.mean([s["flops_mean"] for s in summaries]))}
+
+    def at(name, rate):
+        res = results.get(name)
+        if res is None:
+            return None
+        s = next((x for x in res["summary"] if abs(x["target_rate"] - rate) < 1e-9), None)
+        if s is None:
+            return None
+        folds = [next(x for x in f["rates"] if abs(x["target_rate"] - rate) < 1e-9)["accuracy"] for f in res["runs"]]
+        return {**s, "fold_accuracies": folds}
+
+    rows = [row("dense", f"dense C = {w}", 0.0, [at(f"dense_c{w}_s{s}", 0.0) for s in seeds]) for w in widths]
+    for label in methods:
+        for r in rates:
+            names = [f"mrmp_s{s}" if METHODS[label][0] == "mrmp" else f"{SLUG[label]}_r{r:g}_s{s}" for s in seeds]
+            rows.append(row("pruned C = 64", label, r, [at(n, r) for n in names]))
+    return [r for r in rows if r is not None]
+
+
+def budgets(rows: list[dict]) -> str:
+    """For each dense width, the most accurate pruned C = 64 network that keeps no more weights."""
+    pruned = [r for r in rows if r["kind"] != "dense"]
+    lines = ["| dense network | kept weights | accuracy % | best pruned C = 64 within its weights | kept weights | "
+             "accuracy % | pruned − dense (points) |", "|---|---|---|---|---|---|---|"]
+    for d in sorted((r for r in rows if r["kind"] == "dense"), key=lambda r: r["kept_params"]):
+        p = max((r for r in pruned if r["kept_params"] <= d["kept_params"]), key=lambda r: r["accuracy_mean"],
+                default=None)
+        best = ("none this small", "-", "-", "-") if p is None else (
+            f"{p['network']} at {p['target_rate']:g}", f"{p['kept_params']:.0f}",
+            f"{p['accuracy_mean']:.2f} ± {p['accuracy_std']:.2f}", f"{p['accuracy_mean'] - d['accuracy_mean']:+.2f}")
+        lines.append(f"| {d['network']} | {d['kept_params']:.0f} | {d['accuracy_mean']:.2f} ± {d['accuracy_std']:.2f} | "
+                     + " | ".join(best) + " |")
+    return "\n".join(lines) + "\n"
+
+
+def markdown(rows: list[dict], command: str, machine: str, wall: float) -> str:
+    lines = ["# Pruning the wide network against training a narrow one (SBU, preset wide)", "",
+             f"Command: `{command}`  ", f"{machine}; this invocation's wall time {wall / 60:.1f} min "
+             "(finished folds were not rerun)", "",
+             "| network | rate | seeds × folds | accuracy % (mean ± std over seeds × folds) | achieved rate | "
+             "kept weights | MFLOPs |", "|---|---|---|---|---|---|---|"]
+    lines += [f"| {r['network']} | {r['target_rate']:g} | {r['seeds']} × {r['folds']} | {r['accuracy_mean']:.2f} ± "
+              f"{r['accuracy_std']:.2f} | {r['achieved_rate']:.3f} | {r['kept_params']:.0f} | {r['flops'] / 1e6:.3f} |"
+              for r in rows]
+    return "\n".join(lines) + "\n"
+
+
+def plot(rows: list[dict], path: Path) -> bool:
+    plt = pyplot()
+    if plt is None or not rows:
+        return False
+    fig, axes = plt.subplots(1, 2, figsize=(11, 4.2))
+    for ax, key, xlabel in ((axes[0], "kept_params", "kept weights"), (axes[1], "flops", "FLOPs per sequence")):
+        dense = sorted((r for r in rows if r["kind"] == "dense"), key=lambda r: r[key])
+        ax.errorbar([r[key] for r in dense], [r["accuracy_mean"] for r in dense],
+                    yerr=[r["accuracy_std"] for r in dense], color="black", marker="s", capsize=3,
+                    label="dense, C = " + " / ".join(r["network"].split("= ")[1] for r in dense))
+        for label in dict.fromkeys(r["network"] for r in rows if r["kind"] != "dense"):
+            mine = sorted((r for r in rows if r["network"] == label), key=lambda r: r[key])
+            ax.errorbar([r[key] for r in mine], [r["accuracy_mean"] for r in mine],
+                        yerr=[r["accuracy_std"] for r in mine], marker="o", capsize=2, alpha=0.8,
+                        label=f"{label} (C = 64 pruned)")
+        ax.set_xscale("log")
+        ax.set_xlabel(xlabel)
+        ax.set_ylabel("test accuracy (%), mean ± std over seeds × folds")
+        ax.grid(alpha=0.3)
+    axes[0].legend(fontsize=7)
+    fig.suptitle("SBU: a pruned C = 64 network against dense networks of the same size", fontsize=10)
+    return save(fig, path)
+
+
+def main(argv=None):
+    argv = sys.argv[1:] if argv is None else argv
+    p = experiment_parser(__doc__, RATES, "the pruning rates of the C = 64 network")
+    p.add_argument("--seeds", default="0,1,2", help="comma-separated seeds (default 0,1,2)")
+    p.add_argument("--widths", default=",".join(map(str, WIDTHS)), help="dense widths C (default 1,2,4,8,16,32,64)")
+    p.add_argument("--methods", default=",".join(METHODS), help=f"any of {','.join(METHODS)}")
+    a = p.parse_args(argv)
+    from jaxprune.datasets import load_dataset
+    from jaxprune.serving import parse_rates
+    rates, seeds = parse_rates(a.rates), [int(s) for s in a.seeds.split(",")]
+    widths = [int(w) for w in a.widths.split(",")]
+    methods = [m.strip() for m in a.methods.split(",")]
+    unknown = [m for m in methods if m not in METHODS]
+    if unknown:
+        raise SystemExit(f"--methods: unknown {unknown}; choose from {','.join(METHODS)}")
+    out = Path(a.out)
+    out.mkdir(parents=True, exist_ok=True)
+    dataset = load_dataset(a.dataset, a.data_dir)
+    folds = list(dataset.test_folds) if a.folds == "all" else [int(f) for f in a.folds.split(",")]
+    runs = plan(methods, rates, widths, seeds)
+    start = time.perf_counter()
+    for s in seeds:                                     # whole seeds first: an interrupted grid stays usable
+        run_jobs([Job(a.dataset, a.data_dir, name, method, (*a.overrides, *extra), k, str(out), a.preset)
+                  for name, method, extra, seed in runs if seed == s for k in folds], a.workers)
+    wall = time.perf_counter() - start
+    results = collect_all(dataset, out, [name for name, _, _, _ in runs], folds, a.data_dir)
+    rows = networks(results, methods, rates, widths, seeds)
+    text = markdown(rows, "python -m experiments.width_pruning " + " ".join(argv), machine_line(results), wall)
+    write_tables(out, text, rows)
+    (out / "budgets.md").write_text(budgets(rows))
+    print(budgets(rows))
+    plot(rows, out / "accuracy_vs_weights.png")
+
+
+if __name__ == "__main__":
+    main()
