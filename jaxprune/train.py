@@ -129,8 +129,9 @@ def make_epoch(loss_fn: LossFn, optimizer: optax.GradientTransformationExtraArgs
             batch_data = gather_rows(data, batch_index, mesh)
             (loss, metrics), grads = jax.value_and_grad(loss_fn, has_aux=True)(params, batch_data, sub, step,
                                                                                prune_state)
-            updates, opt_state = optimizer.update(grads, opt_state, params, value=loss)
-            params = optax.apply_updates(params, updates)
+            with jax.named_scope("optimizer"):
+                updates, opt_state = optimizer.update(grads, opt_state, params, value=loss)
+                params = optax.apply_updates(params, updates)
             if update_fn is not None:
                 params, prune_state = update_fn(params, prune_state, step + 1, grads)
             return (params, opt_state, step + 1, key, prune_state), metrics

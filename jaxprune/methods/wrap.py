@@ -63,14 +63,19 @@ def pruned_loss(pruner, loss_fn: Callable, *, has_aux: bool = False, split_batch
         mask_key = penalty_key = None
         if pruner.draws_keys:          # its own draws (e.g. MRMP's rates); the task keeps ``key``
             key, mask_key, penalty_key = jax.random.split(key, 3)
-        masks = pruner.train_masks(params, prune_state, mask_key, step)
+        with jax.named_scope("masks"):       # scopes name the parts in profiles (benchmarks.op_profile)
+            masks = pruner.train_masks(params, prune_state, mask_key, step)
         if masks is None:
             value, aux = task(params, batch, key)
         elif not pruner.multi_rate:
-            value, aux = task(apply(params, masks), batch, key)
+            with jax.named_scope("masks"):
+                masked = apply(params, masks)
+            value, aux = task(masked, batch, key)
         else:
             def at_rate(m, b, k):
-                return task(apply(params, m), b, k)
+                with jax.named_scope("masks"):
+                    masked = apply(params, m)
+                return task(masked, b, k)
             if split_batch:            # rate k: the k-th slice of every leaf, its own key
                 k = jax.tree.leaves(masks)[0].shape[0]
                 parts = jax.tree.map(lambda x: split_among(x, k), batch)
@@ -78,7 +83,8 @@ def pruned_loss(pruner, loss_fn: Callable, *, has_aux: bool = False, split_batch
             else:
                 value, aux = jax.vmap(at_rate, in_axes=(0, None, None))(masks, batch, key)
             value, aux = value.mean(), jax.tree.map(jnp.mean, aux)
-        terms, metrics = pruner.penalty(params, masks, prune_state, penalty_key, step)
+        with jax.named_scope("penalty"):
+            terms, metrics = pruner.penalty(params, masks, prune_state, penalty_key, step)
         total = functools.reduce(lambda a, b: a + b, terms, value)   # in order: as the methods define it
         return total, {"loss": total, **aux, **metrics}
 

@@ -95,17 +95,21 @@ def compact_apply(net: CompactGCN, features: jax.Array) -> jax.Array:
         if "constant" in att:                            # no attention dimension left
             a = att["constant"]
         else:
-            q = _matmul(h, kernel(att["query"])) + att["query_bias"]
-            k = _matmul(h, kernel(att["key"]))
-            logits = jnp.einsum("...id,...jd->...ij", q, k) * net.attention_scale + att["bias"]
-            if mask is not None:
-                logits = jnp.where(mask, logits, -jnp.inf)
-            a = jax.nn.softmax(logits, axis=-1)
-        h = jax.nn.relu(a @ _matmul(h, kernel(conv["kernel"])) + conv["bias"])
+            with jax.named_scope("attention"):
+                q = _matmul(h, kernel(att["query"])) + att["query_bias"]
+                k = _matmul(h, kernel(att["key"]))
+                logits = jnp.einsum("...id,...jd->...ij", q, k) * net.attention_scale + att["bias"]
+                if mask is not None:
+                    logits = jnp.where(mask, logits, -jnp.inf)
+                a = jax.nn.softmax(logits, axis=-1)
+        with jax.named_scope("graph_conv"):
+            h = jax.nn.relu(a @ _matmul(h, kernel(conv["kernel"])) + conv["bias"])
     h = h.reshape(h.shape[0], -1)
-    fc = _expand_rows(p["fc"]["kernel"], p["fc"]["index"], h.shape[-1])
-    h = jax.nn.relu(_matmul(h, fc) + p["fc"]["bias"])
-    return _matmul(h, p["classifier"]["kernel"]) + p["classifier"]["bias"]
+    with jax.named_scope("fc"):
+        fc = _expand_rows(p["fc"]["kernel"], p["fc"]["index"], h.shape[-1])
+        h = jax.nn.relu(_matmul(h, fc) + p["fc"]["bias"])
+    with jax.named_scope("classifier"):
+        return _matmul(h, p["classifier"]["kernel"]) + p["classifier"]["bias"]
 
 
 def _nonzero(a: np.ndarray, axis: int) -> np.ndarray:

@@ -112,19 +112,23 @@ def apply(params: dict, features: jax.Array, config: GCNConfig, dropout_key: jax
     chex.assert_axis_dimension(features, 2, config.num_features)
     mask = jnp.asarray(config.graph(), bool) if config.attention == "bones" else None
     h = features
-    for b in range(config.num_blocks):
+    for b in range(config.num_blocks):      # named scopes: profiles (benchmarks.op_profile) read them
         block = params[f"block{b}"]
-        a = attention(block["attention"], h, mask)
-        h = jax.nn.relu(graph_conv(block["conv"], a, h))
+        with jax.named_scope("attention"):
+            a = attention(block["attention"], h, mask)
+        with jax.named_scope("graph_conv"):
+            h = jax.nn.relu(graph_conv(block["conv"], a, h))
     h = h.reshape(h.shape[0], -1)
     drop = dropout_key is not None and config.dropout > 0
     if drop:
         key_in, key_out = jax.random.split(dropout_key)
         h = _dropout(key_in, h, config.dropout)
-    h = jax.nn.relu(dense(params["fc"], h))
+    with jax.named_scope("fc"):
+        h = jax.nn.relu(dense(params["fc"], h))
     if drop:
         h = _dropout(key_out, h, config.dropout)
-    return dense(params["classifier"], h)
+    with jax.named_scope("classifier"):
+        return dense(params["classifier"], h)
 
 
 def _dropout(key: jax.Array, x: jax.Array, rate: float) -> jax.Array:
