@@ -38,8 +38,7 @@ def data_notes(dataset, config) -> list[str]:
         half = dataset.num_joints // 2
         notes.append(f"two persons detected (joints 0-{half - 1} and {half}-{dataset.num_joints - 1}, the same "
                      "bones): if an action keeps its label when the persons swap roles, --set "
-                     "augment.swap_groups=2 (SBU: yes, validated; the synthetic data: no, its classes "
-                     "name the person who moves); it is left off")
+                     "augment.swap_groups=2 (SBU: yes, validated; the skeleton cannot tell); it is left off")
     if config.features.align_from < 0:
         notes.append("no view alignment: --set features.align_from=I --set features.align_to=J to rotate "
                      "each sequence so that joint I -> joint J points along +x (SBU: torso 2 -> torso 17)")
