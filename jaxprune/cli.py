@@ -193,6 +193,7 @@ def main(argv=None) -> int:
         print(f"jaxprune: error: {e}", file=sys.stderr)
         return 2
     args = build_parser().parse_args(argv)
+    notes = []
     try:
         resuming = getattr(args, "resume", None) is not None
         config = _config(args) if args.command not in ("eval", "export") and not resuming else None
@@ -236,10 +237,8 @@ def main(argv=None) -> int:
             if args.eval_every < 0:
                 raise SettingError(f"--eval-every must be >= 0 (0 = never), got {args.eval_every}")
             dataset = load_dataset(args.dataset, args.data_dir, seed=config.seed)
-            if args.dataset == "npz" and preset_name(args.dataset, args.preset) not in ("paper", "none") \
-                    and hosts.is_writer():   # your own data: what its presets cannot know
-                for note in data_notes(dataset, config):
-                    print(f"jaxprune: note: {note}", file=sys.stderr)
+            if args.dataset == "npz" and preset_name(args.dataset, args.preset) not in ("paper", "none"):
+                notes = data_notes(dataset, config)   # your own data: what its preset cannot know
             folds = None if args.fold == "all" else [args.fold]
             results = run(dataset, config, folds, out_dir=out, overwrite=args.overwrite,
                           progress=not args.quiet, eval_every=args.eval_every, data_dir=args.data_dir,
@@ -254,6 +253,8 @@ def main(argv=None) -> int:
     if not hosts.is_writer():
         return 0   # process 0 reports the run
     _print_summary(results)
+    for note in notes:        # after the run: an error stays the one line on stderr
+        print(f"jaxprune: note: {note}", file=sys.stderr)
     if str(out).rstrip("/").endswith(STAGING) and not os.path.exists(out):   # a resumed overwrite moved in
         out = str(out).rstrip("/")[:-len(STAGING)]
     print(f"  results: {out}/results.json")
