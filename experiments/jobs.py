@@ -204,6 +204,20 @@ def machine_line(results: dict) -> str:
             f"jax backend {backend}")
 
 
+def listed(text: str, allowed, option: str) -> list[str]:
+    """The comma-separated names of ``text``, each one of ``allowed`` (else SystemExit naming ``option``)."""
+    names = [n.strip() for n in text.split(",")]
+    unknown = [n for n in names if n not in allowed]
+    if unknown:
+        raise SystemExit(f"{option}: unknown {unknown}; choose from {','.join(allowed)}")
+    return names
+
+
+def fold_list(dataset, text: str) -> list[int]:
+    """The folds of ``--folds``: 'all' (every test fold of ``dataset``) or comma-separated numbers."""
+    return list(dataset.test_folds) if text == "all" else [int(f) for f in text.split(",")]
+
+
 def experiment_parser(doc: str, rates, rates_help: str = "pruning rates") -> argparse.ArgumentParser:
     """The options every pruning experiment module shares: dataset, data, output, preset, rates,
     folds, workers and ``--set`` overrides."""

@@ -32,7 +32,8 @@ os.environ.setdefault("XLA_FLAGS", "--xla_cpu_multi_thread_eigen=false intra_op_
 import numpy as np  # noqa: E402
 from scipy.stats import t as student_t  # noqa: E402  (scipy is a dependency of jax)
 
-from experiments.jobs import Job, collect_all, experiment_parser, machine_line, run_jobs, write_tables  # noqa: E402
+from experiments.jobs import (Job, collect_all, experiment_parser, fold_list, machine_line, run_jobs,  # noqa: E402
+                             write_tables)
 from experiments.plotting import pyplot, save  # noqa: E402
 
 RATES = (0.5, 0.7, 0.9, 0.95, 0.98, 0.99)
@@ -186,7 +187,7 @@ def main(argv=None):
     out = Path(a.out)
     out.mkdir(parents=True, exist_ok=True)
     dataset = load_dataset(a.dataset, a.data_dir)
-    folds = list(dataset.test_folds) if folds_text == "all" else [int(f) for f in folds_text.split(",")]
+    folds = fold_list(dataset, folds_text)
     keep = None if not a.methods else {m.strip() for m in a.methods.split(",")}
     runs = [("dense", "dense", (), None)]
     for label, method, extra in METHODS:

@@ -23,7 +23,8 @@ os.environ.setdefault("XLA_FLAGS", "--xla_cpu_multi_thread_eigen=false intra_op_
 
 import numpy as np  # noqa: E402
 
-from experiments.jobs import Job, collect_all, experiment_parser, machine_line, run_jobs, write_tables  # noqa: E402
+from experiments.jobs import (Job, collect_all, experiment_parser, fold_list, listed, machine_line,  # noqa: E402
+                             run_jobs, write_tables)
 from experiments.plotting import pyplot, save  # noqa: E402
 
 RATES = (0.5, 0.7, 0.9, 0.95, 0.98)
@@ -146,14 +147,11 @@ def main(argv=None):
     from jaxprune.datasets import load_dataset
     from jaxprune.serving import parse_rates
     rates = parse_rates(a.rates)
-    variants = [v.strip() for v in a.variants.split(",")]
-    unknown = [v for v in variants if v not in VARIANTS]
-    if unknown:
-        raise SystemExit(f"--variants: unknown {unknown}; choose from {','.join(VARIANTS)}")
+    variants = listed(a.variants, VARIANTS, "--variants")
     out = Path(a.out)
     out.mkdir(parents=True, exist_ok=True)
     dataset = load_dataset(a.dataset, a.data_dir)
-    folds = list(dataset.test_folds) if a.folds == "all" else [int(f) for f in a.folds.split(",")]
+    folds = fold_list(dataset, a.folds)
     runs = [] if a.no_dense else [("dense", "dense", ())]
     runs += [(run_name(v, r), "ctf", (f"prune.rate={r}", f"prune.ctf_factors={VARIANTS[v]}"))
              for v in variants for r in rates]

@@ -24,7 +24,7 @@ os.environ.setdefault("XLA_FLAGS", "--xla_cpu_multi_thread_eigen=false intra_op_
 
 import numpy as np  # noqa: E402
 
-from experiments.jobs import Job, collect_all, experiment_parser, machine_line, run_jobs  # noqa: E402
+from experiments.jobs import Job, collect_all, experiment_parser, fold_list, machine_line, run_jobs  # noqa: E402
 from experiments.plotting import pyplot, save  # noqa: E402
 
 RATES = (0.5, 0.7, 0.9, 0.95, 0.98, 0.99)
@@ -184,7 +184,7 @@ def main(argv=None):
     out = Path(a.out)
     out.mkdir(parents=True, exist_ok=True)
     dataset = load_dataset(a.dataset, a.data_dir)
-    folds = list(dataset.test_folds) if a.folds == "all" else [int(f) for f in a.folds.split(",")]
+    folds = fold_list(dataset, a.folds)
     methods = [m.strip() for m in a.methods.split(",")]
     mrmp_set = [f"prune.rates={','.join(f'{r:g}' for r in rates)}"]
     runs = []

@@ -28,7 +28,8 @@ os.environ.setdefault("XLA_FLAGS", "--xla_cpu_multi_thread_eigen=false intra_op_
 
 import numpy as np  # noqa: E402
 
-from experiments.jobs import Job, collect_all, experiment_parser, machine_line, run_jobs, write_tables  # noqa: E402
+from experiments.jobs import (Job, collect_all, experiment_parser, listed, machine_line, run_jobs,  # noqa: E402
+                             fold_list, write_tables)
 from experiments.plotting import pyplot, save  # noqa: E402
 
 RATES = (0.5, 0.7, 0.9, 0.95, 0.98, 0.99)
@@ -152,14 +153,11 @@ def main(argv=None):
     from jaxprune.serving import parse_rates
     rates, seeds = parse_rates(a.rates), [int(s) for s in a.seeds.split(",")]
     widths = [int(w) for w in a.widths.split(",")]
-    methods = [m.strip() for m in a.methods.split(",")]
-    unknown = [m for m in methods if m not in METHODS]
-    if unknown:
-        raise SystemExit(f"--methods: unknown {unknown}; choose from {','.join(METHODS)}")
+    methods = listed(a.methods, METHODS, "--methods")
     out = Path(a.out)
     out.mkdir(parents=True, exist_ok=True)
     dataset = load_dataset(a.dataset, a.data_dir)
-    folds = list(dataset.test_folds) if a.folds == "all" else [int(f) for f in a.folds.split(",")]
+    folds = fold_list(dataset, a.folds)
     runs = plan(methods, rates, widths, seeds)
     start = time.perf_counter()
     for s in seeds:                                     # whole seeds first: an interrupted grid stays usable
