@@ -80,13 +80,63 @@ def soft_histogram(weights: jax.Array, edges: jax.Array, bandwidth: float = 1.0,
         z = (edges[None, :] - w[:, None]) / h                              # (n, bins + 1)
         inner = _ndtr_diff(z[:, 1:], z[:, :-1]).sum(0)
     else:
-        reach = int(math.ceil(window * bandwidth))
-        start = jnp.clip(jnp.floor((w - edges[0]) / width), -reach - 1, bins + reach)
-        j = start.astype(jnp.int32)[:, None] + jnp.arange(-reach, reach + 1)[None, :]
-        lo = (edges[0] + j * width - w[:, None]) / h                        # (n, 2·reach + 1)
-        mass = jnp.where((j >= 0) & (j < bins), _ndtr_diff(lo + 1.0 / bandwidth, lo), 0.0)
-        inner = jnp.zeros(bins, mass.dtype).at[jnp.clip(j, 0, bins - 1)].add(mass)
+        inner = window_bin_masses((w - edges[0]) / width, np.zeros(n, np.int32), 1, bins,
+                                  bandwidth, window)[0]
     return jnp.concatenate([below.sum()[None], inner, above.sum()[None]]) / n
+
+
+def window_bin_masses(x: jax.Array, layer: np.ndarray, layers: int, bins: int, bandwidth: float,
+                      window: float) -> jax.Array:
+    """(layers, bins): Σ over each layer's weights of the mass that kernel N(x_i, bandwidth²) puts
+    in each bin [b, b + 1), b = 0 … bins − 1.
+
+    ``x`` (N,): each weight's position in bin widths from its grid's left edge; ``layer`` (N,):
+    a static int array, each weight's layer; ``bandwidth`` in bin widths; ``window`` in
+    bandwidths. Each weight reaches K = 2·⌈window·bandwidth⌉ + 1 bins around its own. Its K bin
+    masses are differences of Φ at the K + 1 edges between them (each Φ taken in its lower tail,
+    so there is no cancellation); each weight's K masses are added as one row of a table by its
+    own bin (N row updates, not N·K scalar ones), whose diagonals are then the bins. The gradient
+    is written out (∂ mass/∂x is a difference of the normal density φ at two edges): the same as
+    autodiff, at a fraction of its cost.
+    """
+    reach = int(math.ceil(window * bandwidth))
+    span = bins + 2 * reach + 2                                           # rows of one layer's table
+    width = 2 * reach + 1
+    first_row = (reach + 1 + span * np.asarray(layer)).astype(np.int32)   # (N,) row of bin 0, static
+
+    def edges_and_rows(x):
+        start = jnp.clip(jnp.floor(x), -reach - 1, bins + reach)
+        z = (start[:, None] + np.arange(-reach, reach + 2) - x[:, None]) / bandwidth    # (N, K + 1)
+        row = start.astype(jnp.int32) + first_row                                       # (N,)
+        return z, row
+
+    def masses(x):
+        z, row = edges_and_rows(x)
+        tail = _ndtr(-jnp.abs(z))                                         # Φ(−|z|): the small tail
+        cdf = jnp.where(z > 0, 1.0 - tail, tail)
+        mass = jnp.where(z[:, :-1] >= 0, tail[:, :-1] - tail[:, 1:], cdf[:, 1:] - tail[:, :-1])
+        table = jnp.zeros((layers * span, width), mass.dtype).at[row].add(mass)
+        table = table.reshape(layers, span, width)
+        # the weight whose row is r puts its k-th mass in bin r + k − 2·reach − 1
+        return sum(table[:, width - k: width - k + bins, k] for k in range(width))
+
+    @jax.custom_vjp
+    def binned(x):
+        return masses(x)
+
+    def binned_fwd(x):
+        return masses(x), x
+
+    def binned_bwd(x, cotangent):                                         # cotangent (layers, bins)
+        z, row = edges_and_rows(x)
+        padded = jnp.pad(cotangent, ((0, 0), (width, width)))
+        windows = jnp.stack([padded[:, k: k + span] for k in range(width)], axis=-1)    # (layers, span, K)
+        per_mass = windows.reshape(layers * span, width)[row]             # (N, K): each mass's cotangent
+        density = jnp.exp(-0.5 * z * z) * (1.0 / math.sqrt(2.0 * math.pi))
+        return (jnp.sum(per_mass * (density[:, :-1] - density[:, 1:]), axis=1) / bandwidth,)
+
+    binned.defvjp(binned_fwd, binned_bwd)
+    return binned(x)
 
 
 def prior_histogram(prior: Prior, edges: jax.Array, h: jax.Array | float) -> jax.Array:
@@ -243,13 +293,7 @@ def _stacked_terms(weights, priors, bins=64, grid=None, bandwidth=1.0, window=4.
     lo_edge, hi_edge, width_w, h_w = edges[layer, 0], edges[layer, -1], width[layer], h[layer]
     below = _ndtr((lo_edge - w) / h_w)
     above = _ndtr((w - hi_edge) / h_w)
-    reach = int(math.ceil(window * bandwidth))
-    start = jnp.clip(jnp.floor((w - lo_edge) / width_w), -reach - 1, bins + reach)
-    j = start.astype(jnp.int32)[:, None] + jnp.arange(-reach, reach + 1)[None, :]
-    lo = (lo_edge[:, None] + j * width_w[:, None] - w[:, None]) / h_w[:, None]    # (N, 2·reach + 1)
-    mass = jnp.where((j >= 0) & (j < bins), _ndtr_diff(lo + 1.0 / bandwidth, lo), 0.0)
-    slot = jnp.clip(j, 0, bins - 1) + bins * jnp.asarray(layer, jnp.int32)[:, None]
-    inner = jnp.zeros(len(sizes) * bins, mass.dtype).at[slot].add(mass).reshape(len(sizes), bins)
+    inner = window_bin_masses((w - lo_edge) / width_w, layer, len(sizes), bins, bandwidth, window)
     d = (jnp.abs(w) - half[layer]) / h_w
     pull = _ndtr(d) * jax.nn.relu(d)
     count = jnp.asarray(sizes, dtype)
