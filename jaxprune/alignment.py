@@ -20,9 +20,10 @@ leave the grid in the count, but their kernel stops reaching the grid a few h be
 outside it, ≈ 0 for weights drawn from Q.
 
 Cost: with ``window`` (default 4) every weight only touches the bins within ``window``
-bandwidths of it (2·⌈window·bandwidth⌉ + 1 bins, scatter-added), so time and memory are O(n) for
-a fixed bandwidth; the kernel mass beyond the window (< 2Φ(−window) ≈ 6e-5) is dropped.
-``window=None`` evaluates every weight against every bin: O(n·bins) memory, exact.
+bandwidths of it (2·⌈window·bandwidth⌉ + 1 bins; ``window_bin_masses``), so time and memory are
+O(n) for a fixed bandwidth; the kernel mass beyond the window (≤ Φ(−window) ≈ 3e-5 per side) goes
+to the bin just outside it. ``window=None`` evaluates every weight against every bin: O(n·bins)
+memory, exact.
 The result is differentiable in the weights (and in the prior's parameters).
 """
 
@@ -92,33 +93,36 @@ def window_bin_masses(x: jax.Array, layer: np.ndarray, layers: int, bins: int, b
 
     ``x`` (N,): each weight's position in bin widths from its grid's left edge; ``layer`` (N,):
     a static int array, each weight's layer; ``bandwidth`` in bin widths; ``window`` in
-    bandwidths. Each weight reaches K = 2·⌈window·bandwidth⌉ + 1 bins around its own. Its K bin
-    masses are differences of Φ at the K + 1 edges between them (each Φ taken in its lower tail,
-    so there is no cancellation); each weight's K masses are added as one row of a table by its
-    own bin (N row updates, not N·K scalar ones), whose diagonals are then the bins. The gradient
-    is written out (∂ mass/∂x is a difference of the normal density φ at two edges): the same as
-    autodiff, at a fraction of its cost.
+    bandwidths: each weight reaches the K = 2·⌈window·bandwidth⌉ + 1 bins around its own.
+
+    A weight's mass in bin b is Φ(z_{b+1}) − Φ(z_b), z_e = (e − x)/bandwidth its edges, and
+    Φ(z) = [z > 0] + s(z) with s(z) = ±Φ(−|z|) a signed tail (no cancellation in float32).
+    So each bin holds the count of weights whose own bin it is, plus S_{b+1} − S_b, where S_e
+    sums the signed tails at edge e: Φ is taken once per edge (K + 1 per weight), each weight's
+    K + 1 signed tails are added as one row of a table by its own bin (N row updates, not N·K
+    scalar ones), and the table's diagonals are then the edges. Beyond its window a weight's
+    kernel mass (≤ Φ(−window) per side) lands in the bin just outside it, so every weight's
+    masses sum to one. The gradient is written out, ∂S_e/∂x = −φ(z_e)/bandwidth: autodiff's, at
+    a fraction of its cost.
     """
     reach = int(math.ceil(window * bandwidth))
-    span = bins + 2 * reach + 2                                           # rows of one layer's table
-    width = 2 * reach + 1
-    first_row = (reach + 1 + span * np.asarray(layer)).astype(np.int32)   # (N,) row of bin 0, static
+    edges = 2 * reach + 2                                                 # a weight's edges, K + 1
+    span = bins + edges                                                   # rows of one layer's table
+    first_row = (reach + 1 + span * np.asarray(layer)).astype(np.int32)   # (N,) row of own bin 0, static
 
     def edges_and_rows(x):
-        start = jnp.clip(jnp.floor(x), -reach - 1, bins + reach)
+        start = jnp.clip(jnp.floor(x), -reach - 1, bins + reach)          # own bin
         z = (start[:, None] + np.arange(-reach, reach + 2) - x[:, None]) / bandwidth    # (N, K + 1)
-        row = start.astype(jnp.int32) + first_row                                       # (N,)
-        return z, row
+        return z, start.astype(jnp.int32) + first_row
 
     def masses(x):
         z, row = edges_and_rows(x)
-        tail = _ndtr(-jnp.abs(z))                                         # Φ(−|z|): the small tail
-        cdf = jnp.where(z > 0, 1.0 - tail, tail)
-        mass = jnp.where(z[:, :-1] >= 0, tail[:, :-1] - tail[:, 1:], cdf[:, 1:] - tail[:, :-1])
-        table = jnp.zeros((layers * span, width), mass.dtype).at[row].add(mass)
-        table = table.reshape(layers, span, width)
-        # the weight whose row is r puts its k-th mass in bin r + k − 2·reach − 1
-        return sum(table[:, width - k: width - k + bins, k] for k in range(width))
+        signed = jnp.where(z > 0, -1.0, 1.0) * _ndtr(-jnp.abs(z))        # Φ(z) − [z > 0]
+        rows = jnp.concatenate([signed, jnp.ones_like(signed[:, :1])], axis=1)        # + own-bin count
+        table = jnp.zeros((layers * span, edges + 1), z.dtype).at[row].add(rows).reshape(layers, span, edges + 1)
+        # column k of row r is edge r + k − K (k < K + 1); the count of row r is bin r − reach − 1
+        tails = sum(table[:, edges - 1 - k: edges - 1 - k + bins + 1, k] for k in range(edges))   # (layers, bins + 1)
+        return table[:, reach + 1: reach + 1 + bins, edges] + tails[:, 1:] - tails[:, :-1]
 
     @jax.custom_vjp
     def binned(x):
@@ -129,11 +133,12 @@ def window_bin_masses(x: jax.Array, layer: np.ndarray, layers: int, bins: int, b
 
     def binned_bwd(x, cotangent):                                         # cotangent (layers, bins)
         z, row = edges_and_rows(x)
-        padded = jnp.pad(cotangent, ((0, 0), (width, width)))
-        windows = jnp.stack([padded[:, k: k + span] for k in range(width)], axis=-1)    # (layers, span, K)
-        per_mass = windows.reshape(layers * span, width)[row]             # (N, K): each mass's cotangent
+        per_edge = jnp.pad(cotangent, ((0, 0), (1, 0))) - jnp.pad(cotangent, ((0, 0), (0, 1)))  # (layers, bins + 1)
+        padded = jnp.pad(per_edge, ((0, 0), (edges - 1, edges - 1)))
+        windows = jnp.stack([padded[:, k: k + span] for k in range(edges)], axis=-1)   # (layers, span, K + 1)
+        at_edges = windows.reshape(layers * span, edges)[row]             # (N, K + 1): each edge's cotangent
         density = jnp.exp(-0.5 * z * z) * (1.0 / math.sqrt(2.0 * math.pi))
-        return (jnp.sum(per_mass * (density[:, :-1] - density[:, 1:]), axis=1) / bandwidth,)
+        return (-jnp.sum(at_edges * density, axis=1) / bandwidth,)
 
     binned.defvjp(binned_fwd, binned_bwd)
     return binned(x)
