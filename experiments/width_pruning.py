@@ -11,7 +11,8 @@ On SBU (5 folds, each seed of ``--seeds``), under the default preset ``wide``:
   and SNIP: the best mean accuracy over its six rates), ``--methods``.
 
 Jobs resume (a finished fold is not trained again), and run seed by seed, so that an
-interrupted grid has whole seeds. Writes ``table.md`` / ``table.csv`` (one row per network:
+interrupted grid has whole seeds; ``--report`` writes the tables of a grid in progress (every
+network with all folds of at least one seed done) without training. Writes ``table.md`` / ``table.csv`` (one row per network:
 accuracy mean ± std over seeds × folds, kept weights, FLOPs), ``budgets.md`` (for each dense
 width: the most accurate pruned network that keeps no more weights) and
 ``accuracy_vs_weights.png`` (accuracy against kept weights and against FLOPs, log axes).
@@ -70,7 +71,8 @@ def networks(results: dict, methods, rates, widths, seeds) -> list[dict]:
                 "accuracy_std": float(np.std(acc)),
                 "achieved_rate": float(np.mean([s["achieved_rate"] for s in summaries])),
                 "kept_params": float(np.mean([s["kept_params_mean"] for s in summaries])),
-                "flops": float(np.mean([s["flops_mean"] for s in summaries]))}
+                "flops": float(np.mean([s["flops_mean"] for s in summaries])),
+                "train_minutes_per_fold": float(np.mean([s["fold_minutes"] for s in summaries]))}
 
     def at(name, rate):
         res = results.get(name)
@@ -80,7 +82,7 @@ def networks(results: dict, methods, rates, widths, seeds) -> list[dict]:
         if s is None:
             return None
         folds = [next(x for x in f["rates"] if abs(x["target_rate"] - rate) < 1e-9)["accuracy"] for f in res["runs"]]
-        return {**s, "fold_accuracies": folds}
+        return {**s, "fold_accuracies": folds, "fold_minutes": res["train_seconds"] / 60 / len(res["runs"])}
 
     rows = [row("dense", f"dense C = {w}", 0.0, [at(f"dense_c{w}_s{s}", 0.0) for s in seeds]) for w in widths]
     for label in methods:
@@ -109,12 +111,12 @@ def budgets(rows: list[dict]) -> str:
 def markdown(rows: list[dict], command: str, machine: str, wall: float) -> str:
     lines = ["# Pruning the wide network against training a narrow one (SBU, preset wide)", "",
              f"Command: `{command}`  ", f"{machine}; this invocation's wall time {wall / 60:.1f} min "
-             "(finished folds were not rerun)", "",
+             "(finished folds were not rerun); train minutes are per fold, and MRMP's one training serves every rate", "",
              "| network | rate | seeds × folds | accuracy % (mean ± std over seeds × folds) | achieved rate | "
-             "kept weights | MFLOPs |", "|---|---|---|---|---|---|---|"]
+             "kept weights | MFLOPs | train min per fold |", "|---|---|---|---|---|---|---|---|"]
     lines += [f"| {r['network']} | {r['target_rate']:g} | {r['seeds']} × {r['folds']} | {r['accuracy_mean']:.2f} ± "
-              f"{r['accuracy_std']:.2f} | {r['achieved_rate']:.3f} | {r['kept_params']:.0f} | {r['flops'] / 1e6:.3f} |"
-              for r in rows]
+              f"{r['accuracy_std']:.2f} | {r['achieved_rate']:.3f} | {r['kept_params']:.0f} | {r['flops'] / 1e6:.3f} | "
+              f"{r['train_minutes_per_fold']:.1f} |" for r in rows]
     return "\n".join(lines) + "\n"
 
 
@@ -148,6 +150,8 @@ def main(argv=None):
     p.add_argument("--seeds", default="0,1,2", help="comma-separated seeds (default 0,1,2)")
     p.add_argument("--widths", default=",".join(map(str, WIDTHS)), help="dense widths C (default 1,2,4,8,16,32,64)")
     p.add_argument("--methods", default=",".join(METHODS), help=f"any of {','.join(METHODS)}")
+    p.add_argument("--report", action="store_true",
+                   help="train nothing: write the tables and plot from the runs already done (a grid in progress)")
     a = p.parse_args(argv)
     from jaxprune.datasets import load_dataset
     from jaxprune.serving import parse_rates
@@ -160,7 +164,7 @@ def main(argv=None):
     folds = fold_list(dataset, a.folds)
     runs = plan(methods, rates, widths, seeds)
     start = time.perf_counter()
-    for s in seeds:                                     # whole seeds first: an interrupted grid stays usable
+    for s in [] if a.report else seeds:                 # whole seeds first: an interrupted grid stays usable
         run_jobs([Job(a.dataset, a.data_dir, name, method, (*a.overrides, *extra), k, str(out), a.preset)
                   for name, method, extra, seed in runs if seed == s for k in folds], a.workers)
     wall = time.perf_counter() - start

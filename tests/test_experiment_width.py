@@ -12,7 +12,7 @@ def _result(rows, accuracies):
             for k, acc in enumerate(accuracies)]
     summary = [{"target_rate": t, "achieved_rate": t, "kept_params_mean": kept, "flops_mean": flops}
                for t, kept, flops in rows]
-    return {"runs": runs, "summary": summary}
+    return {"runs": runs, "summary": summary, "train_seconds": 60.0 * len(runs) * len(rows)}
 
 
 def test_the_plan_trains_seed_by_seed_dense_first():
@@ -39,6 +39,7 @@ def test_networks_pool_seeds_and_folds_and_budgets_compare_equal_sizes():
     assert set(by) == {("dense C = 8", 0.0), ("dense C = 64", 0.0), ("MRMP", 0.9), ("MRMP", 0.99)}   # no SNIP runs
     assert by[("dense C = 8", 0.0)]["accuracy_mean"] == 80.0 and by[("dense C = 8", 0.0)]["seeds"] == 2
     assert by[("MRMP", 0.9)]["kept_params"] == 26000 and by[("MRMP", 0.9)]["accuracy_mean"] == 90.0
+    assert by[("MRMP", 0.9)]["train_minutes_per_fold"] == 2.0 and by[("dense C = 8", 0.0)]["train_minutes_per_fold"] == 1.0
     table = budgets(rows).splitlines()
     # C = 8 keeps 30000 weights: the best pruned network within them is MRMP at 0.9 (26000 weights)
     assert table[2].startswith("| dense C = 8 | 30000 | 80.00 ± 7.07 | MRMP at 0.9 | 26000 | 90.00 ± 1.41 | +10.00 |")
