@@ -185,12 +185,12 @@ def collect_all(dataset, out: Path, runs, folds, data_dir: str) -> dict:
     return results
 
 
-def write_tables(out: Path, markdown: str, rows: list[dict]) -> None:
-    """Writes ``out/table.md`` and (when there are rows) ``out/table.csv``, and prints the markdown."""
+def write_tables(out: Path, markdown: str, rows: list[dict], csv_name: str = "table.csv") -> None:
+    """Writes ``out/table.md`` and (when there are rows) ``out/<csv_name>``, and prints the markdown."""
     import csv
     (out / "table.md").write_text(markdown)
     if rows:
-        with open(out / "table.csv", "w", newline="") as f:
+        with open(out / csv_name, "w", newline="") as f:
             writer = csv.DictWriter(f, fieldnames=list(rows[0]))
             writer.writeheader()
             writer.writerows(rows)

@@ -1,22 +1,30 @@
 """The head-to-head table: every method on the same GCN, data, epochs and seeds, accuracy vs rate.
 
-    python -m experiments.sbu_compare --data-dir ../shared/data/sbu --out runs/sbu_compare
+    python -m experiments.sbu_compare --data-dir ../shared/data/sbu --out experiments/results/sbu_compare_seeds
     python -m experiments.sbu_compare --data-dir ../shared/data/sbu --out runs/quick --quick
 
 Methods: dense; MRMP (one model per fold for every rate); SRMP and CTF (one model per rate and
 fold); the baselines of ``jaxprune.methods.baselines`` (magnitude pruning is run twice, layer-wise
-and global). Every run uses the dataset's preset plus ``--set`` overrides, the same
-``train.epochs`` (every phase counted) and seed. Each method's own hyper-parameters are its
-documented defaults (``jaxprune settings``) except λ of L1 and group lasso, chosen by nested
-validation on training folds (``experiments.tune_dense``, results in
+and global) and the dynamic and straight-through ones of ``jaxprune.methods`` (SET, RigL, STE).
+Every run uses the dataset's preset (``--preset``; the network is named in the table) plus
+``--set`` overrides and the same ``train.epochs`` (every phase counted). Each method's own
+hyper-parameters are its documented defaults (``jaxprune settings``) except λ of L1 and group
+lasso, chosen by nested validation on training folds (``experiments.tune_dense``, results in
 ``experiments/results/tune_baselines``); all are written in each run's results, none was chosen
-on a test fold. Jobs run in ``--workers`` processes and are resumable.
+on a test fold.
+
+Every run is trained at each seed of ``--seeds`` (default 0, 1, 2), seed by seed, so that an
+interrupted grid has whole seeds; jobs run in ``--workers`` processes and resume (a finished fold
+is not trained again); ``--report`` writes the tables of a grid in progress without training.
+Accuracies are pooled over seeds × folds, and each comparison is paired by (seed, fold).
 
 ``--quick`` (a first look in well under 15 minutes on 2 CPU cores): fold 1 only, rates 0.5, 0.9
-and 0.98, 300 epochs.
+and 0.98, 300 epochs, seed 0.
 
-Writes into ``--out``: ``<run>/results.json`` per run, ``table.md`` and ``table.csv`` (mean ± std
-accuracy, achieved rate, kept parameters, FLOPs per method and rate) and ``accuracy_vs_rate.png``.
+Writes into ``--out``: ``<run>_s<seed>/results.json`` per run, ``table.md`` (accuracy mean ± std
+and achieved rate per method and rate, and the paired verdicts), ``summary.csv`` (one row per
+method and target rate: ``SUMMARY_COLUMNS``, methods as the CLI spells them, then the table's
+label) and ``accuracy_vs_rate.png``.
 """
 
 from __future__ import annotations
@@ -32,13 +40,13 @@ os.environ.setdefault("XLA_FLAGS", "--xla_cpu_multi_thread_eigen=false intra_op_
 import numpy as np  # noqa: E402
 from scipy.stats import t as student_t  # noqa: E402  (scipy is a dependency of jax)
 
-from experiments.jobs import (Job, collect_all, experiment_parser, fold_list, machine_line, run_jobs,  # noqa: E402
-                             write_tables)
+from experiments.jobs import (Job, collect_all, experiment_parser, fold_list, listed, machine_line,  # noqa: E402
+                             run_jobs, write_tables)
 from experiments.plotting import pyplot, save  # noqa: E402
 
 RATES = (0.5, 0.7, 0.9, 0.95, 0.98, 0.99)
 OURS = ("MRMP", "SRMP", "CTF")    # the papers' methods; every other label below is a baseline
-QUICK = {"rates": "0.5,0.9,0.98", "folds": "1", "epochs": 300}
+QUICK = {"rates": "0.5,0.9,0.98", "folds": "1", "epochs": 300, "seeds": "0"}
 # (label, method, extra settings); one model per rate unless the method serves many (mrmp)
 METHODS = [
     ("MRMP", "mrmp", ()), ("SRMP", "srmp", ()), ("CTF", "ctf", ()),
@@ -49,54 +57,42 @@ METHODS = [
     # λ chosen by nested validation on the training folds at rate 0.9 (experiments/results/tune_baselines)
     ("L1 then threshold", "l1", ("prune.reg_weight=0.01",)),
     ("group lasso then threshold", "group_lasso", ("prune.reg_weight=0.1",)),
+    ("STE magnitude", "ste", ()), ("SET", "set", ()), ("RigL", "rigl", ()),
 ]
+# the one variant whose CLI name needs its setting: magnitude's default scope is layer
+CLI_NAME = {"magnitude, global": "magnitude prune.scope=global"}
+SUMMARY_COLUMNS = ("method", "target_rate", "seeds", "folds", "accuracy_mean", "accuracy_std",
+                   "achieved_rate_mean", "kept_params_mean", "flops_mean")
 
 
-def run_name(label: str, rate: float | None) -> str:
-    slug = "".join(c if c.isalnum() else "_" for c in label.lower()).strip("_")
-    while "__" in slug:
-        slug = slug.replace("__", "_")
-    return slug if rate is None else f"{slug}_r{rate:g}"
+def slug(label: str) -> str:
+    """``label`` as a name for ``--methods`` and run folders: "magnitude, global" -> magnitude_global."""
+    name = "".join(c if c.isalnum() else "_" for c in label.lower()).strip("_")
+    while "__" in name:
+        name = name.replace("__", "_")
+    return name
 
 
-def run_at(results: dict, label: str, rate: float) -> dict | None:
-    """The results of ``label`` that hold ``rate``: its run at that rate, or its one multi-rate run."""
-    return results.get(run_name(label, rate)) or results.get(run_name(label, None))
+def run_name(label: str, rate: float | None, seed: int) -> str:
+    """The run folder of ``label`` at ``rate`` (None: its one multi-rate run) and ``seed``."""
+    return (slug(label) if rate is None else f"{slug(label)}_r{rate:g}") + f"_s{seed}"
+
+
+def cli_name(label: str) -> str:
+    """The method as ``jaxprune train --method`` spells it (with the setting that makes a variant)."""
+    if label == "dense":
+        return "dense"
+    return CLI_NAME.get(label, next(m for lab, m, _ in METHODS if lab == label))
+
+
+def run_at(results: dict, label: str, rate: float, seed: int) -> dict | None:
+    """The results of ``label`` and ``seed`` that hold ``rate``: its run at that rate, or its one
+    multi-rate run."""
+    return results.get(run_name(label, rate, seed)) or results.get(run_name(label, None, seed))
 
 
 def row_at(results: dict, rate: float) -> dict | None:
     return next((s for s in results["summary"] if abs(s["target_rate"] - rate) < 1e-9), None)
-
-
-def table(results: dict, rates) -> tuple[str, list[dict]]:
-    """(markdown with one row per method and a column per rate, CSV rows)."""
-    rows, csv_rows = [], []
-    dense = results.get("dense")
-    head = "| method | " + " | ".join(f"{r:g}" for r in rates) + " |"
-    rows += [head, "|---" * (len(rates) + 1) + "|"]
-    for label, _, _ in METHODS:
-        cells = []
-        for r in rates:
-            res = run_at(results, label, r)
-            s = None if res is None else row_at(res, r)
-            if s is None:
-                cells.append("-")
-                continue
-            cells.append(f"{s['accuracy_mean']:.2f} ± {s['accuracy_std']:.2f} ({s['achieved_rate']:.3f})")
-            csv_rows.append({"method": label, "target_rate": r, "accuracy_mean": s["accuracy_mean"],
-                             "accuracy_std": s["accuracy_std"], "achieved_rate": s["achieved_rate"],
-                             "kept_params": s["kept_params_mean"], "flops": s["flops_mean"], "folds": s["folds"]})
-        rows.append(f"| {label} | " + " | ".join(cells) + " |")
-    top = ""
-    if dense:
-        d = row_at(dense, 0.0)
-        top = f"Dense: {d['accuracy_mean']:.2f} ± {d['accuracy_std']:.2f} %, {d['flops_mean'] / 1e6:.3f} MFLOPs.\n\n"
-        csv_rows.insert(0, {"method": "dense", "target_rate": 0.0, "accuracy_mean": d["accuracy_mean"],
-                            "accuracy_std": d["accuracy_std"], "achieved_rate": 0.0,
-                            "kept_params": d["kept_params_mean"], "flops": d["flops_mean"], "folds": d["folds"]})
-    note = ("\n\nCells: test accuracy %, mean ± std over folds (achieved rate, mean). Kept parameters and FLOPs "
-            "per method and rate are in table.csv.\n")
-    return top + "\n".join(rows) + note, csv_rows
 
 
 def fold_accuracies(results: dict, rate: float) -> dict[int, float]:
@@ -109,36 +105,86 @@ def fold_accuracies(results: dict, rate: float) -> dict[int, float]:
     return out
 
 
-def verdicts(results: dict, rates) -> str:
-    """Markdown: at each rate, each of our methods against the best baseline (highest mean accuracy
-    among the baselines at that rate, picked on the same test folds, which favours the baselines).
+def pair_accuracies(results: dict, label: str, rate: float, seeds) -> dict[tuple[int, int], float]:
+    """{(seed, fold): test accuracy %} of ``label`` at ``rate`` over the seeds whose run is done."""
+    out = {}
+    for s in seeds:
+        res = run_at(results, label, rate, s)
+        if res is not None:
+            out.update({(s, k): acc for k, acc in fold_accuracies(res, rate).items()})
+    return out
 
-    The difference is paired by fold; "win" / "loss" when the 95 % t-interval of the mean paired
-    difference excludes 0, "tie" otherwise.
-    """
-    lines = ["| rate | best baseline | method | difference (points) | 95 % interval | verdict |",
-             "|---|---|---|---|---|---|"]
+
+def summary_rows(results: dict, rates, seeds) -> list[dict]:
+    """One row per (method, target rate) with a done run: ``SUMMARY_COLUMNS`` (accuracy mean and
+    std over seeds × folds; achieved rate, kept weights and FLOPs means), then its label."""
+    rows = []
+    for label in ["dense", *(lab for lab, _, _ in METHODS)]:
+        for r in [0.0] if label == "dense" else rates:
+            done = [row_at(res, r) for s in seeds if (res := run_at(results, label, r, s)) is not None]
+            done = [d for d in done if d is not None]
+            if not done:
+                continue
+            acc = list(pair_accuracies(results, label, r, seeds).values())
+            rows.append({"method": cli_name(label), "target_rate": r, "seeds": len(done), "folds": done[0]["folds"],
+                         "accuracy_mean": float(np.mean(acc)), "accuracy_std": float(np.std(acc)),
+                         "achieved_rate_mean": float(np.mean([d["achieved_rate"] for d in done])),
+                         "kept_params_mean": float(np.mean([d["kept_params_mean"] for d in done])),
+                         "flops_mean": float(np.mean([d["flops_mean"] for d in done])), "label": label})
+    return rows
+
+
+def table(rows: list[dict], rates) -> str:
+    """Markdown: one row per method and a column per rate."""
+    by = {(r["label"], r["target_rate"]): r for r in rows}
+    lines = ["| method | " + " | ".join(f"{r:g}" for r in rates) + " |", "|---" * (len(rates) + 1) + "|"]
+    for label, _, _ in METHODS:
+        if any((label, r) in by for r in rates):
+            cells = ["-" if (c := by.get((label, r))) is None else
+                     f"{c['accuracy_mean']:.2f} ± {c['accuracy_std']:.2f} ({c['achieved_rate_mean']:.3f})" for r in rates]
+            lines.append(f"| {label} | " + " | ".join(cells) + " |")
+    top = ""
+    if (d := by.get(("dense", 0.0))) is not None:
+        top = (f"Dense: {d['accuracy_mean']:.2f} ± {d['accuracy_std']:.2f} % over {d['seeds']} seed(s) × "
+               f"{d['folds']} fold(s), {d['flops_mean'] / 1e6:.3f} MFLOPs.\n\n")
+    note = ("\n\nCells: test accuracy %, mean ± std over seeds × folds (achieved rate, mean). Kept parameters "
+            "and FLOPs per method and rate are in summary.csv.\n")
+    return top + "\n".join(lines) + note
+
+
+def paired(a: dict, b: dict) -> tuple[float, float, str, int]:
+    """(mean of a − b over their common keys, half-width of its 95 % t-interval, verdict, pairs):
+    "win" / "loss" when the interval excludes 0, "tie" otherwise."""
+    keys = sorted(set(a) & set(b))
+    d = np.array([a[k] - b[k] for k in keys])
+    if len(d) < 2:
+        return (float(d.mean()) if len(d) else float("nan")), float("nan"), "one pair: no verdict", len(d)
+    half = float(student_t.ppf(0.975, len(d) - 1) * d.std(ddof=1) / np.sqrt(len(d)))
+    return float(d.mean()), half, "tie" if abs(d.mean()) <= half else ("win" if d.mean() > 0 else "loss"), len(d)
+
+
+def verdicts(results: dict, rates, seeds) -> str:
+    """Markdown: at each rate, each of our methods against the best baseline (highest mean accuracy
+    among the baselines at that rate, picked on the same test folds, which favours the baselines),
+    and MRMP against SRMP. Differences are paired by (seed, fold) (``paired``)."""
+    lines = ["| rate | method | against | difference (points) | 95 % interval | pairs | verdict |",
+             "|---|---|---|---|---|---|---|"]
     baselines = [label for label, _, _ in METHODS if label not in OURS]
+
+    def line(r, label, against, name):
+        diff, half, verdict, n = paired(pair_accuracies(results, label, r, seeds), against)
+        if n:
+            lines.append(f"| {r:g} | {label} | {name} | {diff:+.2f} | "
+                         f"{'-' if np.isnan(half) else f'±{half:.2f}'} | {n} | {verdict} |")
+
     for r in rates:
         scored = [(np.mean(list(acc.values())), label, acc) for label in baselines
-                  if (res := run_at(results, label, r)) is not None and (acc := fold_accuracies(res, r))]
-        if not scored:
-            continue
-        best_mean, best, best_acc = max(scored, key=lambda t: t[0])
-        for label in OURS:
-            res = run_at(results, label, r)
-            acc = {} if res is None else fold_accuracies(res, r)
-            folds = sorted(set(acc) & set(best_acc))
-            if not folds:
-                continue
-            d = np.array([acc[k] - best_acc[k] for k in folds])
-            if len(d) < 2:
-                half, verdict = float("nan"), "one fold: no verdict"
-            else:
-                half = student_t.ppf(0.975, len(d) - 1) * d.std(ddof=1) / np.sqrt(len(d))
-                verdict = "tie" if abs(d.mean()) <= half else ("win" if d.mean() > 0 else "loss")
-            lines.append(f"| {r:g} | {best} ({best_mean:.2f}) | {label} | {d.mean():+.2f} | "
-                         f"{'-' if np.isnan(half) else f'±{half:.2f}'} | {verdict} |")
+                  if (acc := pair_accuracies(results, label, r, seeds))]
+        if scored:
+            best_mean, best, best_acc = max(scored, key=lambda t: t[0])
+            for label in OURS:
+                line(r, label, best_acc, f"best baseline: {best} ({best_mean:.2f})")
+        line(r, "MRMP", pair_accuracies(results, "SRMP", r, seeds), "SRMP")
     return "\n".join(lines) + "\n"
 
 
@@ -147,25 +193,27 @@ def total_train_seconds(results: dict) -> float:
     return sum(run["train_seconds"] for res in results.values() for run in res["runs"])
 
 
-def plot(csv_rows: list[dict], path: Path) -> bool:
+def plot(rows: list[dict], path: Path) -> bool:
     plt = pyplot()
-    if plt is None or not csv_rows:
+    if plt is None or not rows:
         return False
     fig, ax = plt.subplots(figsize=(9, 5))
     for i, (label, _, _) in enumerate(METHODS):
-        pts = sorted((r["achieved_rate"], r["accuracy_mean"]) for r in csv_rows if r["method"] == label)
+        pts = sorted((r["achieved_rate_mean"], r["accuracy_mean"], r["accuracy_std"]) for r in rows if r["label"] == label)
         if pts:
             style = "-" if label in OURS else "--"
-            ax.plot(*zip(*pts), marker="o", ls=style, color=plt.cm.tab20(i % 20), label=label,
-                    lw=2.2 if style == "-" else 1.2)
-    dense = [r for r in csv_rows if r["method"] == "dense"]
+            x, y, e = zip(*pts)
+            ax.errorbar(x, y, yerr=e if label in OURS else None, marker="o", ls=style, color=plt.cm.tab20(i % 20),
+                        label=label, lw=2.2 if style == "-" else 1.2, capsize=3)
+    dense = [r for r in rows if r["label"] == "dense"]
     if dense:
         ax.axhline(dense[0]["accuracy_mean"], color="gray", ls=":", label="dense")
     ticks = [0.5, 0.7, 0.9, 0.95, 0.98, 0.99]
     ax.set_xscale("logit")
     ax.set_xticks(ticks, [f"{t:g}" for t in ticks])
     ax.minorticks_off()
-    ax.set(xlabel="achieved pruning rate (logit scale)", ylabel="test accuracy (%), mean over folds",
+    ax.set(xlabel="achieved pruning rate (logit scale)",
+           ylabel="test accuracy (%), mean over seeds × folds (bars: std, ours)",
            title="Every method on the same GCN and budget: accuracy vs pruning rate")
     ax.legend(fontsize=7, ncol=2)
     return save(fig, path)
@@ -174,48 +222,68 @@ def plot(csv_rows: list[dict], path: Path) -> bool:
 def main(argv=None):
     argv = sys.argv[1:] if argv is None else argv
     p = experiment_parser(__doc__, RATES, "the pruning rates of the table")
-    p.add_argument("--quick", action="store_true", help="fold 1, rates 0.5,0.9,0.98, 300 epochs")
+    p.add_argument("--quick", action="store_true", help="fold 1, rates 0.5,0.9,0.98, 300 epochs, seed 0")
     p.add_argument("--methods", help="comma-separated labels' run names to keep (default: all)")
+    p.add_argument("--seeds", help="comma-separated seeds (default 0,1,2; with --quick 0)")
+    p.add_argument("--report", action="store_true",
+                   help="train nothing: write the tables and plot from the runs already done (a grid in progress)")
     a = p.parse_args(argv)
     from jaxprune.datasets import load_dataset
     from jaxprune.serving import parse_rates
     rates_text, folds_text, overrides = a.rates, a.folds, list(a.overrides)
+    seeds_text = a.seeds or (QUICK["seeds"] if a.quick else "0,1,2")
     if a.quick:
         rates_text, folds_text = QUICK["rates"], QUICK["folds"]
         overrides.insert(0, f"train.epochs={QUICK['epochs']}")
     rates = parse_rates(rates_text)
+    try:
+        seeds = [int(s) for s in seeds_text.split(",")]
+    except ValueError:
+        raise SystemExit(f"--seeds: expected comma-separated integers, got {seeds_text!r}") from None
     out = Path(a.out)
     out.mkdir(parents=True, exist_ok=True)
     dataset = load_dataset(a.dataset, a.data_dir)
     folds = fold_list(dataset, folds_text)
-    keep = None if not a.methods else {m.strip() for m in a.methods.split(",")}
-    runs = [("dense", "dense", (), None)]
-    for label, method, extra in METHODS:
-        if keep is not None and run_name(label, None) not in keep:
-            continue
-        if method == "mrmp":
-            runs.append((run_name(label, None), method, (*extra, f"prune.rates={','.join(map(str, rates))}",
-                                                         f"prune.eval_rates={','.join(map(str, rates))}"), None))
-        else:
-            runs += [(run_name(label, r), method, (*extra, f"prune.rate={r}"), r) for r in rates]
-    jobs = [Job(a.dataset, a.data_dir, name, method, (*overrides, *extra), k, str(out), a.preset)
-            for name, method, extra, _ in runs for k in folds]
-    jobs.sort(key=lambda j: j.method != "mrmp")                       # the longest first
+    keep = None if not a.methods else listed(a.methods, [slug(label) for label, _, _ in METHODS], "--methods")
+    runs = []                                             # (name, method, settings, seed)
+    for s in seeds:
+        runs.append((run_name("dense", None, s), "dense", (f"seed={s}",), s))
+        for label, method, extra in METHODS:
+            if keep is not None and slug(label) not in keep:
+                continue
+            if method == "mrmp":
+                every = ",".join(map(str, rates))
+                runs.append((run_name(label, None, s), method,
+                             (*extra, f"prune.rates={every}", f"prune.eval_rates={every}", f"seed={s}"), s))
+            else:
+                runs += [(run_name(label, r, s), method, (*extra, f"prune.rate={r}", f"seed={s}"), s) for r in rates]
     start = time.perf_counter()
-    run_jobs(jobs, a.workers)
+    for s in [] if a.report else seeds:                  # whole seeds first: an interrupted grid stays usable
+        jobs = [Job(a.dataset, a.data_dir, name, method, (*overrides, *extra), k, str(out), a.preset)
+                for name, method, extra, seed in runs if seed == s for k in folds]
+        jobs.sort(key=lambda j: j.method != "mrmp")                   # the longest first
+        run_jobs(jobs, a.workers)
     wall = time.perf_counter() - start
     results = collect_all(dataset, out, [name for name, _, _, _ in runs], folds, a.data_dir)
     command = "python -m experiments.sbu_compare " + " ".join(argv)
-    header = (f"# Every method on {a.dataset.upper()} ({len(folds)} fold(s), "
-              f"{results['dense']['epochs'] if 'dense' in results else '?'} epochs)\n\n"
+    dense = next((results[n] for n, m, _, _ in runs if m == "dense" and n in results), None)
+    from jaxprune.presets import preset_name
+    network = f"preset {preset_name(a.dataset, a.preset)}" + (
+        "" if dense is None else f", C = {dense['config']['model']['channels']}")
+    header = (f"# Every method on {a.dataset.upper()} ({len(folds)} fold(s), seeds {seeds_text}, "
+              f"{dense['epochs'] if dense else '?'} epochs; network: {network})\n\n"
               f"Command: `{command}`  \n{machine_line(results)}; this invocation's wall time {wall / 60:.1f} min "
               f"(jobs already done were not rerun)\n\n")
-    text, csv_rows = table(results, rates)
+    rows = summary_rows(results, rates, seeds)
+    text = table(rows, rates)
+    if len(seeds) == 1:
+        text += "\nOne seed: a first look, not a result (a seed alone moves a 5-fold mean by 1-3 points).\n"
     text += (f"\nTraining time summed over all {sum(len(r['runs']) for r in results.values())} fold runs: "
              f"{total_train_seconds(results) / 3600:.2f} h of one worker.\n\n"
-             "## MRMP, SRMP and CTF against the best baseline at each rate\n\n" + verdicts(results, rates))
-    write_tables(out, header + text, csv_rows)
-    plot(csv_rows, out / "accuracy_vs_rate.png")
+             "## MRMP, SRMP and CTF against the best baseline at each rate, and MRMP against SRMP\n\n"
+             + verdicts(results, rates, seeds))
+    write_tables(out, header + text, rows, "summary.csv")
+    plot(rows, out / "accuracy_vs_rate.png")
 
 
 if __name__ == "__main__":

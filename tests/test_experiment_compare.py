@@ -1,41 +1,62 @@
-"""experiments.sbu_compare end to end on real SBU data, tiny: the table (markdown and CSV) with
-dense, MRMP and two baselines through the common code path."""
+"""experiments.sbu_compare end to end on real SBU data, tiny: the table and summary.csv with dense,
+MRMP and a baseline at two seeds through the common code path; the pooling over seeds × folds and
+the paired verdicts on results made up so that every figure is known."""
 
 import csv
+
+import pytest
 
 from experiments import sbu_compare
 
 
-def test_tiny_comparison(sbu_path, tmp_path):
+def test_tiny_comparison_over_two_seeds(sbu_path, tmp_path):
     out = tmp_path / "cmp"
     sbu_compare.main(["--data-dir", str(sbu_path), "--out", str(out), "--preset", "c8", "--folds", "1",
-                      "--rates", "0.9", "--methods", "mrmp,magnitude_global", "--workers", "0",
+                      "--rates", "0.9", "--methods", "mrmp,magnitude_global", "--workers", "0", "--seeds", "0,1",
                       "--set", "train.epochs=3"])
     table = (out / "table.md").read_text()
-    assert "Dense:" in table and "| MRMP |" in table and "| magnitude, global |" in table
-    rows = list(csv.DictReader(open(out / "table.csv")))
-    assert [r["method"] for r in rows] == ["dense", "MRMP", "magnitude, global"]     # the chosen methods only
+    assert "network: preset c8, C = 8" in table and "Dense:" in table and "over 2 seed(s) × 1 fold(s)" in table
+    assert "| MRMP |" in table and "| magnitude, global |" in table
+    rows = list(csv.DictReader(open(out / "summary.csv")))
+    assert list(rows[0])[:9] == list(sbu_compare.SUMMARY_COLUMNS)
+    assert [r["method"] for r in rows] == ["dense", "mrmp", "magnitude prune.scope=global"]   # the chosen methods only
+    assert all(r["seeds"] == "2" and r["folds"] == "1" for r in rows)
     for r in rows[1:]:
-        assert float(r["target_rate"]) == 0.9 and abs(float(r["achieved_rate"]) - 0.9) < 0.02
-    assert (out / "magnitude_global_r0.9" / "results.json").exists()
+        assert float(r["target_rate"]) == 0.9 and abs(float(r["achieved_rate_mean"]) - 0.9) < 0.02
+    assert (out / "magnitude_global_r0.9_s1" / "results.json").exists() and (out / "mrmp_s0" / "results.json").exists()
+    seeds = [(out / f"dense_s{s}" / "fold1" / "rows.json").read_text() for s in (0, 1)]
+    assert seeds[0] != seeds[1]                                     # each seed is its own training
+    with pytest.raises(SystemExit, match="--methods: unknown"):
+        sbu_compare.main(["--data-dir", str(sbu_path), "--out", str(out), "--methods", "mrmp,nope", "--report"])
 
 
 def fake_results(accuracies: dict[int, float], rate: float) -> dict:
     """A results.json object with one row at ``rate`` per fold."""
-    return {"runs": [{"fold": k, "rates": [{"target_rate": rate, "accuracy": a}]} for k, a in accuracies.items()]}
+    return {"runs": [{"fold": k, "rates": [{"target_rate": rate, "accuracy": a}]} for k, a in accuracies.items()],
+            "summary": [{"target_rate": rate, "achieved_rate": rate, "kept_params_mean": 100.0, "flops_mean": 1e3,
+                         "folds": len(accuracies)}]}
 
 
-def test_verdicts_pair_folds_against_the_best_baseline():
+def test_verdicts_pair_seeds_and_folds_against_the_best_baseline_and_srmp():
     base = {1: 90.0, 2: 85.0, 3: 92.0, 4: 88.0, 5: 80.0}
-    results = {
-        "snip_r0.9": fake_results(base, 0.9),
-        "random_r0.9": fake_results({k: a - 10 for k, a in base.items()}, 0.9),     # not the best
-        "mrmp": fake_results({k: a + 3 + 0.1 * k for k, a in base.items()}, 0.9),  # consistently ahead
-        "srmp_r0.9": fake_results({k: a + (4 if k % 2 else -4) for k, a in base.items()}, 0.9),  # noise
-        "ctf_r0.9": fake_results({k: a - 2 - 0.1 * k for k, a in base.items()}, 0.9),  # consistently behind
-    }
-    rows = {line.split("|")[3].strip(): line for line in sbu_compare.verdicts(results, [0.9]).splitlines()[2:]}
-    assert all("SNIP (87.00)" in line for line in rows.values())
-    assert rows["MRMP"].rstrip(" |").endswith("win") and "+3.30" in rows["MRMP"]
-    assert rows["SRMP"].rstrip(" |").endswith("tie")
-    assert rows["CTF"].rstrip(" |").endswith("loss") and "-2.30" in rows["CTF"]
+    results = {}
+    for s in (0, 1):                                                # seed 1: everything 2 points lower
+        shifted = {k: a - 2 * s for k, a in base.items()}
+        results |= {
+            f"snip_r0.9_s{s}": fake_results(shifted, 0.9),
+            f"random_r0.9_s{s}": fake_results({k: a - 10 for k, a in shifted.items()}, 0.9),     # not the best
+            f"mrmp_s{s}": fake_results({k: a + 3 + 0.1 * k for k, a in shifted.items()}, 0.9),  # ahead
+            f"srmp_r0.9_s{s}": fake_results({k: a + (4 if k % 2 else -4) for k, a in shifted.items()}, 0.9),  # noise
+            f"ctf_r0.9_s{s}": fake_results({k: a - 2 - 0.1 * k for k, a in shifted.items()}, 0.9),  # behind
+        }
+    lines = sbu_compare.verdicts(results, [0.9], [0, 1]).splitlines()[2:]
+    rows = {(line.split("|")[2].strip(), line.split("|")[3].strip().split(":")[0]): line for line in lines}
+    assert all("SNIP (86.00)" in line for (_, against), line in rows.items() if against == "best baseline")
+    mrmp = rows[("MRMP", "best baseline")]
+    assert mrmp.rstrip(" |").endswith("win") and "+3.30" in mrmp and "| 10 |" in mrmp       # 2 seeds × 5 folds
+    assert rows[("SRMP", "best baseline")].rstrip(" |").endswith("tie")
+    assert rows[("CTF", "best baseline")].rstrip(" |").endswith("loss") and "-2.30" in rows[("CTF", "best baseline")]
+    assert rows[("MRMP", "SRMP")].rstrip(" |").endswith("tie")      # +3.3 ± 4 against SRMP's noise
+    summary = {(r["method"], r["target_rate"]): r for r in sbu_compare.summary_rows(results, [0.9], [0, 1])}
+    assert summary[("snip", 0.9)]["accuracy_mean"] == 86.0 and summary[("snip", 0.9)]["seeds"] == 2
+    assert summary[("mrmp", 0.9)]["accuracy_std"] > 0 and ("dense", 0.0) not in summary
