@@ -38,7 +38,8 @@ WIDTHS = (1, 2, 4, 8, 16, 32, 64)   # below C = 8 the reference reaches the budg
 # label -> (method, extra settings), as experiments.sbu_compare runs them
 METHODS = {"SRMP": ("srmp", ()), "MRMP": ("mrmp", ()), "CTF": ("ctf", ()),
            "lottery rewinding": ("lottery", ()), "SNIP": ("snip", ())}
-SLUG = {"SRMP": "srmp", "MRMP": "mrmp", "CTF": "ctf", "lottery rewinding": "lottery", "SNIP": "snip"}
+# run folders named as experiments.sbu_compare names them, so that its grid can take these runs
+SLUG = {"SRMP": "srmp", "MRMP": "mrmp", "CTF": "ctf", "lottery rewinding": "lottery_rewinding", "SNIP": "snip"}
 
 
 def plan(methods, rates, widths, seeds) -> list[tuple[str, str, tuple[str, ...], int]]:

@@ -3,7 +3,7 @@
 The training itself is the jobs machinery that the other experiment tests run on real data; here
 the aggregation is checked on results made up so that every figure is known."""
 
-from experiments.width_pruning import budgets, networks, plan
+from experiments.width_pruning import METHODS, budgets, networks, plan
 
 
 def _result(rows, accuracies):
@@ -23,6 +23,12 @@ def test_the_plan_trains_seed_by_seed_dense_first():
     settings = dict((name, extra) for name, _, extra, _ in runs)
     assert settings["dense_c8_s1"] == ("model.channels=8", "seed=1")
     assert "prune.rates=0.9,0.99" in settings["mrmp_s0"] and "prune.rate=0.99" in settings["srmp_r0.99_s1"]
+
+
+def test_pruned_runs_are_named_as_the_comparison_names_them():
+    from experiments import sbu_compare
+    names = {name for name, method, _, _ in plan(list(METHODS), (0.9,), (64,), (1,)) if method != "dense"}
+    assert names == {sbu_compare.run_name(label, None if label == "MRMP" else 0.9, 1) for label in METHODS}
 
 
 def test_networks_pool_seeds_and_folds_and_budgets_compare_equal_sizes():
