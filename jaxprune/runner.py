@@ -74,7 +74,8 @@ def train_fold(dataset: SkeletonDataset, test_fold: int, config: RunConfig, *, o
     pruner = make_pruner(config.method, params, gcn.prunable(params), config.prune, total_steps,
                          gcn.ctf_blocks(params))
     mesh = mesh_for_batch(tc.devices, min(tc.batch_size, n))
-    loss = task_loss(pruner, forward, tc.label_smoothing, tc.mixup, config.prune.split_batch)
+    loss = task_loss(pruner, forward, tc.label_smoothing, tc.mixup, config.prune.split_batch,
+                     config.prune.distill_weight, config.prune.distill_temperature)
     epoch_fn = make_epoch(loss, optimizer, n, tc.batch_size, mesh, pruner.update_fn)
     trained = np.asarray(pruner.trained_rates, np.float32)
 

@@ -234,6 +234,48 @@ def test_split_batch_gives_each_rate_its_own_slice(setup):
     assert all(np.isfinite(np.asarray(g)).all() for g in jax.tree.leaves(grads))
 
 
+
+def test_in_place_distillation_teaches_the_sparse_rates_from_the_densest(setup):
+    """distill_weight α: the loss is each rate's cross-entropy plus α·T²·KL(teacher ‖ rate), the
+    teacher the rate keeping the most weights (0.5 here), its predictions held constant; α = 0 is
+    the loss without distillation; it refuses split_batch and single-rate pruners."""
+    params, pruner = setup
+    batch = {"chunks": jax.random.normal(jax.random.key(1), (6, 6, 4)), "labels": jnp.array([0, 1, 2, 0, 1, 2])}
+    alpha, temp = 0.7, 2.0
+
+    @jax.jit
+    def losses(params):
+        plain = task_loss(pruner, forward, 0.0)(params, batch, jax.random.key(2), 10)
+        taught = task_loss(pruner, forward, 0.0, distill=alpha, temperature=temp)(params, batch, jax.random.key(2), 10)
+        masks = pruner.soft_masks(params, jnp.array([0.5, 0.9, 0.99]), 10)
+        z = jnp.stack([gcn.apply(apply_masks(params, jax.tree.map(lambda m: m[k], masks)), batch["chunks"], CONFIG)
+                       for k in range(3)])
+        p = jax.nn.softmax(z[0] / temp)
+        kd = temp ** 2 * jnp.sum(p * (jnp.log(p) - jax.nn.log_softmax(z / temp)), -1).mean(-1)
+        return plain, taught, kd
+    (plain, plain_m), (taught, taught_m), kd = losses(params)
+    assert float(kd[0]) == pytest.approx(0.0, abs=1e-6) and float(kd[2]) > 0
+    np.testing.assert_allclose(taught_m["distill"], kd.mean(), rtol=1e-4)
+    np.testing.assert_allclose(taught - plain, alpha * kd.mean(), rtol=1e-4)
+    np.testing.assert_allclose(taught_m["ce"], plain_m["ce"], rtol=1e-6)
+    assert "logits" not in taught_m and "distill" not in plain_m
+
+    # the teacher's predictions are constants: the distillation term alone moves only the students
+    from jaxprune.methods.wrap import densest, distillation
+    z = jax.random.normal(jax.random.key(3), (3, 5, 4))
+    grad = jax.grad(lambda z: distillation(z, densest({"w": jnp.array([[1.0, 1.0], [1.0, 0.0], [0.0, 0.0]])})).sum())(z)
+    assert float(jnp.abs(grad[0]).max()) < 1e-6 < float(jnp.abs(grad[1:]).max())   # its own term: q − p = 0
+
+    with pytest.raises(ValueError, match="distill_weight and split_batch"):
+        PruneConfig(distill_weight=0.5, split_batch=True)
+    magnitude = make_pruner("magnitude", params, gcn.prunable(params), PruneConfig(), total_steps=100)
+    with pytest.raises(ValueError, match="needs a multi-rate pruner"):
+        task_loss(magnitude, forward, distill=0.5)
+    from jaxprune.methods import check_settings
+    with pytest.raises(ValueError, match="method srmp does not read prune.distill_weight"):
+        check_settings("srmp", PruneConfig(distill_weight=0.5))
+    check_settings("mrmp", PruneConfig(distill_weight=0.5, distill_temperature=2.0))
+
 def test_split_batch_too_small_is_refused_before_any_work(tmp_path):
     from jaxprune.data.synthetic import make_synthetic
     from jaxprune.run_config import RunConfig

@@ -79,6 +79,10 @@ class PruneConfig:
       split_batch: MRMP: each step's batch is split into K disjoint slices, one per rate, instead
         of every rate seeing the whole batch: all K rates every step for about the cost of one
         (the same samples per step as SRMP), each rate's gradient from B/K samples.
+      distill_weight: MRMP: α of in-place distillation (0, the default: off). The rate keeping the
+        most weights each step teaches the others inside the same vmap: each rate's loss gains
+        α·T²·KL(teacher's softmax(z/T), with its gradient stopped ‖ its own); not with split_batch.
+      distill_temperature: MRMP: the distillation's softmax temperature T.
       rates_per_step: MRMP: how many of the K rates each step trains (0, the default: all K).
         m < K draws m of them at random each step (METHOD.md §3's "subset per step" option), so
         a step costs about as much as an m-rate step: cheaper, with fewer updates per rate.
@@ -103,6 +107,8 @@ class PruneConfig:
     rate_jitter: float = 1.0
     rates_per_step: int = 0
     split_batch: bool = False
+    distill_weight: float = 0.0
+    distill_temperature: float = 1.0
     ctf_weight: float = 100.0
     ctf_shift: float = 0.5
     ctf_factors: tuple[str, ...] = ("block", "column", "row", "entry")
@@ -139,6 +145,13 @@ class PruneConfig:
         if not 0 <= self.rates_per_step <= len(self.rates):
             raise ValueError(f"prune setting rates_per_step must be in [0, {len(self.rates)}] (0: all of the "
                              f"{len(self.rates)} rates), got {self.rates_per_step}")
+        if not self.distill_weight >= 0:
+            raise ValueError(f"prune setting distill_weight must be >= 0 (0: off), got {self.distill_weight}")
+        if not self.distill_temperature > 0:
+            raise ValueError(f"prune setting distill_temperature must be > 0, got {self.distill_temperature}")
+        if self.distill_weight and self.split_batch:
+            raise ValueError("prune settings distill_weight and split_batch: distillation needs every rate on the "
+                             "same batch; turn one of them off")
         if not 0.0 <= self.rate_jitter <= 1.0:
             raise ValueError(f"prune setting rate_jitter must be in [0, 1], got {self.rate_jitter}")
         if self.kl_space not in ("quantile", "weight", "both"):

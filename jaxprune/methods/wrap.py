@@ -14,6 +14,16 @@ its own 1/K of any batch pytree), averages it and its aux over the rates, and ad
 
 ``metrics`` = {"loss": total, **mean aux (a dict, or {"aux": ...}), **the penalty's metrics}.
 Everything is a pure function of its arguments: jit, grad and vmap it as any JAX function.
+
+In-place distillation (``distill`` α > 0, multi-rate pruners; after the sandwich rule's teacher
+in universally slimmable networks, Yu & Huang 2019): the rate whose masks keep the most weights
+this step is the teacher; its predictions, with the gradient stopped, are soft targets for all K
+rates inside the same vmap, so a sparse network learns from a denser one sharing its weights:
+
+    total = mean_k [loss_k + α·T²·KL(softmax(z_t / T) ‖ softmax(z_k / T))] + Σ penalty terms
+
+(z_k the logits of rate k, t the teacher; its own term is 0). ``loss_fn`` then gives its logits
+(B, classes) as ``aux["logits"]``.
 """
 
 from __future__ import annotations
@@ -43,14 +53,44 @@ def _as_dict(aux) -> dict:
     return aux if isinstance(aux, dict) else {"aux": aux}
 
 
-def pruned_loss(pruner, loss_fn: Callable, *, has_aux: bool = False, split_batch: bool = False) -> Callable:
+def distillation(logits: jax.Array, teacher: jax.Array, temperature: float = 1.0) -> jax.Array:
+    """(K,): T²·mean_B KL(softmax(z_t / T) ‖ softmax(z_k / T)) in nats for logits (K, B, C) and
+    teacher index ``teacher`` (int scalar), the teacher's logits held constant (stop-gradient)."""
+    target = jax.nn.softmax(jax.lax.stop_gradient(logits[teacher]) / temperature, axis=-1)     # (B, C)
+    log_target = jax.nn.log_softmax(jax.lax.stop_gradient(logits[teacher]) / temperature, axis=-1)
+    log_student = jax.nn.log_softmax(logits / temperature, axis=-1)                            # (K, B, C)
+    return temperature ** 2 * jnp.sum(target * (log_target - log_student), axis=-1).mean(axis=-1)
+
+
+def densest(masks: PyTree) -> jax.Array:
+    """The index (int scalar) of the rate whose masks (leading (K,) axis) keep the most weight."""
+    leaves = jax.tree.leaves(masks)
+    kept = sum(jnp.sum(m.reshape(m.shape[0], -1), axis=1) for m in leaves)
+    return jnp.argmax(jax.lax.stop_gradient(kept))
+
+
+def pruned_loss(pruner, loss_fn: Callable, *, has_aux: bool = False, split_batch: bool = False,
+                distill: float = 0.0, temperature: float = 1.0) -> Callable:
     """``loss(params, batch, key, step, prune_state=None) -> (total, metrics)`` (module docstring).
 
     ``loss_fn(params, batch, key)`` returns a scalar loss, or (loss, aux) with ``has_aux``.
     ``batch`` is any pytree whose leaves share a leading batch axis (needed only with
     ``split_batch``); ``step`` is the number of optimizer steps taken (int scalar), which drives
     the pruner's schedules; ``prune_state`` is what ``pruner.init`` made (None for most pruners).
+    ``distill``: α of in-place distillation, 0 for none (module docstring), needs a multi-rate
+    pruner, ``has_aux`` with ``aux["logits"]``, and no ``split_batch`` (the rates must see one
+    batch); ``temperature``: its T.
     """
+    if distill:
+        if not getattr(pruner, "multi_rate", False):
+            raise ValueError("prune setting distill_weight: in-place distillation needs a multi-rate pruner (mrmp)")
+        if split_batch:
+            raise ValueError("prune settings distill_weight and split_batch: distillation needs every rate "
+                             "on the same batch; turn one of them off")
+        if not has_aux:
+            raise ValueError("pruned_loss(distill=...): loss_fn must return (loss, aux) with aux['logits']")
+    if not temperature > 0:
+        raise ValueError(f"prune setting distill_temperature must be > 0, got {temperature}")
 
     apply = getattr(pruner, "apply", apply_masks)   # W ⊙ M, or the pruner's own (e.g. straight-through)
 
@@ -67,10 +107,12 @@ def pruned_loss(pruner, loss_fn: Callable, *, has_aux: bool = False, split_batch
             masks = pruner.train_masks(params, prune_state, mask_key, step)
         if masks is None:
             value, aux = task(params, batch, key)
+            aux.pop("logits", None)
         elif not pruner.multi_rate:
             with jax.named_scope("masks"):
                 masked = apply(params, masks)
             value, aux = task(masked, batch, key)
+            aux.pop("logits", None)
         else:
             def at_rate(m, b, k):
                 with jax.named_scope("masks"):
@@ -82,6 +124,12 @@ def pruned_loss(pruner, loss_fn: Callable, *, has_aux: bool = False, split_batch
                 value, aux = jax.vmap(at_rate)(masks, parts, jax.random.split(key, k))
             else:
                 value, aux = jax.vmap(at_rate, in_axes=(0, None, None))(masks, batch, key)
+            logits = aux.pop("logits", None)
+            if distill:
+                if logits is None:
+                    raise ValueError("pruned_loss(distill=...): loss_fn's aux has no 'logits'")
+                kd = distillation(logits, densest(masks), temperature)
+                value, aux = value + distill * kd, {**aux, "distill": kd}
             value, aux = value.mean(), jax.tree.map(jnp.mean, aux)
         with jax.named_scope("penalty"):
             terms, metrics = pruner.penalty(params, masks, prune_state, penalty_key, step)

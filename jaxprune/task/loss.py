@@ -14,9 +14,10 @@ from jaxprune.losses import accuracy, cross_entropy
 from jaxprune.methods.wrap import pruned_loss
 
 
-def skeleton_loss(forward, label_smoothing: float = 0.0, mixup: float = 0.0):
+def skeleton_loss(forward, label_smoothing: float = 0.0, mixup: float = 0.0, with_logits: bool = False):
     """``loss(params, batch, key) -> (ce, {"ce", "accuracy"})`` for batch {'chunks' (B, ...),
-    'labels' (B,)}, the mean cross-entropy in nats of the training-mode forward.
+    'labels' (B,)}, the mean cross-entropy in nats of the training-mode forward; with ``with_logits``
+    the aux also holds the logits (B, classes), for in-place distillation.
 
     With ``mixup`` α > 0 (Zhang et al. 2018), each step draws λ ~ Beta(α, α) and a permutation π
     of the batch, trains on λ·x + (1 − λ)·x_π (chunk positions, before augmentation) against
@@ -35,7 +36,8 @@ def skeleton_loss(forward, label_smoothing: float = 0.0, mixup: float = 0.0):
             logits = forward(params, lam * chunks + (1 - lam) * chunks[perm], key, True)
             ce = lam * cross_entropy(logits, labels, label_smoothing) \
                 + (1 - lam) * cross_entropy(logits, labels[perm], label_smoothing)
-        return ce, {"ce": ce, "accuracy": accuracy(logits, labels)}
+        aux = {"ce": ce, "accuracy": accuracy(logits, labels)}
+        return ce, {**aux, "logits": logits} if with_logits else aux
 
     return loss
 
@@ -50,7 +52,10 @@ def score_loss(forward):
     return loss
 
 
-def task_loss(pruner, forward, label_smoothing: float = 0.0, mixup: float = 0.0, split_batch: bool = False):
+def task_loss(pruner, forward, label_smoothing: float = 0.0, mixup: float = 0.0, split_batch: bool = False,
+              distill: float = 0.0, temperature: float = 1.0):
     """The loss ``jaxprune train`` gives ``make_epoch``: ``skeleton_loss`` wrapped for ``pruner``
-    (``jaxprune.methods.wrap.pruned_loss``), ``loss(params, batch, key, step, prune_state)``."""
-    return pruned_loss(pruner, skeleton_loss(forward, label_smoothing, mixup), has_aux=True, split_batch=split_batch)
+    (``jaxprune.methods.wrap.pruned_loss``, with in-place distillation when ``distill`` > 0),
+    ``loss(params, batch, key, step, prune_state)``."""
+    return pruned_loss(pruner, skeleton_loss(forward, label_smoothing, mixup, with_logits=bool(distill)), has_aux=True,
+                       split_batch=split_batch, distill=distill, temperature=temperature)
