@@ -129,6 +129,25 @@ def test_rates_per_step_draws_distinct_subsets_covering_every_rate(setup):
         PruneConfig(rates=(0.5, 0.7, 0.9, 0.99), rates_per_step=5)
 
 
+def test_sandwich_always_trains_both_ends_and_draws_between(setup):
+    params, _ = setup
+    prune = PruneConfig(rates=(0.5, 0.7, 0.8, 0.9, 0.99), rate_jitter=0.0, rates_per_step=3, sandwich=True)
+    pruner = make_pruner("mrmp", params, gcn.prunable(params), prune, total_steps=100)
+    draws = np.stack([np.asarray(pruner.step_rates(jax.random.key(i))) for i in range(60)])
+    assert draws.shape == (60, 3)
+    np.testing.assert_allclose(draws[:, 0], 0.5)
+    np.testing.assert_allclose(draws[:, 2], 0.99)
+    middle = {round(float(r), 4) for r in draws[:, 1]}
+    assert middle == {0.7, 0.8, 0.9}                               # every rate between is drawn
+    jittered = make_pruner("mrmp", params, gcn.prunable(params),
+                           PruneConfig(rates=prune.rates, rates_per_step=3, sandwich=True), total_steps=100)
+    ends = np.stack([np.asarray(jittered.step_rates(jax.random.key(i)))[[0, 2]] for i in range(20)])
+    assert (ends[:, 0] < 0.7).all() and (ends[:, 1] > 0.9).all()   # jittered within the end strata
+    for m in (0, 1, 5):
+        with pytest.raises(ValueError, match="sandwich needs rates_per_step in \\[2, 4\\]"):
+            PruneConfig(rates=prune.rates, rates_per_step=m, sandwich=True)
+
+
 def test_prior_scales_are_saved_and_restored(setup):
     params, pruner = setup
     artefacts = pruner_arrays(pruner)

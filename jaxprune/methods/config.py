@@ -86,6 +86,10 @@ class PruneConfig:
       rates_per_step: MRMP: how many of the K rates each step trains (0, the default: all K).
         m < K draws m of them at random each step (METHOD.md §3's "subset per step" option), so
         a step costs about as much as an m-rate step: cheaper, with fewer updates per rate.
+      sandwich: MRMP, with rates_per_step m ≥ 2: every step trains the least and the most sparse
+        rate and m − 2 of the others drawn at random (the sandwich rule of universally slimmable
+        networks, Yu & Huang 2019); with distill_weight the least sparse one is then always the
+        teacher.
     """
 
     rate: float = 0.9
@@ -106,6 +110,7 @@ class PruneConfig:
     allocation: str = "erk"
     rate_jitter: float = 1.0
     rates_per_step: int = 0
+    sandwich: bool = False
     split_batch: bool = False
     distill_weight: float = 0.0
     distill_temperature: float = 1.0
@@ -145,6 +150,10 @@ class PruneConfig:
         if not 0 <= self.rates_per_step <= len(self.rates):
             raise ValueError(f"prune setting rates_per_step must be in [0, {len(self.rates)}] (0: all of the "
                              f"{len(self.rates)} rates), got {self.rates_per_step}")
+        if self.sandwich and not 2 <= self.rates_per_step < len(self.rates):
+            raise ValueError(f"prune setting sandwich needs rates_per_step in [2, {len(self.rates) - 1}] (the "
+                             f"least and most sparse of the {len(self.rates)} rates plus some between), "
+                             f"got rates_per_step={self.rates_per_step}")
         if not self.distill_weight >= 0:
             raise ValueError(f"prune setting distill_weight must be >= 0 (0: off), got {self.distill_weight}")
         if not self.distill_temperature > 0:

@@ -126,12 +126,17 @@ class MultiRate(Stateless):
     def step_rates(self, key: jax.Array) -> jax.Array:
         """The rates of one training step: the K trained rates, each moved uniformly within
         ``rate_jitter`` of its stratum when jitter is on, then ``rates_per_step`` of them drawn
-        without replacement when that is set (see ``PruneConfig``). Shape (K,) or (m,)."""
+        without replacement when that is set, always the first and last with ``sandwich`` (see
+        ``PruneConfig``). Shape (K,) or (m,), ascending with ``sandwich``'s ends first and last."""
         m = self.config.rates_per_step
         if not 0 < m < len(self.trained_rates):
             return self.jittered_rates(key)
         jitter_key, subset_key = jax.random.split(key)
-        return jax.random.choice(subset_key, self.jittered_rates(jitter_key), (m,), replace=False)
+        rates = self.jittered_rates(jitter_key)
+        if self.config.sandwich:                  # the least and the most sparse, m − 2 between
+            middle = jax.random.choice(subset_key, rates[1:-1], (m - 2,), replace=False)
+            return jnp.concatenate([rates[:1], middle, rates[-1:]])
+        return jax.random.choice(subset_key, rates, (m,), replace=False)
 
     def jittered_rates(self, key: jax.Array) -> jax.Array:
         """The K trained rates (K,), each moved uniformly within ``rate_jitter`` of its stratum."""
