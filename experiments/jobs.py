@@ -3,6 +3,10 @@
 A job trains one fold with ``jaxprune.runner.train_fold`` under its preset (default: the
 dataset's) plus its overrides and writes ``<out>/<run>/fold<k>/rows.json`` (and ``model.npz``); a job whose rows exist
 is not run again. ``collect`` turns a run's per-fold rows into its ``results.json`` object.
+
+A validation job (``validation`` j ≠ 0) is one step of nested validation: it never sees test fold
+k, trains on the other folds but j, and scores on fold j (``validation_split``); its rows go to
+``<out>/<run>/fold<k>_val<j>/rows.json``. Settings chosen on such scores never look at a test fold.
 """
 
 from __future__ import annotations
@@ -28,9 +32,27 @@ class Job(NamedTuple):
     fold: int
     out: str
     preset: str | None = None     # a name in jaxprune.presets.PRESETS; None: the dataset's default
+    validation: int = 0           # j: train without folds ``fold`` and j, score on j; 0: score on ``fold``
+
+    def folder(self) -> Path:
+        """The job's own folder: ``<out>/<run>/fold<k>``, or ``fold<k>_val<j>`` for a validation job."""
+        name = f"fold{self.fold}" + (f"_val{self.validation}" if self.validation else "")
+        return Path(self.out) / self.run / name
 
     def rows_path(self) -> Path:
-        return Path(self.out) / self.run / f"fold{self.fold}" / "rows.json"
+        return self.folder() / "rows.json"
+
+
+def validation_split(dataset, test_fold: int, validation: int):
+    """``dataset`` without fold ``test_fold``, relabelled for nested validation: fold
+    ``validation`` becomes the held-out fold 1, every other remaining fold training (0)."""
+    import dataclasses
+    import numpy as np
+    if validation == test_fold or validation not in set(dataset.folds.tolist()):
+        raise ValueError(f"validation fold {validation}: must be a fold of {dataset.name} other than the "
+                         f"test fold {test_fold}")
+    sub = dataset.subset(np.flatnonzero(dataset.folds != test_fold))
+    return dataclasses.replace(sub, folds=np.where(sub.folds == validation, 1, 0).astype(np.int32))
 
 
 def _prune_name(assignment: str) -> str | None:
@@ -97,9 +119,13 @@ def train_job(job: Job) -> str:
     from jaxprune.runner import train_fold
     config = job_config(job)
     dataset = load_dataset(job.dataset, job.data_dir)
-    result = train_fold(dataset, job.fold, config, out_dir=Path(job.out) / job.run, progress=False)
+    if job.validation:             # trained as fold 1 of the split, in the job's own folder
+        result = train_fold(validation_split(dataset, job.fold, job.validation), 1, config,
+                            out_dir=job.folder(), progress=False)
+    else:
+        result = train_fold(dataset, job.fold, config, out_dir=Path(job.out) / job.run, progress=False)
     record = {"fold": job.fold, "rates": result["rates"], "train_seconds": result["train_seconds"],
-              "config": config.to_dict()}
+              "config": config.to_dict(), **({"validation": job.validation} if job.validation else {})}
     job.rows_path().write_text(json.dumps(record))
     return str(job.rows_path())
 
@@ -131,8 +157,14 @@ def lock_folder(folder: Path):
 def run_jobs(jobs: list[Job], workers: int) -> None:
     """Runs the jobs not yet done, in ``workers`` spawned processes (0: in this one), with progress.
     Holds each output folder's lock (``lock_folder``) meanwhile. A prune setting that none of the
-    jobs' methods reads is refused first (``check_read``)."""
+    jobs' methods reads (``check_read``) or a run whose settings do not build is refused first."""
     check_read(jobs)
+    from jaxprune.config import SettingError
+    for job in {j.run: j for j in jobs}.values():        # every run's settings build, before any training
+        try:
+            job_config(job)
+        except (SettingError, ValueError) as e:
+            raise ValueError(f"run {job.run}: {e}") from None
     for job in jobs:
         if job.rows_path().exists():
             check_done(job)
@@ -185,10 +217,11 @@ def collect_all(dataset, out: Path, runs, folds, data_dir: str) -> dict:
     return results
 
 
-def write_tables(out: Path, markdown: str, rows: list[dict], csv_name: str = "table.csv") -> None:
-    """Writes ``out/table.md`` and (when there are rows) ``out/<csv_name>``, and prints the markdown."""
+def write_tables(out: Path, markdown: str, rows: list[dict], csv_name: str = "table.csv",
+                 markdown_name: str = "table.md") -> None:
+    """Writes ``out/<markdown_name>`` and (when there are rows) ``out/<csv_name>``, and prints the markdown."""
     import csv
-    (out / "table.md").write_text(markdown)
+    (out / markdown_name).write_text(markdown)
     if rows:
         with open(out / csv_name, "w", newline="") as f:
             writer = csv.DictWriter(f, fieldnames=list(rows[0]))
@@ -197,9 +230,14 @@ def write_tables(out: Path, markdown: str, rows: list[dict], csv_name: str = "ta
     print(markdown)
 
 
-def machine_line(results: dict) -> str:
-    """'Machine: …' for a table's header: CPU, cores and the jax backend of the runs."""
-    backend = next(iter(results.values()))["backend"] if results else "?"
+def machine_line(results: dict | None = None) -> str:
+    """'Machine: …' for a table's header: CPU, cores and the jax backend of the runs (of this
+    process when ``results`` holds none)."""
+    if results:
+        backend = next(iter(results.values()))["backend"]
+    else:
+        import jax
+        backend = jax.default_backend()
     return (f"Machine: {platform.machine()} {platform.processor() or ''}, {os.cpu_count()} CPU cores, "
             f"jax backend {backend}")
 

@@ -38,11 +38,11 @@ os.environ.setdefault("XLA_FLAGS", "--xla_cpu_multi_thread_eigen=false intra_op_
 
 
 import numpy as np  # noqa: E402
-from scipy.stats import t as student_t  # noqa: E402  (scipy is a dependency of jax)
 
 from experiments.jobs import (Job, collect_all, experiment_parser, fold_list, listed, machine_line,  # noqa: E402
                              run_jobs, write_tables)
 from experiments.plotting import pyplot, save  # noqa: E402
+from experiments.stats import paired  # noqa: E402
 
 RATES = (0.5, 0.7, 0.9, 0.95, 0.98, 0.99)
 OURS = ("MRMP", "SRMP", "CTF")    # the papers' methods; every other label below is a baseline
@@ -152,21 +152,10 @@ def table(rows: list[dict], rates) -> str:
     return top + "\n".join(lines) + note
 
 
-def paired(a: dict, b: dict) -> tuple[float, float, str, int]:
-    """(mean of a − b over their common keys, half-width of its 95 % t-interval, verdict, pairs):
-    "win" / "loss" when the interval excludes 0, "tie" otherwise."""
-    keys = sorted(set(a) & set(b))
-    d = np.array([a[k] - b[k] for k in keys])
-    if len(d) < 2:
-        return (float(d.mean()) if len(d) else float("nan")), float("nan"), "one pair: no verdict", len(d)
-    half = float(student_t.ppf(0.975, len(d) - 1) * d.std(ddof=1) / np.sqrt(len(d)))
-    return float(d.mean()), half, "tie" if abs(d.mean()) <= half else ("win" if d.mean() > 0 else "loss"), len(d)
-
-
 def verdicts(results: dict, rates, seeds) -> str:
     """Markdown: at each rate, each of our methods against the best baseline (highest mean accuracy
     among the baselines at that rate, picked on the same test folds, which favours the baselines),
-    and MRMP against SRMP. Differences are paired by (seed, fold) (``paired``)."""
+    and MRMP against SRMP. Differences are paired by (seed, fold) (``experiments.stats.paired``)."""
     lines = ["| rate | method | against | difference (points) | 95 % interval | pairs | verdict |",
              "|---|---|---|---|---|---|---|"]
     baselines = [label for label, _, _ in METHODS if label not in OURS]

@@ -30,12 +30,8 @@ os.environ.setdefault("XLA_FLAGS", "--xla_cpu_multi_thread_eigen=false intra_op_
 
 def inner_dataset(dataset, outer: int, inner: int):
     """Drops fold ``outer``; fold ``inner`` becomes the test fold 1, every other fold training (0)."""
-    import dataclasses
-    import numpy as np
-    keep = np.flatnonzero(dataset.folds != outer)
-    sub = dataset.subset(keep)
-    folds = np.where(sub.folds == inner, 1, 0).astype(np.int32)
-    return dataclasses.replace(sub, folds=folds)
+    from experiments.jobs import validation_split
+    return validation_split(dataset, outer, inner)
 
 
 def _job(args):

@@ -1,0 +1,20 @@
+"""Paired comparisons of two methods' accuracies on the same (seed, fold) splits."""
+
+from __future__ import annotations
+
+import numpy as np
+from scipy.stats import t as student_t   # scipy is a dependency of jax
+
+
+def paired(a: dict, b: dict) -> tuple[float, float, str, int]:
+    """(mean of a − b over their common keys, half-width of its 95 % t-interval, verdict, pairs).
+
+    ``a``, ``b``: {split key, e.g. (seed, fold): accuracy %}. The verdict is "win" / "loss" when
+    the interval excludes 0, "tie" otherwise, "one pair: no verdict" below two pairs.
+    """
+    keys = sorted(set(a) & set(b))
+    d = np.array([a[k] - b[k] for k in keys])
+    if len(d) < 2:
+        return (float(d.mean()) if len(d) else float("nan")), float("nan"), "one pair: no verdict", len(d)
+    half = float(student_t.ppf(0.975, len(d) - 1) * d.std(ddof=1) / np.sqrt(len(d)))
+    return float(d.mean()), half, "tie" if abs(d.mean()) <= half else ("win" if d.mean() > 0 else "loss"), len(d)
