@@ -7,9 +7,13 @@ The four forms of one network: dense (the unpruned latent weights, the reference
 (the same shapes with the pruned weights set to zero), compact (``jaxprune.models.compact``: the smaller
 dense network) and BCOO (the compact network with its kernels as ``jax.experimental.sparse.BCOO``).
 Models come from ``--models`` (an ``experiments.sbu_ctf`` output: ``ctf_r<rate>/`` runs, fold 1)
-or, by default, are trained here on the embedded synthetic data with the SBU recipe at C = 8
-(preset ``c8``, ``--epochs``). Reports the median latency over ``--repeats`` calls after compilation, the ratio
-to dense, and the FLOP ratio (compact FLOPs / dense FLOPs: the limit compaction can approach).
+or, by default, are trained here on the embedded synthetic data with the SBU recipe of
+``--preset`` (default ``wide``, the default network: C = 64; ``c8`` for the papers' width) for
+``--epochs``. Reports the median latency over ``--repeats`` calls after compilation, the ratio
+to dense, the FLOP ratio (compact FLOPs / dense FLOPs: the limit compaction can approach) and
+the share of it the compact network attains (speed-up ÷ (dense FLOPs / compact FLOPs)). Then,
+for dense and compact, where the time goes (``benchmarks.op_profile``: ms per call in each of the
+network's named scopes), which names the operation that holds compaction back.
 Writes ``ctf_inference.json`` and ``ctf_inference.md`` into ``--out``.
 """
 
@@ -30,7 +34,7 @@ from jaxprune.models import gcn
 from jaxprune.models.flops import count_params, gcn_flops
 
 
-def trained_model(rate: float, models: str | None, epochs: int):
+def trained_model(rate: float, models: str | None, epochs: int, preset: str = "wide"):
     """(params, masks, GCNConfig, node features (N, J, F)) of a CTF model at ``rate``."""
     if models:
         from jaxprune.serving import open_folds
@@ -48,12 +52,19 @@ def trained_model(rate: float, models: str | None, epochs: int):
         from jaxprune.task.forward import gcn_config
         dataset = make_synthetic(seed=0)
         config = override(RunConfig(method="ctf"),
-                          [*preset_settings("sbu", "c8"), f"train.epochs={epochs}", f"prune.rate={rate}"])
+                          [*preset_settings("sbu", preset), f"train.epochs={epochs}", f"prune.rate={rate}"])
         result = train_fold(dataset, 1, config, progress=False)
         params, pruner, model = result["params"], result["pruner"], gcn_config(dataset, config)
         chunks, features = fold_data(dataset, 1, config.features).test_chunks, config.features
     masks = jax.tree.map(lambda m: m[0], pruner.hard_masks(params, np.asarray([rate], np.float32)))
     return params, masks, model, np.asarray(node_features(jnp.asarray(chunks), features))
+
+
+def scope_times(fn, p, x, calls: int = 10) -> dict[str, float]:
+    """{named scope (or join of scopes): ms per call} of ``fn(p, x)`` (``benchmarks.op_profile``)."""
+    from benchmarks.op_profile import profile
+    by_scope, _ = profile(jax.jit(fn).lower(p, x).compile(), lambda: (p, x), calls)
+    return by_scope
 
 
 def measure(rate: float, params, masks, model, features, batches, repeats: int) -> list[dict]:
@@ -77,10 +88,13 @@ def measure(rate: float, params, masks, model, features, batches, repeats: int) 
             if name != "dense":
                 assert float(jnp.max(jnp.abs(out - ref))) <= 1e-4, f"{name} differs from the masked network"
             seconds[name] = median_seconds(fn, p, x, repeats=repeats, min_seconds=0.2)
+        scopes = {name: scope_times(forms[name][0], forms[name][1], x) for name in ("dense", "compact")}
         for name in forms:
             rows.append({"rate": rate, "achieved_rate": 1 - kept / total, "batch": batch, "form": name,
                          "median_ms": 1e3 * seconds[name], "vs_dense": seconds[name] / seconds["dense"],
-                         "flops": flops[name], "flop_ratio": flops[name] / dense_flops})
+                         "flops": flops[name], "flop_ratio": flops[name] / dense_flops,
+                         "flop_share_attained": (seconds["dense"] / seconds[name]) / (dense_flops / flops[name]),
+                         **({"scope_ms": scopes[name]} if name in scopes else {})})
         print(f"rate {rate:g} batch {batch}: " + ", ".join(f"{k} {1e3 * v:.3f} ms" for k, v in seconds.items()),
               flush=True)
     return rows
@@ -94,22 +108,35 @@ def main(argv=None):
     p.add_argument("--batches", default="1,256,4096")
     p.add_argument("--epochs", type=int, default=1000, help="training epochs when no --models is given")
     p.add_argument("--repeats", type=int, default=30)
+    p.add_argument("--preset", default="wide", help="the network trained when no --models is given (default wide)")
     a = p.parse_args(argv)
     rates = [float(r) for r in a.rates.split(",")]
     batches = [int(b) for b in a.batches.split(",")]
     rows = []
     for rate in rates:
-        rows += measure(rate, *trained_model(rate, a.models, a.epochs), batches, a.repeats)
-    source = f"fold-1 models of {a.models}" if a.models else f"CTF trained {a.epochs} epochs on synthetic data"
+        rows += measure(rate, *trained_model(rate, a.models, a.epochs, a.preset), batches, a.repeats)
+    source = (f"fold-1 models of {a.models}" if a.models else
+              f"CTF trained {a.epochs} epochs on synthetic data, preset {a.preset}")
     record = {"benchmark": "ctf_inference", "device": device_line(), "jax": jax.__version__, "models": source,
               "repeats": a.repeats, "rows": rows}
     lines = [f"# Jitted inference, dense vs masked vs compact vs BCOO ({record['device']})", "",
              f"Models: {source}. Median latency per call (ms), ratio to dense; FLOP ratio = the form's "
              "FLOPs / dense FLOPs (masked: non-zero weights; compact: its smaller dense matrices; "
              "BCOO: its non-zeros).", "",
-             "| rate (achieved) | batch | form | median ms | time vs dense | FLOP ratio |", "|---|---|---|---|---|---|"]
+             "| rate (achieved) | batch | form | median ms | time vs dense | FLOP ratio | speed-up ÷ FLOP ratio |",
+             "|---|---|---|---|---|---|---|"]
     lines += [f"| {r['rate']:g} ({r['achieved_rate']:.4f}) | {r['batch']} | {r['form']} | {r['median_ms']:.3f} | "
-              f"{r['vs_dense']:.2f} | {r['flop_ratio']:.3f} |" for r in rows]
+              f"{r['vs_dense']:.2f} | {r['flop_ratio']:.3f} | {100 * r['flop_share_attained']:.0f} % |" for r in rows]
+    shown = ("attention", "graph_conv", "fc", "classifier")
+    lines += ["", "Where the time goes, dense and compact (summed op ms per call of all threads, by named scope; "
+              "'joined': fused ops holding several scopes):", "",
+              "| rate | batch | form | " + " | ".join(shown) + " | joined | other |", "|---|---|---|" + "---|" * 6]
+    for r in rows:
+        if "scope_ms" in r:
+            ms = r["scope_ms"]
+            joined = sum(v for k, v in ms.items() if "+" in k)
+            lines.append(f"| {r['rate']:g} | {r['batch']} | {r['form']} | " + " | ".join(
+                f"{ms.get(k, 0.0):.2f}" for k in shown) + f" | {joined:.2f} | {ms.get('other', 0.0):.2f} |")
     write_report(a.out, "ctf_inference", record, lines)
 
 
