@@ -116,7 +116,9 @@ def results_record(dataset: SkeletonDataset, config: RunConfig, runs: list[dict]
     """The ``results.json`` object (DESIGN.md schema) of per-fold ``runs`` trained under ``config``.
 
     ``loader``: the name in ``jaxprune.datasets.DATASETS`` that reads the data again (default: the
-    dataset's name; an ``.npz`` dataset is named after its file but read by ``npz``).
+    dataset's name; an ``.npz`` dataset is named after its file but read by ``npz``). ``xla_flags``
+    records $XLA_FLAGS: XLA's thread settings change the order of float reductions, so a run is
+    reproduced bit for bit only under the same flags (experiment modules run single-threaded).
     """
     return {
         "method": config.method, "dataset": dataset.name, "loader": loader or dataset.name,
@@ -125,4 +127,5 @@ def results_record(dataset: SkeletonDataset, config: RunConfig, runs: list[dict]
         "seed": config.seed, "epochs": config.train.epochs, "config": config.to_dict(),
         "runs": runs, "summary": summarise(runs), "train_seconds": seconds,
         "backend": jax.default_backend(), "devices": [str(d) for d in jax.devices()],
+        "xla_flags": os.environ.get("XLA_FLAGS", ""),   # threading flags change float rounding, hence figures
     }

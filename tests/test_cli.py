@@ -2,6 +2,7 @@
 one-line message, the settings listing and the help text."""
 
 import json
+import os
 
 import pytest
 
@@ -30,6 +31,7 @@ def test_tiny_run_then_refused_rerun(tmp_path, capsys):
     results = json.loads((out / "results.json").read_text())
     assert results["epochs"] == 5 and results["dataset"] == "synthetic" and results["method"] == "dense"
     assert results["config"]["model"]["channels"] == 4
+    assert results["xla_flags"] == os.environ.get("XLA_FLAGS", "")   # the thread flags that shaped the floats
     assert [r["fold"] for r in results["runs"]] == [1]
     assert len((out / "fold1" / "metrics.jsonl").read_text().splitlines()) == 5
     assert "accuracy" in captured.out and str(out / "results.json") in captured.out
