@@ -154,10 +154,41 @@ def lock_folder(folder: Path):
     return handle
 
 
-def run_jobs(jobs: list[Job], workers: int) -> None:
+def reuse_done(jobs: list[Job], folders) -> int:
+    """Copies into each job not yet done the rows.json of a job already done in one of ``folders``
+    (other experiments' ``--out``) with the same fold, validation fold and settings (every setting
+    of its saved config equal to this job's), so that two grids that share runs train them once.
+    Only rows.json is copied (no model). Returns how many were copied."""
+    from jaxprune.config import saved_differences
+    todo = [j for j in jobs if not j.rows_path().exists()]
+    if not todo or not folders:
+        return 0
+    done: dict[tuple[int, int], list[tuple[Path, dict]]] = {}
+    for folder in folders:
+        for path in sorted(Path(folder).glob("*/fold*/rows.json")):
+            try:
+                record = json.loads(path.read_text())
+                key = (int(record["fold"]), int(record.get("validation", 0)))
+                done.setdefault(key, []).append((path, record["config"]))
+            except (OSError, ValueError, KeyError, TypeError):
+                continue                               # not a finished job's rows: not reused
+    copied = 0
+    for job in todo:
+        wanted = job_config(job).to_dict()
+        match = next((path for path, saved in done.get((job.fold, job.validation), [])
+                      if saved.get("method") == job.method and not saved_differences(saved, wanted)), None)
+        if match is not None:
+            job.rows_path().parent.mkdir(parents=True, exist_ok=True)
+            job.rows_path().write_text(match.read_text())
+            copied += 1
+    return copied
+
+
+def run_jobs(jobs: list[Job], workers: int, reuse=()) -> None:
     """Runs the jobs not yet done, in ``workers`` spawned processes (0: in this one), with progress.
     Holds each output folder's lock (``lock_folder``) meanwhile. A prune setting that none of the
-    jobs' methods reads (``check_read``) or a run whose settings do not build is refused first."""
+    jobs' methods reads (``check_read``) or a run whose settings do not build is refused first.
+    ``reuse``: folders whose done jobs stand in for identical ones here (``reuse_done``)."""
     check_read(jobs)
     from jaxprune.config import SettingError
     for job in {j.run: j for j in jobs}.values():        # every run's settings build, before any training
@@ -173,6 +204,9 @@ def run_jobs(jobs: list[Job], workers: int) -> None:
             handle = lock_folder(Path(out))
             if handle is not None:
                 held.enter_context(handle)
+        copied = reuse_done(jobs, reuse)
+        if copied:
+            print(f"{copied} job(s) taken from {', '.join(map(str, reuse))} (same fold and settings)", flush=True)
         _run_unlocked([j for j in jobs if not j.rows_path().exists()], workers)
 
 
@@ -269,4 +303,7 @@ def experiment_parser(doc: str, rates, rates_help: str = "pruning rates") -> arg
     p.add_argument("--folds", default="all", help="comma-separated test folds, or all")
     p.add_argument("--workers", type=int, default=2, help="parallel processes; 0 = run in this process")
     p.add_argument("--set", dest="overrides", action="append", default=[], metavar="NAME=VALUE")
+    p.add_argument("--reuse", action="append", default=[], metavar="DIR",
+                   help="another experiment's --out whose finished jobs with the same fold and settings are "
+                        "copied instead of trained again (repeatable)")
     return p

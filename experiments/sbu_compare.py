@@ -251,7 +251,7 @@ def main(argv=None):
         jobs = [Job(a.dataset, a.data_dir, name, method, (*overrides, *extra), k, str(out), a.preset)
                 for name, method, extra, seed in runs if seed == s for k in folds]
         jobs.sort(key=lambda j: j.method != "mrmp")                   # the longest first
-        run_jobs(jobs, a.workers)
+        run_jobs(jobs, a.workers, a.reuse)
     wall = time.perf_counter() - start
     results = collect_all(dataset, out, [name for name, _, _, _ in runs], folds, a.data_dir)
     command = "python -m experiments.sbu_compare " + " ".join(argv)

@@ -156,7 +156,7 @@ def main(argv=None):
     runs += [(run_name(v, r), "ctf", (f"prune.rate={r}", f"prune.ctf_factors={VARIANTS[v]}"))
              for v in variants for r in rates]
     run_jobs([Job(a.dataset, a.data_dir, name, method, (*a.overrides, *extra), k, str(out), a.preset)
-              for name, method, extra in runs for k in folds], a.workers)
+              for name, method, extra in runs for k in folds], a.workers, a.reuse)
     results = collect_all(dataset, out, [name for name, _, _ in runs], folds, a.data_dir)
     speed = {}
     if a.batch:

@@ -202,7 +202,7 @@ def main(argv=None):
                      a.preset)
                  for k in folds]
     jobs.sort(key=lambda j: j.method != "mrmp")          # the longest jobs first
-    run_jobs(jobs, a.workers)
+    run_jobs(jobs, a.workers, a.reuse)
     results = collect_all(dataset, out, [run_name(m, r) for m, r in runs], folds, a.data_dir)
     command = "python -m experiments.sbu_mrmp " + " ".join(argv)
     header = (f"# MRMP and SRMP on {a.dataset.upper()} ({len(folds)} folds)\n\nCommand: `{command}`  \n"

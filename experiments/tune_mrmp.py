@@ -166,7 +166,7 @@ def main(argv=None):
     jobs = plan(candidates, rates, seeds, pairs, a.dataset, a.data_dir, str(out), a.preset, tuple(a.overrides))
     start = time.perf_counter()
     for s in [] if a.report else seeds:                  # whole seeds first
-        run_jobs([j for j in jobs if j.run.endswith(f"_s{s}")], a.workers)
+        run_jobs([j for j in jobs if j.run.endswith(f"_s{s}")], a.workers, a.reuse)
     wall = time.perf_counter() - start
     table_rows = rows(scores(jobs, rates), [n for n, _ in candidates], rates)
     from jaxprune.presets import preset_name

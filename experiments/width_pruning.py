@@ -167,7 +167,7 @@ def main(argv=None):
     start = time.perf_counter()
     for s in [] if a.report else seeds:                 # whole seeds first: an interrupted grid stays usable
         run_jobs([Job(a.dataset, a.data_dir, name, method, (*a.overrides, *extra), k, str(out), a.preset)
-                  for name, method, extra, seed in runs if seed == s for k in folds], a.workers)
+                  for name, method, extra, seed in runs if seed == s for k in folds], a.workers, a.reuse)
     wall = time.perf_counter() - start
     results = collect_all(dataset, out, [name for name, _, _, _ in runs], folds, a.data_dir)
     rows = networks(results, methods, rates, widths, seeds)

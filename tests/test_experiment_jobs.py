@@ -1,4 +1,4 @@
-"""experiments.jobs: an output folder is used by one experiment at a time."""
+"""experiments.jobs: an output folder is used by one experiment at a time; finished jobs of another folder stand in for identical ones."""
 
 import pytest
 
@@ -17,3 +17,23 @@ def test_a_second_experiment_in_the_same_folder_is_refused(tmp_path):
     lock_folder(tmp_path / "other").close()   # other folders are free
     first.close()
     lock_folder(tmp_path / "out").close()     # released with its holder
+
+
+def test_done_jobs_of_another_folder_stand_in_for_identical_ones(tmp_path):
+    """reuse_done copies a finished job's rows.json only for the same method, fold, validation
+    fold and settings; a job with any other setting is left to train."""
+    import json
+    from experiments.jobs import job_config, reuse_done
+    other, here = tmp_path / "width", tmp_path / "compare"
+    theirs = Job("sbu", "d", "dense_c64_s1", "dense", ("model.channels=64", "seed=1"), 2, str(other))
+    theirs.rows_path().parent.mkdir(parents=True)
+    theirs.rows_path().write_text(json.dumps({"fold": 2, "rates": [], "train_seconds": 1.0,
+                                              "config": job_config(theirs).to_dict()}))
+    same = Job("sbu", "d", "dense_s1", "dense", ("seed=1",), 2, str(here))              # the preset's C = 64
+    other_seed = Job("sbu", "d", "dense_s2", "dense", ("seed=2",), 2, str(here))
+    other_fold = Job("sbu", "d", "dense_s1", "dense", ("seed=1",), 3, str(here))
+    validation = Job("sbu", "d", "dense_s1", "dense", ("seed=1",), 2, str(here), None, 3)
+    assert reuse_done([same, other_seed, other_fold, validation], [other]) == 1
+    assert same.rows_path().read_text() == theirs.rows_path().read_text()
+    assert not any(j.rows_path().exists() for j in (other_seed, other_fold, validation))
+    assert reuse_done([same], [other]) == 0                                             # done already
