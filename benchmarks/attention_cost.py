@@ -2,7 +2,7 @@
 
     python -m benchmarks.attention_cost --out benchmarks/results
 
-The whole GCN (3 blocks, C = 8, FC 128; ``bones`` attention) at three skeleton shapes: SBU
+The whole GCN (3 blocks, C = 8 and 64 (``--channels``), FC 128; ``bones`` attention) at three skeleton shapes: SBU
 (30 nodes), FPHA (21) and an NTU-like 2 x 25-node chain (50), batches 1 / 256 / 4096, jitted
 forward and jitted gradient of a squared-logit loss (the backward pass of a train step, without
 masks or optimizer). Forms of the same network:
@@ -139,9 +139,10 @@ def _close(a, b, tol=1e-4) -> bool:
                for x, y in zip(jax.tree.leaves(a), jax.tree.leaves(b)))
 
 
-def measure(shape: str, batches, repeats: int) -> list[dict]:
+def measure(shape: str, batches, repeats: int, channels: int = 8) -> list[dict]:
     nodes, edges = SHAPES[shape]
-    config = gcn.GCNConfig(num_nodes=nodes, num_features=12, num_classes=8, edges=edges, hidden=128)
+    config = gcn.GCNConfig(num_nodes=nodes, num_features=12, num_classes=8, edges=edges, hidden=128,
+                           channels=channels)
     params = gcn.init(jax.random.key(0), config)
     params = jax.tree.map(lambda a: a + 0.1 * jax.random.normal(jax.random.key(1), a.shape), params)
     forms = {"as written": gcn.apply, "slots": apply_slots, "fixed adjacency": apply_fixed}
@@ -158,10 +159,11 @@ def measure(shape: str, batches, repeats: int) -> list[dict]:
                 jitted = jax.jit(fn, static_argnums=2)
                 ms[name] = 1e3 * median_seconds(jitted, params, x, config, repeats=repeats, min_seconds=0.2)
             for name in ("as written", "slots"):
-                rows.append({"shape": shape, "batch": batch, "pass": what, "form": name, "median_ms": ms[name],
+                rows.append({"shape": shape, "channels": channels, "batch": batch, "pass": what, "form": name,
+                             "median_ms": ms[name],
                              "fixed_ms": ms["fixed adjacency"],
                              "attention_share": 1 - ms["fixed adjacency"] / ms[name]})
-            print(f"{shape} batch {batch} {what}: " + ", ".join(f"{k} {v:.3f} ms" for k, v in ms.items()), flush=True)
+            print(f"{shape} C {channels} batch {batch} {what}: " + ", ".join(f"{k} {v:.3f} ms" for k, v in ms.items()), flush=True)
     return rows
 
 
@@ -170,17 +172,19 @@ def main(argv=None):
     p.add_argument("--out", default="benchmarks/results")
     p.add_argument("--batches", default="1,256,4096")
     p.add_argument("--repeats", type=int, default=10)
+    p.add_argument("--channels", default="8,64", help="GCN widths C (default 8, the papers', and 64, the default preset's)")
     a = p.parse_args(argv)
     batches = [int(b) for b in a.batches.split(",")]
-    rows = [row for shape in SHAPES for row in measure(shape, batches, a.repeats)]
+    rows = [row for c in (int(c) for c in a.channels.split(",")) for shape in SHAPES
+            for row in measure(shape, batches, a.repeats, c)]
     record = {"benchmark": "attention_cost", "device": device_line(), "jax": jax.__version__,
               "repeats": a.repeats, "rows": rows}
     lines = [f"# The GCN's attention: cost and share of the network ({record['device']}, jax {jax.__version__})", "",
-             "Whole GCN, bones attention, C = 8, FC 128. Median ms per jitted call; attention share = "
+             "Whole GCN, bones attention, C as given, FC 128. Median ms per jitted call; attention share = "
              "1 - (time with a fixed adjacency) / (time of the form). Target: share <= 0.5.", "",
-             "| shape | batch | pass | form | median ms | fixed adjacency ms | attention share |",
-             "|---|---|---|---|---|---|---|"]
-    lines += [f"| {r['shape']} | {r['batch']} | {r['pass']} | {r['form']} | {r['median_ms']:.3f} | "
+             "| shape | C | batch | pass | form | median ms | fixed adjacency ms | attention share |",
+             "|---|---|---|---|---|---|---|---|"]
+    lines += [f"| {r['shape']} | {r['channels']} | {r['batch']} | {r['pass']} | {r['form']} | {r['median_ms']:.3f} | "
               f"{r['fixed_ms']:.3f} | {r['attention_share']:.2f} |" for r in rows]
     write_report(a.out, "attention_cost", record, lines)
 
