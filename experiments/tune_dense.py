@@ -95,7 +95,7 @@ def main(argv=None):
     p.add_argument("--workers", type=int, default=2)
     p.add_argument("--inner", choices=("all", "next"), default="all",
                    help="validation folds per outer fold k: every j != k (4 runs), or only j = k mod 5 + 1")
-    p.add_argument("--seeds", default="0", help="comma-separated seeds; each candidate is trained once per seed")
+    p.add_argument("--seeds", default="0,1,2", help="comma-separated seeds (default 0,1,2); each candidate is trained once per seed")
     p.add_argument("--candidate", action="append", default=[],
                    help="NAME=override1;override2 (e.g. 'aug=augment.rotate_deg=30;augment.swap_groups=2')")
     a = p.parse_args(argv)
