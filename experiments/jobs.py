@@ -251,6 +251,33 @@ def collect_all(dataset, out: Path, runs, folds, data_dir: str) -> dict:
     return results
 
 
+def seed_list(text: str) -> list[int]:
+    """The seeds of ``--seeds`` ("0,1,2"), or SystemExit naming the option."""
+    try:
+        seeds = [int(t) for t in text.split(",") if t.strip()]
+    except ValueError:
+        seeds = []
+    if not seeds:
+        raise SystemExit(f"--seeds: expected comma-separated integers, e.g. 0,1,2; got {text!r}")
+    return seeds
+
+
+def pool_seeds(results: dict, names, seeds) -> dict:
+    """{name: results.json object pooled over the done seeds}: the runs of ``<name>_s<seed>``
+    for every seed whose run is done, one list (each fold run gains its ``seed``), summarised
+    again (``summary``: means and std over seeds × folds); ``seeds``: the seeds pooled; the other
+    fields are the first seed's. Names with no seed done are left out."""
+    from jaxprune.results import summarise
+    pooled = {}
+    for name in names:
+        done = [(s, results[f"{name}_s{s}"]) for s in seeds if f"{name}_s{s}" in results]
+        if done:
+            runs = [{**run, "seed": s} for s, res in done for run in res["runs"]]
+            pooled[name] = {**done[0][1], "runs": runs, "summary": summarise(runs), "seeds": [s for s, _ in done],
+                            "train_seconds": sum(res["train_seconds"] for _, res in done)}
+    return pooled
+
+
 def write_tables(out: Path, markdown: str, rows: list[dict], csv_name: str = "table.csv",
                  markdown_name: str = "table.md") -> None:
     """Writes ``out/<markdown_name>`` and (when there are rows) ``out/<csv_name>``, and prints the markdown."""

@@ -4,10 +4,10 @@
 
 Variants (``prune.ctf_factors``): full CTF (block, column, row, entry), entry-only (unstructured)
 and coarse-only (block, column, row: structured). Each trains one model per rate and fold under the
-dataset's preset plus ``--set`` overrides; a dense run gives the reference. Jobs run in
-``--workers`` processes and are resumable.
+dataset's preset plus ``--set`` overrides, at each seed of ``--seeds`` (default 0, 1, 2); a dense
+run gives the reference. Jobs run in ``--workers`` processes and are resumable.
 
-Writes into ``--out``: ``<variant>_r<rate>/results.json`` and ``dense/results.json``, ``table.md``
+Writes into ``--out``: ``<variant>_r<rate>_s<seed>/results.json`` and ``dense_s<seed>/results.json``, ``table.md``
 and ``table.csv`` (accuracy mean ± std, achieved rate, share of the pruned weights removed
 structurally, FLOPs of the masked and of the compact network, measured speed-up of the compact
 network over the dense one on the fold-1 model, batch ``--batch``), and ``ctf_vs_rate.png``.
@@ -24,7 +24,7 @@ os.environ.setdefault("XLA_FLAGS", "--xla_cpu_multi_thread_eigen=false intra_op_
 import numpy as np  # noqa: E402
 
 from experiments.jobs import (Job, collect_all, experiment_parser, fold_list, listed, machine_line,  # noqa: E402
-                             run_jobs, write_tables)
+                             pool_seeds, run_jobs, seed_list, write_tables)
 from experiments.plotting import pyplot, save  # noqa: E402
 
 RATES = (0.5, 0.7, 0.9, 0.95, 0.98)
@@ -143,6 +143,7 @@ def main(argv=None):
     p.add_argument("--variants", default=",".join(VARIANTS), help=f"any of {','.join(VARIANTS)}")
     p.add_argument("--no-dense", action="store_true", help="skip the dense reference run")
     p.add_argument("--batch", type=int, default=256, help="batch of the speed-up measurement (0: skip it)")
+    p.add_argument("--seeds", default="0,1,2", help="comma-separated seeds (default 0,1,2), trained seed by seed")
     a = p.parse_args(argv)
     from jaxprune.datasets import load_dataset
     from jaxprune.serving import parse_rates
@@ -155,17 +156,21 @@ def main(argv=None):
     runs = [] if a.no_dense else [("dense", "dense", ())]
     runs += [(run_name(v, r), "ctf", (f"prune.rate={r}", f"prune.ctf_factors={VARIANTS[v]}"))
              for v in variants for r in rates]
-    run_jobs([Job(a.dataset, a.data_dir, name, method, (*a.overrides, *extra), k, str(out), a.preset)
-              for name, method, extra in runs for k in folds], a.workers, a.reuse)
-    results = collect_all(dataset, out, [name for name, _, _ in runs], folds, a.data_dir)
+    seeds = seed_list(a.seeds)
+    for s in seeds:                                       # whole seeds first: an interrupted grid stays usable
+        run_jobs([Job(a.dataset, a.data_dir, f"{name}_s{s}", method, (*a.overrides, *extra, f"seed={s}"), k, str(out),
+                      a.preset) for name, method, extra in runs for k in folds], a.workers, a.reuse)
+    names = [name for name, _, _ in runs]
+    per_seed = collect_all(dataset, out, [f"{n}_s{s}" for n in names for s in seeds], folds, a.data_dir)
+    results = pool_seeds(per_seed, names, seeds)
     speed = {}
-    if a.batch:
+    if a.batch:                                           # the first seed's fold model
         for name, method, _ in runs:
             if method == "ctf" and name in results:
-                speed[name] = speedup(out / name, folds[0], a.batch, a.data_dir)
+                speed[name] = speedup(out / f"{name}_s{results[name]['seeds'][0]}", folds[0], a.batch, a.data_dir)
     command = "python -m experiments.sbu_ctf " + " ".join(argv)
-    header = (f"# CTF and its ablations on {a.dataset.upper()} ({len(folds)} folds)\n\nCommand: `{command}`  \n"
-              f"{machine_line(results)}\n\n")
+    header = (f"# CTF and its ablations on {a.dataset.upper()} ({len(folds)} folds, seeds {a.seeds}; mean ± std "
+              f"over seeds × folds)\n\nCommand: `{command}`  \n{machine_line(per_seed)}\n\n")
     table, rows = tables(results, rates, speed)
     write_tables(out, header + table, rows)
     plot(results, rates, out / "ctf_vs_rate.png")

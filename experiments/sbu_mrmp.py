@@ -5,10 +5,11 @@
 
 One MRMP model per fold trains all ``--rates`` at once and is then served at every rate of the
 grid (trained and unseen); SRMP trains one model per fold and rate. Every model uses the
-dataset's preset (``jaxprune settings --dataset sbu``) plus ``--set`` overrides. Jobs run in
-``--workers`` processes and are resumable: a finished (method, rate, fold) is not trained again.
+dataset's preset (``jaxprune settings --dataset sbu``) plus ``--set`` overrides, at each seed of
+``--seeds`` (default 0, 1, 2; seed by seed). Jobs run in ``--workers`` processes and are
+resumable: a finished (method, rate, seed, fold) is not trained again.
 
-Writes into ``--out``: ``<run>/results.json`` per run (dense, mrmp, srmp_r<rate>), ``table.md``
+Writes into ``--out``: ``<run>_s<seed>/results.json`` per run (dense, mrmp, srmp_r<rate>), ``table.md``
 (accuracy mean ± std per rate and method), ``fidelity.md`` (achieved vs target rate of the MRMP
 models, overall and per layer), ``accuracy_vs_rate.png`` and ``weights_vs_prior.png`` (each
 layer's latent weights of the fold-1 MRMP model against its prior).
@@ -24,7 +25,8 @@ os.environ.setdefault("XLA_FLAGS", "--xla_cpu_multi_thread_eigen=false intra_op_
 
 import numpy as np  # noqa: E402
 
-from experiments.jobs import Job, collect_all, experiment_parser, fold_list, machine_line, run_jobs  # noqa: E402
+from experiments.jobs import (Job, collect_all, experiment_parser, fold_list, machine_line, pool_seeds,  # noqa: E402
+                             run_jobs, seed_list)
 from experiments.plotting import pyplot, save  # noqa: E402
 
 RATES = (0.5, 0.7, 0.9, 0.95, 0.98, 0.99)
@@ -177,6 +179,7 @@ def main(argv=None):
     argv = sys.argv[1:] if argv is None else argv
     p = experiment_parser(__doc__, RATES, "rates MRMP trains together and SRMP trains one by one")
     p.add_argument("--methods", default="dense,mrmp,srmp")
+    p.add_argument("--seeds", default="0,1,2", help="comma-separated seeds (default 0,1,2), trained seed by seed")
     a = p.parse_args(argv)
     from jaxprune.datasets import load_dataset
     from jaxprune.serving import parse_rates
@@ -195,18 +198,21 @@ def main(argv=None):
             runs.append((m, None))
         else:
             raise SystemExit(f"--methods: unknown method {m!r}; choose from dense, mrmp, srmp")
-    jobs = []
-    for method, rate in runs:
-        extra = mrmp_set if method == "mrmp" else [] if rate is None else [f"prune.rate={rate}"]
-        jobs += [Job(a.dataset, a.data_dir, run_name(method, rate), method, (*a.overrides, *extra), k, str(out),
-                     a.preset)
-                 for k in folds]
-    jobs.sort(key=lambda j: j.method != "mrmp")          # the longest jobs first
-    run_jobs(jobs, a.workers, a.reuse)
-    results = collect_all(dataset, out, [run_name(m, r) for m, r in runs], folds, a.data_dir)
+    seeds = seed_list(a.seeds)
+    for s in seeds:                                       # whole seeds first: an interrupted grid stays usable
+        jobs = []
+        for method, rate in runs:
+            extra = mrmp_set if method == "mrmp" else [] if rate is None else [f"prune.rate={rate}"]
+            jobs += [Job(a.dataset, a.data_dir, f"{run_name(method, rate)}_s{s}", method,
+                         (*a.overrides, *extra, f"seed={s}"), k, str(out), a.preset) for k in folds]
+        jobs.sort(key=lambda j: j.method != "mrmp")      # the longest jobs first
+        run_jobs(jobs, a.workers, a.reuse)
+    names = [run_name(m, r) for m, r in runs]
+    per_seed = collect_all(dataset, out, [f"{n}_s{s}" for n in names for s in seeds], folds, a.data_dir)
+    results = pool_seeds(per_seed, names, seeds)
     command = "python -m experiments.sbu_mrmp " + " ".join(argv)
-    header = (f"# MRMP and SRMP on {a.dataset.upper()} ({len(folds)} folds)\n\nCommand: `{command}`  \n"
-              f"{machine_line(results)}\n\n")
+    header = (f"# MRMP and SRMP on {a.dataset.upper()} ({len(folds)} folds, seeds {a.seeds}; mean ± std over "
+              f"seeds × folds)\n\nCommand: `{command}`  \n{machine_line(per_seed)}\n\n")
     table, _ = accuracy_table(results, rates)
     (out / "table.md").write_text(header + table)
     print(header + table)
@@ -215,7 +221,8 @@ def main(argv=None):
         from jaxprune.models import gcn
         from jaxprune.task.forward import gcn_config
         from jaxprune.run_config import load_run_config
-        config = load_run_config(results["mrmp"], out / "mrmp" / "results.json")
+        first = f"mrmp_s{results['mrmp']['seeds'][0]}"
+        config = load_run_config(results["mrmp"], out / first / "results.json")
         template = gcn.init(jax.random.key(0), gcn_config(dataset, config))
         flat, _ = jax.tree_util.tree_flatten_with_path(template)
         from jaxprune.evaluate import leaf_name
@@ -225,7 +232,7 @@ def main(argv=None):
                                          + f"\nWorst overall error: {100 * worst['overall']:.2f} points; worst "
                                          f"per-layer excess over tolerance: {100 * worst['layer_excess']:.2f} points.\n")
         print(fid)
-        plot_weights(out / "mrmp" / f"fold{folds[0]}" / "model.npz", config, dataset, out / "weights_vs_prior.png")
+        plot_weights(out / first / f"fold{folds[0]}" / "model.npz", config, dataset, out / "weights_vs_prior.png")
     plot_accuracy(results, out / "accuracy_vs_rate.png")
 
 

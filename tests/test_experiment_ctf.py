@@ -10,10 +10,10 @@ from experiments import sbu_ctf
 def test_tiny_sbu_ctf_experiment(sbu_path, tmp_path, capsys):
     out = tmp_path / "exp"
     argv = ["--data-dir", str(sbu_path), "--out", str(out), "--preset", "c8", "--folds", "1", "--rates", "0.9",
-            "--variants", "ctf,ctf_coarse", "--workers", "0", "--batch", "8", "--set", "train.epochs=3"]
+            "--seeds", "0", "--variants", "ctf,ctf_coarse", "--workers", "0", "--batch", "8", "--set", "train.epochs=3"]
     sbu_ctf.main(argv)
-    for name in ("table.md", "table.csv", "dense/results.json", "ctf_r0.9/results.json",
-                 "ctf_coarse_r0.9/fold1/model.npz"):
+    for name in ("table.md", "table.csv", "dense_s0/results.json", "ctf_r0.9_s0/results.json",
+                 "ctf_coarse_r0.9_s0/fold1/model.npz"):
         assert (out / name).exists(), name
     table = (out / "table.md").read_text()
     assert "Dense:" in table and "| CTF (full) | 0.9 |" in table and "| coarse only (structured) | 0.9 |" in table

@@ -37,3 +37,18 @@ def test_done_jobs_of_another_folder_stand_in_for_identical_ones(tmp_path):
     assert same.rows_path().read_text() == theirs.rows_path().read_text()
     assert not any(j.rows_path().exists() for j in (other_seed, other_fold, validation))
     assert reuse_done([same], [other]) == 0                                             # done already
+
+
+def test_pool_seeds_summarises_seeds_times_folds():
+    from experiments.jobs import pool_seeds, seed_list
+    row = lambda acc: {"target_rate": 0.9, "achieved_rate": 0.9, "accuracy": acc, "kept_params": 10, "flops": 100}  # noqa: E731
+    results = {f"srmp_s{s}": {"runs": [{"fold": k, "rates": [row(80.0 + 10 * s + k)]} for k in (1, 2)],
+                              "train_seconds": 5.0, "config": {"seed": s}} for s in (0, 1)}
+    pooled = pool_seeds(results, ["srmp", "ctf"], [0, 1, 2])
+    assert list(pooled) == ["srmp"] and pooled["srmp"]["seeds"] == [0, 1]          # seed 2 not done, no ctf
+    (summary,) = pooled["srmp"]["summary"]
+    assert summary["folds"] == 4 and summary["accuracy_mean"] == 86.5 and pooled["srmp"]["train_seconds"] == 10.0
+    assert [r["seed"] for r in pooled["srmp"]["runs"]] == [0, 0, 1, 1]
+    assert seed_list("0, 1,2") == [0, 1, 2]
+    with pytest.raises(SystemExit, match="--seeds: expected comma-separated integers"):
+        seed_list("a,b")
