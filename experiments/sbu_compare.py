@@ -40,7 +40,7 @@ os.environ.setdefault("XLA_FLAGS", "--xla_cpu_multi_thread_eigen=false intra_op_
 import numpy as np  # noqa: E402
 
 from experiments.jobs import (Job, collect_all, experiment_parser, fold_list, listed, machine_line,  # noqa: E402
-                             run_jobs, write_tables)
+                             run_jobs, seed_list, write_tables)
 from experiments.plotting import pyplot, save  # noqa: E402
 from experiments.stats import paired  # noqa: E402
 
@@ -225,10 +225,7 @@ def main(argv=None):
         rates_text, folds_text = QUICK["rates"], QUICK["folds"]
         overrides.insert(0, f"train.epochs={QUICK['epochs']}")
     rates = parse_rates(rates_text)
-    try:
-        seeds = [int(s) for s in seeds_text.split(",")]
-    except ValueError:
-        raise SystemExit(f"--seeds: expected comma-separated integers, got {seeds_text!r}") from None
+    seeds = seed_list(seeds_text)
     out = Path(a.out)
     out.mkdir(parents=True, exist_ok=True)
     dataset = load_dataset(a.dataset, a.data_dir)

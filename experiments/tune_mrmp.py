@@ -28,7 +28,8 @@ os.environ.setdefault("XLA_FLAGS", "--xla_cpu_multi_thread_eigen=false intra_op_
 
 import numpy as np  # noqa: E402
 
-from experiments.jobs import Job, experiment_parser, fold_list, machine_line, run_jobs, write_tables  # noqa: E402
+from experiments.jobs import (Job, experiment_parser, fold_list, machine_line, run_jobs, seed_list,  # noqa: E402
+                             write_tables)
 from experiments.plotting import pyplot, save  # noqa: E402
 from experiments.stats import paired  # noqa: E402
 
@@ -154,10 +155,7 @@ def main(argv=None):
     if len({n for n, _ in candidates}) < len(candidates):
         raise SystemExit("--candidate: each name once")
     rates = parse_rates(a.rates)
-    try:
-        seeds = [int(s) for s in a.seeds.split(",")]
-    except ValueError:
-        raise SystemExit(f"--seeds: expected comma-separated integers, got {a.seeds!r}") from None
+    seeds = seed_list(a.seeds)
     out = Path(a.out)
     out.mkdir(parents=True, exist_ok=True)
     dataset = load_dataset(a.dataset, a.data_dir)

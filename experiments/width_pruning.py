@@ -30,7 +30,7 @@ os.environ.setdefault("XLA_FLAGS", "--xla_cpu_multi_thread_eigen=false intra_op_
 import numpy as np  # noqa: E402
 
 from experiments.jobs import (Job, collect_all, experiment_parser, listed, machine_line, run_jobs,  # noqa: E402
-                             fold_list, write_tables)
+                             fold_list, seed_list, write_tables)
 from experiments.plotting import pyplot, save  # noqa: E402
 
 RATES = (0.5, 0.7, 0.9, 0.95, 0.98, 0.99)
@@ -156,7 +156,7 @@ def main(argv=None):
     a = p.parse_args(argv)
     from jaxprune.datasets import load_dataset
     from jaxprune.serving import parse_rates
-    rates, seeds = parse_rates(a.rates), [int(s) for s in a.seeds.split(",")]
+    rates, seeds = parse_rates(a.rates), seed_list(a.seeds)
     widths = [int(w) for w in a.widths.split(",")]
     methods = listed(a.methods, METHODS, "--methods")
     out = Path(a.out)
