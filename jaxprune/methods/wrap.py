@@ -107,12 +107,10 @@ def pruned_loss(pruner, loss_fn: Callable, *, has_aux: bool = False, split_batch
             masks = pruner.train_masks(params, prune_state, mask_key, step)
         if masks is None:
             value, aux = task(params, batch, key)
-            aux.pop("logits", None)
         elif not pruner.multi_rate:
             with jax.named_scope("masks"):
                 masked = apply(params, masks)
             value, aux = task(masked, batch, key)
-            aux.pop("logits", None)
         else:
             def at_rate(m, b, k):
                 with jax.named_scope("masks"):
@@ -124,11 +122,11 @@ def pruned_loss(pruner, loss_fn: Callable, *, has_aux: bool = False, split_batch
                 value, aux = jax.vmap(at_rate)(masks, parts, jax.random.split(key, k))
             else:
                 value, aux = jax.vmap(at_rate, in_axes=(0, None, None))(masks, batch, key)
-            logits = aux.pop("logits", None)
-            if distill:
-                if logits is None:
+            if distill:                # the logits (K, B, C) are the distillation's, not a metric
+                if "logits" not in aux:
                     raise ValueError("pruned_loss(distill=...): loss_fn's aux has no 'logits'")
-                kd = distillation(logits, densest(masks), temperature)
+                aux = dict(aux)
+                kd = distillation(aux.pop("logits"), densest(masks), temperature)
                 value, aux = value + distill * kd, {**aux, "distill": kd}
             value, aux = value.mean(), jax.tree.map(jnp.mean, aux)
         with jax.named_scope("penalty"):
