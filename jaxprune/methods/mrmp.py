@@ -39,6 +39,7 @@ from jaxprune.methods.base import Stateless
 from jaxprune.methods.config import PruneConfig
 from jaxprune.priors import is_prior, layer_priors, threshold_for_rate
 from jaxprune.quantile_match import quantile_distance
+from jaxprune.shared_axis import shared
 
 PyTree = Any
 
@@ -90,7 +91,8 @@ class MultiRate(Stateless):
         sig = jax.tree.map(lambda a: None if a is None else
                            sigma_schedule(step, self.anneal_steps, a, c.sigma_start, c.sigma_end),
                            th, is_leaf=lambda x: x is None)
-        return jax.vmap(self.mask.soft_masks, in_axes=(None, 0, 0))(params, th, sig)
+        shared_params = shared(params, jnp.shape(rates)[0])   # its backward: K adds, not a slow reduction
+        return jax.vmap(self.mask.soft_masks, in_axes=(0, 0, 0))(shared_params, th, sig)
 
     def hard_masks(self, params, rates) -> PyTree:
         """Hard masks 1{|Ŵ| > a_ℓ(r)} with a leading (R,) axis at prunable leaves, None elsewhere."""

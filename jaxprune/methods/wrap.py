@@ -35,6 +35,7 @@ import jax
 import jax.numpy as jnp
 
 from jaxprune.masks.bandstop import apply_masks
+from jaxprune.shared_axis import shared
 
 PyTree = Any
 
@@ -112,16 +113,17 @@ def pruned_loss(pruner, loss_fn: Callable, *, has_aux: bool = False, split_batch
                 masked = apply(params, masks)
             value, aux = task(masked, batch, key)
         else:
-            def at_rate(m, b, k):
+            def at_rate(p, m, b, k):
                 with jax.named_scope("masks"):
-                    masked = apply(params, m)
+                    masked = apply(p, m)
                 return task(masked, b, k)
+            k = jax.tree.leaves(masks)[0].shape[0]
+            copies = shared(params, k)  # the K rates' weights: one tree, summed back by K adds
             if split_batch:            # rate k: the k-th slice of every leaf, its own key
-                k = jax.tree.leaves(masks)[0].shape[0]
                 parts = jax.tree.map(lambda x: split_among(x, k), batch)
-                value, aux = jax.vmap(at_rate)(masks, parts, jax.random.split(key, k))
+                value, aux = jax.vmap(at_rate)(copies, masks, parts, jax.random.split(key, k))
             else:
-                value, aux = jax.vmap(at_rate, in_axes=(0, None, None))(masks, batch, key)
+                value, aux = jax.vmap(at_rate, in_axes=(0, 0, None, None))(copies, masks, batch, key)
             if distill:                # the logits (K, B, C) are the distillation's, not a metric
                 if "logits" not in aux:
                     raise ValueError("pruned_loss(distill=...): loss_fn's aux has no 'logits'")
