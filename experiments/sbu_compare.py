@@ -40,7 +40,7 @@ os.environ.setdefault("XLA_FLAGS", "--xla_cpu_multi_thread_eigen=false intra_op_
 import numpy as np  # noqa: E402
 
 from experiments.jobs import (Job, collect_all, experiment_parser, fold_list, listed, machine_line,  # noqa: E402
-                             run_jobs, seed_list, write_tables)
+                             pool_seeds, run_jobs, seed_list, write_tables)
 from experiments.plotting import pyplot, save  # noqa: E402
 from experiments.stats import paired  # noqa: E402
 
@@ -73,9 +73,14 @@ def slug(label: str) -> str:
     return name
 
 
+def base_name(label: str, rate: float | None) -> str:
+    """The run of ``label`` at ``rate`` (None: its one multi-rate run), without its seed."""
+    return slug(label) if rate is None else f"{slug(label)}_r{rate:g}"
+
+
 def run_name(label: str, rate: float | None, seed: int) -> str:
     """The run folder of ``label`` at ``rate`` (None: its one multi-rate run) and ``seed``."""
-    return (slug(label) if rate is None else f"{slug(label)}_r{rate:g}") + f"_s{seed}"
+    return f"{base_name(label, rate)}_s{seed}"
 
 
 def cli_name(label: str) -> str:
@@ -85,33 +90,26 @@ def cli_name(label: str) -> str:
     return CLI_NAME.get(label, next(m for lab, m, _ in METHODS if lab == label))
 
 
-def run_at(results: dict, label: str, rate: float, seed: int) -> dict | None:
-    """The results of ``label`` and ``seed`` that hold ``rate``: its run at that rate, or its one
-    multi-rate run."""
-    return results.get(run_name(label, rate, seed)) or results.get(run_name(label, None, seed))
+def pooled_at(results: dict, label: str, rate: float, seeds) -> dict | None:
+    """The runs of ``label`` that hold ``rate`` (its runs at that rate, or its one multi-rate run),
+    pooled over the done seeds (``experiments.jobs.pool_seeds``); None when no seed is done."""
+    names = [base_name(label, rate), base_name(label, None)]
+    pooled = pool_seeds(results, names, seeds)
+    return next((pooled[n] for n in names if n in pooled), None)
 
 
 def row_at(results: dict, rate: float) -> dict | None:
     return next((s for s in results["summary"] if abs(s["target_rate"] - rate) < 1e-9), None)
 
 
-def fold_accuracies(results: dict, rate: float) -> dict[int, float]:
-    """{fold: test accuracy %} of a run at target ``rate``."""
-    out = {}
-    for run in results["runs"]:
-        row = next((r for r in run["rates"] if abs(r["target_rate"] - rate) < 1e-9), None)
-        if row is not None:
-            out[run["fold"]] = row["accuracy"]
-    return out
-
-
 def pair_accuracies(results: dict, label: str, rate: float, seeds) -> dict[tuple[int, int], float]:
     """{(seed, fold): test accuracy %} of ``label`` at ``rate`` over the seeds whose run is done."""
+    pooled = pooled_at(results, label, rate, seeds)
     out = {}
-    for s in seeds:
-        res = run_at(results, label, rate, s)
-        if res is not None:
-            out.update({(s, k): acc for k, acc in fold_accuracies(res, rate).items()})
+    for run in [] if pooled is None else pooled["runs"]:
+        row = next((r for r in run["rates"] if abs(r["target_rate"] - rate) < 1e-9), None)
+        if row is not None:
+            out[(run["seed"], run["fold"])] = row["accuracy"]
     return out
 
 
@@ -121,16 +119,15 @@ def summary_rows(results: dict, rates, seeds) -> list[dict]:
     rows = []
     for label in ["dense", *(lab for lab, _, _ in METHODS)]:
         for r in [0.0] if label == "dense" else rates:
-            done = [row_at(res, r) for s in seeds if (res := run_at(results, label, r, s)) is not None]
-            done = [d for d in done if d is not None]
-            if not done:
+            pooled = pooled_at(results, label, r, seeds)
+            s = None if pooled is None else row_at(pooled, r)
+            if s is None:
                 continue
-            acc = list(pair_accuracies(results, label, r, seeds).values())
-            rows.append({"method": cli_name(label), "target_rate": r, "seeds": len(done), "folds": done[0]["folds"],
-                         "accuracy_mean": float(np.mean(acc)), "accuracy_std": float(np.std(acc)),
-                         "achieved_rate_mean": float(np.mean([d["achieved_rate"] for d in done])),
-                         "kept_params_mean": float(np.mean([d["kept_params_mean"] for d in done])),
-                         "flops_mean": float(np.mean([d["flops_mean"] for d in done])), "label": label})
+            n = len(pooled["seeds"])
+            rows.append({"method": cli_name(label), "target_rate": r, "seeds": n, "folds": s["folds"] // n,
+                         "accuracy_mean": s["accuracy_mean"], "accuracy_std": s["accuracy_std"],
+                         "achieved_rate_mean": s["achieved_rate"], "kept_params_mean": s["kept_params_mean"],
+                         "flops_mean": s["flops_mean"], "label": label})
     return rows
 
 

@@ -32,9 +32,9 @@ def test_tiny_comparison_over_two_seeds(sbu_path, tmp_path):
 
 def fake_results(accuracies: dict[int, float], rate: float) -> dict:
     """A results.json object with one row at ``rate`` per fold."""
-    return {"runs": [{"fold": k, "rates": [{"target_rate": rate, "accuracy": a}]} for k, a in accuracies.items()],
-            "summary": [{"target_rate": rate, "achieved_rate": rate, "kept_params_mean": 100.0, "flops_mean": 1e3,
-                         "folds": len(accuracies)}]}
+    return {"runs": [{"fold": k, "rates": [{"target_rate": rate, "accuracy": a, "achieved_rate": rate,
+                                            "kept_params": 100, "flops": 1000}]} for k, a in accuracies.items()],
+            "train_seconds": 1.0}
 
 
 def test_verdicts_pair_seeds_and_folds_against_the_best_baseline_and_srmp():
@@ -59,4 +59,5 @@ def test_verdicts_pair_seeds_and_folds_against_the_best_baseline_and_srmp():
     assert rows[("MRMP", "SRMP")].rstrip(" |").endswith("tie")      # +3.3 ± 4 against SRMP's noise
     summary = {(r["method"], r["target_rate"]): r for r in sbu_compare.summary_rows(results, [0.9], [0, 1])}
     assert summary[("snip", 0.9)]["accuracy_mean"] == 86.0 and summary[("snip", 0.9)]["seeds"] == 2
+    assert summary[("snip", 0.9)]["folds"] == 5 and summary[("snip", 0.9)]["kept_params_mean"] == 100
     assert summary[("mrmp", 0.9)]["accuracy_std"] > 0 and ("dense", 0.0) not in summary
