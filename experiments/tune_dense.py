@@ -99,10 +99,8 @@ def main(argv=None):
     p.add_argument("--candidate", action="append", default=[],
                    help="NAME=override1;override2 (e.g. 'aug=augment.rotate_deg=30;augment.swap_groups=2')")
     a = p.parse_args(argv)
-    try:
-        seeds = [int(t) for t in a.seeds.split(",") if t.strip()]
-    except ValueError:
-        p.error(f"--seeds {a.seeds!r}: expected comma-separated integers, e.g. 1,2")
+    from experiments.jobs import seed_list
+    seeds = seed_list(a.seeds)
     out = Path(a.out)
     out.mkdir(parents=True, exist_ok=True)
     log = out / "validation.jsonl"
