@@ -102,6 +102,30 @@ def test_attention_formula_by_hand():
     np.testing.assert_allclose(got, expected, rtol=1e-4, atol=1e-6)
 
 
+def test_masked_attention_equals_masking_the_logits_with_gradients():
+    """The bias masked once (``masked_bias``) gives the logits-masked softmax's values and
+    gradients: nothing reaches q, k or the bias through a pair outside the graph."""
+    params = gcn.init(jax.random.key(3), config(attention="bones"))["block0"]["attention"]
+    params = jax.tree.map(lambda a: a + 0.3 * jax.random.normal(jax.random.key(4), a.shape), params)
+    h, mask = features(5, seed=3), jnp.asarray(GRAPH)
+    target = jax.random.normal(jax.random.key(5), (5, J, J))
+
+    def logits_masked(p, h):
+        q, k = h @ p["query"], h @ p["key"]
+        logits = jnp.einsum("...id,...jd->...ij", q, k) / jnp.sqrt(q.shape[-1]) + p["bias"]
+        return jax.nn.softmax(jnp.where(mask, logits, -jnp.inf), axis=-1)
+
+    def loss(fn):
+        return lambda p, h: jnp.sum(fn(p, h) * target)
+    np.testing.assert_allclose(attention(params, h, mask), logits_masked(params, h), rtol=1e-6, atol=1e-7)
+    got = jax.grad(loss(lambda p, h: attention(p, h, mask)), argnums=(0, 1))(params, h)
+    want = jax.grad(loss(logits_masked), argnums=(0, 1))(params, h)
+    for g, w in zip(jax.tree.leaves(got), jax.tree.leaves(want)):
+        assert np.isfinite(np.asarray(g)).all()
+        np.testing.assert_allclose(g, w, rtol=1e-5, atol=1e-6)
+    np.testing.assert_array_equal(np.asarray(got[0]["bias"])[~GRAPH], 0.0)
+
+
 def test_attention_bias_init_per_mode():
     for mode in ("bones", "free"):
         params = gcn.init(jax.random.key(0), config(attention=mode))

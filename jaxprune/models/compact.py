@@ -41,6 +41,7 @@ from jax.experimental import sparse
 
 from jaxprune.masks.bandstop import apply_masks
 from jaxprune.models.gcn import GCNConfig
+from jaxprune.models.layers import masked_bias
 
 PyTree = Any
 
@@ -98,9 +99,7 @@ def compact_apply(net: CompactGCN, features: jax.Array) -> jax.Array:
             with jax.named_scope("attention"):
                 q = _matmul(h, kernel(att["query"])) + att["query_bias"]
                 k = _matmul(h, kernel(att["key"]))
-                logits = jnp.einsum("...id,...jd->...ij", q, k) * net.attention_scale + att["bias"]
-                if mask is not None:
-                    logits = jnp.where(mask, logits, -jnp.inf)
+                logits = jnp.einsum("...id,...jd->...ij", q, k) * net.attention_scale + masked_bias(att["bias"], mask)
                 a = jax.nn.softmax(logits, axis=-1)
         with jax.named_scope("graph_conv"):
             h = jax.nn.relu(a @ _matmul(h, kernel(conv["kernel"])) + conv["bias"])

@@ -45,10 +45,18 @@ def attention(params: dict, h: jax.Array, mask: jax.Array | None = None) -> jax.
     """
     q = h @ params["query"]
     k = h @ params["key"]
-    logits = jnp.einsum("...id,...jd->...ij", q, k) / jnp.sqrt(q.shape[-1]) + params["bias"]
-    if mask is not None:
-        logits = jnp.where(mask, logits, -jnp.inf)
+    logits = jnp.einsum("...id,...jd->...ij", q, k) / jnp.sqrt(q.shape[-1]) + masked_bias(params["bias"], mask)
     return jax.nn.softmax(logits, axis=-1)
+
+
+def masked_bias(bias: jax.Array, mask: jax.Array | None) -> jax.Array:
+    """The attention's additive logit bias (J, J) with -inf where ``mask`` (J, J) is False.
+
+    Adding it masks the logits: on XLA:CPU (jax 0.10.2) this made the GCN's forward pass 1.5x
+    faster at batch 256 than ``jnp.where(mask, logits, -inf)`` over every (B, J, J) logit, for
+    the same softmax (``benchmarks.attention_cost``).
+    """
+    return bias if mask is None else jnp.where(mask, bias, -jnp.inf)
 
 
 def graph_conv(params: dict, adjacency: jax.Array, h: jax.Array) -> jax.Array:
