@@ -1,4 +1,4 @@
-"""What the GCN's node-to-node attention costs, and what two other layouts of it would cost.
+"""What the GCN's node-to-node attention costs, and what other layouts of it would cost.
 
     python -m benchmarks.attention_cost --out benchmarks/results
 
@@ -7,12 +7,18 @@ The whole GCN (3 blocks, C = 8 and 64 (``--channels``), FC 128; ``bones`` attent
 forward and jitted gradient of a squared-logit loss (the backward pass of a train step, without
 masks or optimizer). Forms of the same network:
 
-- ``as written``: ``jaxprune.models.gcn.apply`` (logits, mask and softmax over all J x J pairs);
+- ``as written``: ``jaxprune.models.gcn.apply`` (logits and softmax over all J x J pairs, the bone
+  mask folded into the bias);
 - ``slots``: only the allowed pairs, each node's neighbours in padded slots (self first) and the
   activations laid out feature-major (F, J, B), so gathering a neighbour copies rows of B floats;
   the gathers' backward pass is made of gathers, not XLA:CPU's slow scatter-add, and sums over
   the attention dimension are a small matmul, not a major-axis reduction (``apply_slots``);
   checked equal to ``as written`` (logits and gradients) before it is timed;
+- ``edges``: only the allowed pairs, feature-major (F, J, B), written out pair by pair (each
+  node's neighbours are static slices, so nothing is gathered or materialised) with a
+  hand-written backward pass in the same per-pair form (``apply_edges``); XLA's own transpose of
+  the per-pair slices was a pad-and-add of the whole activation per pair. The program is large
+  (thousands of HLO ops), so the table also gives each form's compile seconds;
 - ``fixed adjacency``: the attention replaced by the constant row-normalised graph: the cost of
   everything else, the floor that the issue's target ("attention no dearer than the rest") reads
   against. Attention share = (form - fixed) / form.
@@ -25,6 +31,7 @@ and ``attention_cost.md`` into ``--out``.
 from __future__ import annotations
 
 import argparse
+import time
 
 import jax
 import jax.numpy as jnp
@@ -119,6 +126,72 @@ def apply_slots(params: dict, features: jax.Array, config: gcn.GCNConfig) -> jax
     return _classify(params, jnp.transpose(h, (2, 1, 0)))
 
 
+def _edge_mix(graph: np.ndarray):
+    """mix(q (d, J, B), k (d, J, B), v (C, J, B), bias (J, J)) -> (C, J, B): for each node i,
+    Σ_j softmax_j(q_i·k_j + bias_ij) v_j over j in i's neighbours (itself first; ``graph``
+    symmetric), pair by pair, with its backward pass written out pair by pair too."""
+    nodes = graph.shape[0]
+    neighbours = [[i] + [int(n) for n in np.flatnonzero(graph[i]) if n != i] for i in range(nodes)]
+    pairs = [(i, j) for i in range(nodes) for j in neighbours[i]]
+    first = np.cumsum([0] + [len(n) for n in neighbours])
+    of = lambda i: zip(range(first[i], first[i + 1]), neighbours[i])      # (pair index, j) of node i
+    into = [[(e, i) for e, (i, jj) in enumerate(pairs) if jj == j] for j in range(nodes)]
+    where = np.zeros((len(pairs), nodes * nodes), np.float32)
+    where[np.arange(len(pairs)), [i * nodes + j for i, j in pairs]] = 1.0
+
+    def forward(q, k, v, bias):
+        weights, out = [], []
+        for i in range(nodes):
+            z = [jnp.sum(q[:, i] * k[:, j], 0) + bias[i, j] for _, j in of(i)]
+            top = z[0]
+            for t in z[1:]:
+                top = jnp.maximum(top, t)
+            e = [jnp.exp(t - top) for t in z]
+            total = sum(e)
+            weights += [t / total for t in e]
+            out.append(sum(weights[p] * v[:, j] for p, j in of(i)))
+        return jnp.stack(out, 1), weights
+
+    @jax.custom_vjp
+    def mix(q, k, v, bias):
+        return forward(q, k, v, bias)[0]
+
+    def backward(saved, g):
+        q, k, v, a, out = saved
+        gz = [None] * len(pairs)
+        for i in range(nodes):
+            r = jnp.sum(g[:, i] * out[:, i], 0)
+            for p, j in of(i):
+                gz[p] = a[p] * (jnp.sum(g[:, i] * v[:, j], 0) - r)
+        gq = jnp.stack([sum(gz[p] * k[:, j] for p, j in of(i)) for i in range(nodes)], 1)
+        gk = jnp.stack([sum(gz[p] * q[:, i] for p, i in into[j]) for j in range(nodes)], 1)
+        gv = jnp.stack([sum(a[p] * g[:, i] for p, i in into[j]) for j in range(nodes)], 1)
+        gbias = (jnp.sum(jnp.stack(gz), 1) @ where).reshape(nodes, nodes)
+        return gq, gk, gv, gbias
+
+    def saving(q, k, v, bias):
+        out, weights = forward(q, k, v, bias)
+        return out, (q, k, v, weights, out)
+    mix.defvjp(saving, backward)
+    return mix
+
+
+def apply_edges(params: dict, features: jax.Array, config: gcn.GCNConfig) -> jax.Array:
+    """``gcn.apply`` for ``bones`` attention, pair by pair over the graph's pairs, feature-major."""
+    mix = _edge_mix(config.graph())
+    h = jnp.transpose(features, (2, 1, 0))                        # (F, J, B)
+
+    def project(w, h):                                            # (F, X) with (F, J, B) -> (X, J, B)
+        f, j, b = h.shape
+        return (w.T @ h.reshape(f, j * b)).reshape(w.shape[1], j, b)
+    for b in range(config.num_blocks):
+        att, conv = params[f"block{b}"]["attention"], params[f"block{b}"]["conv"]
+        q = project(att["query"] / np.sqrt(att["query"].shape[1]), h)
+        mixed = mix(q, project(att["key"], h), project(conv["kernel"], h), att["bias"])
+        h = jax.nn.relu(mixed + conv["bias"][:, None, None])
+    return _classify(params, jnp.transpose(h, (2, 1, 0)))
+
+
 def apply_fixed(params: dict, features: jax.Array, config: gcn.GCNConfig) -> jax.Array:
     """``gcn.apply`` with every attention replaced by the row-normalised graph (a constant)."""
     graph = config.graph()
@@ -145,22 +218,26 @@ def measure(shape: str, batches, repeats: int, channels: int = 8) -> list[dict]:
                            channels=channels)
     params = gcn.init(jax.random.key(0), config)
     params = jax.tree.map(lambda a: a + 0.1 * jax.random.normal(jax.random.key(1), a.shape), params)
-    forms = {"as written": gcn.apply, "slots": apply_slots, "fixed adjacency": apply_fixed}
+    forms = {"as written": gcn.apply, "slots": apply_slots, "edges": apply_edges, "fixed adjacency": apply_fixed}
+    compared = [name for name in forms if name != "fixed adjacency"]
     rows = []
     for batch in batches:
         x = jax.random.normal(jax.random.key(2), (batch, nodes, 12))
         ref_out, ref_grad = gcn.apply(params, x, config), jax.grad(_loss(gcn.apply))(params, x, config)
-        assert _close(apply_slots(params, x, config), ref_out), "slots logits differ"
-        assert _close(jax.grad(_loss(apply_slots))(params, x, config), ref_grad), "slots gradients differ"
+        for name in compared[1:]:
+            assert _close(forms[name](params, x, config), ref_out), f"{name} logits differ"
+            assert _close(jax.grad(_loss(forms[name]))(params, x, config), ref_grad), f"{name} gradients differ"
         for what in ("forward", "gradient"):
-            ms = {}
+            ms, compile_s = {}, {}
             for name, apply in forms.items():
                 fn = apply if what == "forward" else jax.grad(_loss(apply))
-                jitted = jax.jit(fn, static_argnums=2)
-                ms[name] = 1e3 * median_seconds(jitted, params, x, config, repeats=repeats, min_seconds=0.2)
-            for name in ("as written", "slots"):
+                started = time.perf_counter()
+                jitted = jax.jit(lambda p, x, fn=fn: fn(p, x, config)).lower(params, x).compile()
+                compile_s[name] = time.perf_counter() - started
+                ms[name] = 1e3 * median_seconds(jitted, params, x, repeats=repeats, min_seconds=0.2)
+            for name in compared:
                 rows.append({"shape": shape, "channels": channels, "batch": batch, "pass": what, "form": name,
-                             "median_ms": ms[name],
+                             "median_ms": ms[name], "compile_s": compile_s[name],
                              "fixed_ms": ms["fixed adjacency"],
                              "attention_share": 1 - ms["fixed adjacency"] / ms[name]})
             print(f"{shape} C {channels} batch {batch} {what}: " + ", ".join(f"{k} {v:.3f} ms" for k, v in ms.items()), flush=True)
@@ -182,10 +259,10 @@ def main(argv=None):
     lines = [f"# The GCN's attention: cost and share of the network ({record['device']}, jax {jax.__version__})", "",
              "Whole GCN, bones attention, C as given, FC 128. Median ms per jitted call; attention share = "
              "1 - (time with a fixed adjacency) / (time of the form). Target: share <= 0.5.", "",
-             "| shape | C | batch | pass | form | median ms | fixed adjacency ms | attention share |",
-             "|---|---|---|---|---|---|---|---|"]
+             "| shape | C | batch | pass | form | median ms | fixed adjacency ms | attention share | compile s |",
+             "|---|---|---|---|---|---|---|---|---|"]
     lines += [f"| {r['shape']} | {r['channels']} | {r['batch']} | {r['pass']} | {r['form']} | {r['median_ms']:.3f} | "
-              f"{r['fixed_ms']:.3f} | {r['attention_share']:.2f} |" for r in rows]
+              f"{r['fixed_ms']:.3f} | {r['attention_share']:.2f} | {r['compile_s']:.1f} |" for r in rows]
     write_report(a.out, "attention_cost", record, lines)
 
 

@@ -1,0 +1,41 @@
+"""The benchmarks' alternative attention layouts compute the GCN's own logits and gradients, and
+benchmarks.train_wall's table reports every per-fold accuracy that two checkouts disagree on."""
+
+import jax
+import jax.numpy as jnp
+import numpy as np
+import pytest
+
+from benchmarks.attention_cost import apply_edges, apply_slots
+from benchmarks.train_wall import table
+from jaxprune.models import gcn
+
+EDGES = ((0, 1), (1, 2), (1, 3), (3, 4), (4, 5), (2, 6))      # a small tree: degrees 1 to 3
+
+
+@pytest.mark.parametrize("apply", [apply_slots, apply_edges], ids=["slots", "edges"])
+def test_alternative_layouts_equal_the_gcn_with_gradients(apply):
+    config = gcn.GCNConfig(num_nodes=7, num_features=5, num_classes=3, edges=EDGES, channels=4, hidden=6,
+                           attention_dim=3)
+    params = gcn.init(jax.random.key(0), config)
+    params = jax.tree.map(lambda a: a + 0.3 * jax.random.normal(jax.random.key(1), a.shape), params)
+    x = jax.random.normal(jax.random.key(2), (4, 7, 5))
+
+    def loss(fn):
+        return lambda p, x: jnp.sum(fn(p, x, config) ** 2)
+    np.testing.assert_allclose(apply(params, x, config), gcn.apply(params, x, config), rtol=1e-5, atol=1e-6)
+    got, want = jax.grad(loss(apply), argnums=(0, 1))(params, x), jax.grad(loss(gcn.apply), argnums=(0, 1))(params, x)
+    for g, w in zip(jax.tree.leaves(got), jax.tree.leaves(want)):
+        np.testing.assert_allclose(g, w, rtol=1e-4, atol=1e-5)
+
+
+def test_train_wall_table_names_the_folds_that_differ():
+    def row(label, fold2):
+        return {"label": label, "commit": "abc", "method": "mrmp", "cli_args": "", "wall_seconds": 1.0,
+                "train_seconds": 1.0, "channels": 8,
+                "accuracy_by_fold": {"1": {"0.5": 90.0, "0.9": 80.0}, "2": {"0.5": 70.0, "0.9": fold2}}}
+    lines = table({"machine": "m", "rows": [row("before", 60.0), row("after", 62.5)]})
+    assert "- mrmp, after vs before: fold 2 rate 0.9: 62.5 vs 60.0" in lines
+    assert any("0.5: 80.00, 0.9: 71.25" in line for line in lines)            # means over folds
+    same = table({"machine": "m", "rows": [row("before", 60.0), row("after", 60.0)]})
+    assert "- mrmp, after vs before: none" in same
