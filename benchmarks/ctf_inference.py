@@ -9,7 +9,8 @@ dense network) and BCOO (the compact network with its kernels as ``jax.experimen
 Models come from ``--models`` (an ``experiments.sbu_ctf`` output: ``ctf_r<rate>/`` runs, fold 1)
 or, by default, are trained here on the embedded synthetic data with the SBU recipe of
 ``--preset`` (default ``wide``, the default network: C = 64; ``c8`` for the papers' width) for
-``--epochs``. Reports the median latency over ``--repeats`` calls after compilation, the ratio
+``--epochs``. Reports the median latency after compilation (``--repeats`` calls of each form,
+in ``--rounds`` rounds that time every form in turn: ``timing.interleaved_medians``), the ratio
 to dense, the FLOP ratio (compact FLOPs / dense FLOPs: the limit compaction can approach) and
 the share of it the compact network attains (speed-up ÷ (dense FLOPs / compact FLOPs)). Then,
 for dense and compact, where the time goes (``benchmarks.op_profile``: ms per call in each of the
@@ -26,7 +27,7 @@ import jax
 import jax.numpy as jnp
 import numpy as np
 
-from benchmarks.timing import device_line, median_seconds, write_report
+from benchmarks.timing import device_line, interleaved_medians, write_report
 from jaxprune.models.compact import compact, compact_apply, compact_flops, to_bcoo
 from jaxprune.data.features import node_features
 from jaxprune.masks.bandstop import apply_masks
@@ -67,7 +68,7 @@ def scope_times(fn, p, x, calls: int = 10) -> dict[str, float]:
     return by_scope
 
 
-def measure(rate: float, params, masks, model, features, batches, repeats: int) -> list[dict]:
+def measure(rate: float, params, masks, model, features, batches, repeats: int, rounds: int = 5) -> list[dict]:
     masked = apply_masks(params, masks)
     net = compact(params, masks, model)
     forms = {"dense": (jax.jit(lambda p, x: gcn.apply(p, x, model)), params),
@@ -82,12 +83,11 @@ def measure(rate: float, params, masks, model, features, batches, repeats: int) 
     for batch in batches:
         x = jnp.asarray(np.resize(features, (batch,) + features.shape[1:]))
         ref = forms["dense"][0](*(forms["masked"][1], x))
-        seconds = {}
         for name, (fn, p) in forms.items():
-            out = fn(p, x)
             if name != "dense":
-                assert float(jnp.max(jnp.abs(out - ref))) <= 1e-4, f"{name} differs from the masked network"
-            seconds[name] = median_seconds(fn, p, x, repeats=repeats, min_seconds=0.2)
+                assert float(jnp.max(jnp.abs(fn(p, x) - ref))) <= 1e-4, f"{name} differs from the masked network"
+        seconds = interleaved_medians({name: (fn, (p, x)) for name, (fn, p) in forms.items()},
+                                      rounds=rounds, repeats=max(1, repeats // rounds))
         scopes = {name: scope_times(forms[name][0], forms[name][1], x) for name in ("dense", "compact")}
         for name in forms:
             rows.append({"rate": rate, "achieved_rate": 1 - kept / total, "batch": batch, "form": name,
@@ -107,18 +107,19 @@ def main(argv=None):
     p.add_argument("--rates", default="0.9,0.98")
     p.add_argument("--batches", default="1,256,4096")
     p.add_argument("--epochs", type=int, default=1000, help="training epochs when no --models is given")
-    p.add_argument("--repeats", type=int, default=30)
+    p.add_argument("--repeats", type=int, default=30, help="timed calls of each form (default 30)")
+    p.add_argument("--rounds", type=int, default=5, help="interleaved rounds the calls are split into (default 5)")
     p.add_argument("--preset", default="wide", help="the network trained when no --models is given (default wide)")
     a = p.parse_args(argv)
     rates = [float(r) for r in a.rates.split(",")]
     batches = [int(b) for b in a.batches.split(",")]
     rows = []
     for rate in rates:
-        rows += measure(rate, *trained_model(rate, a.models, a.epochs, a.preset), batches, a.repeats)
+        rows += measure(rate, *trained_model(rate, a.models, a.epochs, a.preset), batches, a.repeats, a.rounds)
     source = (f"fold-1 models of {a.models}" if a.models else
               f"CTF trained {a.epochs} epochs on synthetic data, preset {a.preset}")
     record = {"benchmark": "ctf_inference", "device": device_line(), "jax": jax.__version__, "models": source,
-              "repeats": a.repeats, "rows": rows}
+              "repeats": a.repeats, "rounds": a.rounds, "rows": rows}
     lines = [f"# Jitted inference, dense vs masked vs compact vs BCOO ({record['device']})", "",
              f"Models: {source}. Median latency per call (ms), ratio to dense; FLOP ratio = the form's "
              "FLOPs / dense FLOPs (masked: non-zero weights; compact: its smaller dense matrices; "

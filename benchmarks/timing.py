@@ -26,6 +26,18 @@ def median_seconds(fn, *args, repeats: int = 20, min_seconds: float = 0.0) -> fl
     return float(np.median(times))
 
 
+def interleaved_medians(calls: dict, rounds: int = 5, repeats: int = 6, min_seconds: float = 0.05) -> dict:
+    """{name: median seconds} of several jitted calls ``{name: (fn, args)}`` timed in ``rounds``
+    rounds, each round timing every call in turn (``median_seconds`` with ``repeats``): a slow
+    spell of a shared machine then falls on every call alike, not on whichever ran during it.
+    The figure is the median of a call's per-round medians."""
+    per_round = {name: [] for name in calls}
+    for _ in range(rounds):
+        for name, (fn, args) in calls.items():
+            per_round[name].append(median_seconds(fn, *args, repeats=repeats, min_seconds=min_seconds))
+    return {name: float(np.median(times)) for name, times in per_round.items()}
+
+
 def machine() -> str:
     """The host: CPU model (from /proc/cpuinfo where there is one), architecture, core count."""
     model = platform.processor() or platform.machine()

@@ -1,5 +1,6 @@
-"""The benchmarks' alternative attention layouts compute the GCN's own logits and gradients, and
-benchmarks.train_wall's table reports every per-fold accuracy that two checkouts disagree on."""
+"""The benchmarks' alternative attention layouts compute the GCN's own logits and gradients,
+benchmarks.train_wall's table reports every per-fold accuracy that two checkouts disagree on, and
+interleaved timing times every call in every round."""
 
 import jax
 import jax.numpy as jnp
@@ -7,6 +8,7 @@ import numpy as np
 import pytest
 
 from benchmarks.attention_cost import apply_edges, apply_slots
+from benchmarks.timing import interleaved_medians
 from benchmarks.train_wall import table
 from jaxprune.models import gcn
 
@@ -39,3 +41,13 @@ def test_train_wall_table_names_the_folds_that_differ():
     assert any("0.5: 80.00, 0.9: 71.25" in line for line in lines)            # means over folds
     same = table({"machine": "m", "rows": [row("before", 60.0), row("after", 60.0)]})
     assert "- mrmp, after vs before: none" in same
+
+
+def test_interleaved_medians_time_every_call_in_every_round():
+    order = []
+
+    def call(name):
+        return lambda: order.append(name) or jnp.zeros(())
+    medians = interleaved_medians({"a": (call("a"), ()), "b": (call("b"), ())}, rounds=3, repeats=2, min_seconds=0)
+    assert set(medians) == {"a", "b"} and all(m >= 0 for m in medians.values())
+    assert order == (["a"] * 3 + ["b"] * 3) * 3          # a warm-up and 2 timed calls each, a then b, 3 rounds
