@@ -89,6 +89,12 @@ def node_gather(x: jax.Array, index: np.ndarray) -> jax.Array:
     return gather(x)
 
 
+def project(w: jax.Array, h: jax.Array) -> jax.Array:
+    """Feature-major projection: w (F, X) of h (F, J, B) -> (X, J, B), as one (X, F) @ (F, J·B) matmul."""
+    f, j, b = h.shape
+    return (w.T @ h.reshape(f, j * b)).reshape(w.shape[1], j, b)
+
+
 def _sum_first(x: jax.Array) -> jax.Array:
     """Σ over axis 0 of (d, ...) as a (1, d) @ (d, n) product: XLA:CPU's reduction over a major axis
     was 55x slower at batch 4096 (42 ms against 0.77 ms for the same sum)."""
@@ -107,10 +113,6 @@ def apply_slots(params: dict, features: jax.Array, config: gcn.GCNConfig) -> jax
     blocked = np.where(valid, 0.0, -np.inf).astype(np.float32)
     by_slot = index.T.ravel()                                     # slot-major (D·J,)
     h = jnp.transpose(features, (2, 1, 0))                        # (F, J, B)
-
-    def project(w, h):                                            # (F, X) with (F, J, B) -> (X, J, B)
-        f, j, b = h.shape
-        return (w.T @ h.reshape(f, j * b)).reshape(w.shape[1], j, b)
     for b in range(config.num_blocks):
         att, conv = params[f"block{b}"]["attention"], params[f"block{b}"]["conv"]
         q = project(att["query"] / np.sqrt(att["query"].shape[1]), h)
@@ -180,10 +182,6 @@ def apply_edges(params: dict, features: jax.Array, config: gcn.GCNConfig) -> jax
     """``gcn.apply`` for ``bones`` attention, pair by pair over the graph's pairs, feature-major."""
     mix = _edge_mix(config.graph())
     h = jnp.transpose(features, (2, 1, 0))                        # (F, J, B)
-
-    def project(w, h):                                            # (F, X) with (F, J, B) -> (X, J, B)
-        f, j, b = h.shape
-        return (w.T @ h.reshape(f, j * b)).reshape(w.shape[1], j, b)
     for b in range(config.num_blocks):
         att, conv = params[f"block{b}"]["attention"], params[f"block{b}"]["conv"]
         q = project(att["query"] / np.sqrt(att["query"].shape[1]), h)
