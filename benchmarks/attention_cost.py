@@ -46,10 +46,14 @@ NTU_LIKE = tuple((i, i + 1) for i in range(24)) + tuple((i + 25, i + 26) for i i
 SHAPES = {"SBU (30 nodes)": (30, SBU_BONES), "FPHA (21)": (21, FPHA_BONES), "NTU-like (50)": (50, NTU_LIKE)}
 
 
+def neighbour_lists(graph: np.ndarray) -> list[list[int]]:
+    """Each node's neighbours in a 0/1 graph (J, J) with self-loops: itself first, then the others."""
+    return [[i] + [int(n) for n in np.flatnonzero(graph[i]) if n != i] for i in range(graph.shape[0])]
+
+
 def neighbour_slots(graph: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
     """(J, D) int32 neighbour index per slot (self in slot 0, padding repeats self) and (J, D) bool valid."""
-    j = graph.shape[0]
-    lists = [[i] + [n for n in np.flatnonzero(graph[i]) if n != i] for i in range(j)]
+    lists = neighbour_lists(graph)
     width = max(map(len, lists))
     index = np.array([row + [row[0]] * (width - len(row)) for row in lists], np.int32)
     valid = np.array([[s < len(row) for s in range(width)] for row in lists])
@@ -133,7 +137,7 @@ def _edge_mix(graph: np.ndarray):
     Σ_j softmax_j(q_i·k_j + bias_ij) v_j over j in i's neighbours (itself first; ``graph``
     symmetric), pair by pair, with its backward pass written out pair by pair too."""
     nodes = graph.shape[0]
-    neighbours = [[i] + [int(n) for n in np.flatnonzero(graph[i]) if n != i] for i in range(nodes)]
+    neighbours = neighbour_lists(graph)
     pairs = [(i, j) for i in range(nodes) for j in neighbours[i]]
     first = np.cumsum([0] + [len(n) for n in neighbours])
     of = lambda i: zip(range(first[i], first[i + 1]), neighbours[i])      # (pair index, j) of node i
