@@ -14,7 +14,10 @@ in ``--rounds`` rounds that time every form in turn: ``timing.interleaved_median
 to dense, the FLOP ratio (compact FLOPs / dense FLOPs: the limit compaction can approach) and
 the share of it the compact network attains (speed-up ÷ (dense FLOPs / compact FLOPs)). Then,
 for dense and compact, where the time goes (``benchmarks.op_profile``: ms per call in each of the
-network's named scopes), which names the operation that holds compaction back.
+network's named scopes). The dense forward pass is one fused op (a YNN fusion holding every
+scope), so the profile cannot split it; the stage table can: each block and the head (FC +
+classifier) of both networks jitted and timed alone on its real input (``stage_rows``), with
+its share of the network's time and FLOPs, which names the stage that holds compaction back.
 Writes ``ctf_inference.json`` and ``ctf_inference.md`` into ``--out``.
 """
 
@@ -28,11 +31,12 @@ import jax.numpy as jnp
 import numpy as np
 
 from benchmarks.timing import device_line, interleaved_medians, write_report
-from jaxprune.models.compact import compact, compact_apply, compact_flops, to_bcoo
+from jaxprune.models.compact import (compact, compact_apply, compact_block, compact_flops, compact_head,
+                                     compact_stage_flops, to_bcoo)
 from jaxprune.data.features import node_features
 from jaxprune.masks.bandstop import apply_masks
 from jaxprune.models import gcn
-from jaxprune.models.flops import count_params, gcn_flops
+from jaxprune.models.flops import count_params, gcn_flops, gcn_stage_flops
 
 
 def trained_model(rate: float, models: str | None, epochs: int, preset: str = "wide"):
@@ -68,6 +72,45 @@ def scope_times(fn, p, x, calls: int = 10) -> dict[str, float]:
     return by_scope
 
 
+def stage_programs(form: str, p, model, features: jax.Array) -> list[tuple[str, object, jax.Array]]:
+    """[(stage, jitted stage(p, h), its input h)] of the dense (``gcn``) or compact network ``p``:
+    blocks 0..L-1, then the head (FC + classifier), each fed the previous stage's real output."""
+    if form == "dense":
+        mask = gcn.attention_mask(model)
+        stages = [jax.jit(lambda p, h, b=b: gcn.apply_block(p[f"block{b}"], h, mask)) for b in range(model.num_blocks)]
+        stages.append(jax.jit(lambda p, h: gcn.apply_head(p, h, model)))
+    else:
+        width = features.shape[-1]
+        stages = [jax.jit(lambda p, h, b=b: compact_block(p, b, h, width)) for b in range(p.num_blocks)]
+        stages.append(jax.jit(compact_head))
+    out, h = [], features
+    for b, fn in enumerate(stages):
+        out.append((f"block {b}" if b < len(stages) - 1 else "FC + classifier", fn, h))
+        h = fn(p, h)
+    return out
+
+
+def stage_rows(rate: float, batch: int, params, net, model, features, rounds: int, repeats: int) -> list[dict]:
+    """Each stage of the dense and the compact network timed alone (``stage_programs``), with its
+    FLOPs per sample: which stage keeps the compact network from its FLOP ratio."""
+    programs = {"dense": stage_programs("dense", params, model, features),
+                "compact": stage_programs("compact", net, model, features)}
+    calls = {(form, name): (fn, (p, h)) for form, p in (("dense", params), ("compact", net))
+             for name, fn, h in programs[form]}
+    seconds = interleaved_medians(calls, rounds=rounds, repeats=repeats)
+    flops = {"dense": gcn_stage_flops(params, model), "compact": compact_stage_flops(net)}
+    totals = {form: sum(seconds[(form, name)] for name, _, _ in programs[form]) for form in programs}
+    rows = []
+    for i, (name, _, _) in enumerate(programs["dense"]):
+        dense_s, compact_s = seconds[("dense", name)], seconds[("compact", name)]
+        rows.append({"rate": rate, "batch": batch, "stage": name, "dense_ms": 1e3 * dense_s,
+                     "dense_time_share": dense_s / totals["dense"],
+                     "dense_flop_share": flops["dense"][i] / sum(flops["dense"]),
+                     "compact_ms": 1e3 * compact_s, "compact_time_share": compact_s / totals["compact"],
+                     "flop_ratio": flops["compact"][i] / flops["dense"][i], "time_ratio": compact_s / dense_s})
+    return rows
+
+
 def measure(rate: float, params, masks, model, features, batches, repeats: int, rounds: int = 5) -> list[dict]:
     masked = apply_masks(params, masks)
     net = compact(params, masks, model)
@@ -89,12 +132,14 @@ def measure(rate: float, params, masks, model, features, batches, repeats: int, 
         seconds = interleaved_medians({name: (fn, (p, x)) for name, (fn, p) in forms.items()},
                                       rounds=rounds, repeats=max(1, repeats // rounds))
         scopes = {name: scope_times(forms[name][0], forms[name][1], x) for name in ("dense", "compact")}
+        stages = stage_rows(rate, batch, params, net, model, x, rounds, max(1, repeats // rounds)) if batch > 1 else []
         for name in forms:
             rows.append({"rate": rate, "achieved_rate": 1 - kept / total, "batch": batch, "form": name,
                          "median_ms": 1e3 * seconds[name], "vs_dense": seconds[name] / seconds["dense"],
                          "flops": flops[name], "flop_ratio": flops[name] / dense_flops,
                          "flop_share_attained": (seconds["dense"] / seconds[name]) / (dense_flops / flops[name]),
-                         **({"scope_ms": scopes[name]} if name in scopes else {})})
+                         **({"scope_ms": scopes[name]} if name in scopes else {}),
+                         **({"stages": stages} if name == "compact" and stages else {})})
         print(f"rate {rate:g} batch {batch}: " + ", ".join(f"{k} {1e3 * v:.3f} ms" for k, v in seconds.items()),
               flush=True)
     return rows
@@ -138,7 +183,32 @@ def main(argv=None):
             joined = sum(v for k, v in ms.items() if "+" in k)
             lines.append(f"| {r['rate']:g} | {r['batch']} | {r['form']} | " + " | ".join(
                 f"{ms.get(k, 0.0):.2f}" for k in shown) + f" | {joined:.2f} | {ms.get('other', 0.0):.2f} |")
+    lines += stage_lines(rows)
     write_report(a.out, "ctf_inference", record, lines)
+
+
+def stage_lines(rows: list[dict]) -> list[str]:
+    """The stage-by-stage table (``stage_rows``) of every measured batch, and which stage holds
+    the compact network back: the one that takes the largest share of its time."""
+    lines = ["", "Stage by stage (each stage jitted and timed alone on its real input, median ms per call; "
+             "shares are of the sum of a network's stages; the FLOP ratio is the compact stage's FLOPs ÷ the "
+             "dense stage's):", "",
+             "| rate | batch | stage | dense ms | dense: share of time | dense: share of FLOPs | compact ms | "
+             "compact: share of time | FLOP ratio | time ratio |", "|---|---|---|---|---|---|---|---|---|---|"]
+    held = []
+    for r in rows:
+        for st in r.get("stages", []):
+            lines.append(f"| {st['rate']:g} | {st['batch']} | {st['stage']} | {st['dense_ms']:.3f} | "
+                         f"{100 * st['dense_time_share']:.0f} % | {100 * st['dense_flop_share']:.0f} % | "
+                         f"{st['compact_ms']:.3f} | {100 * st['compact_time_share']:.0f} % | "
+                         f"{st['flop_ratio']:.2f} | {st['time_ratio']:.2f} |")
+        if r.get("stages"):
+            top = max(r["stages"], key=lambda st: st["compact_time_share"])
+            held.append(f"- rate {top['rate']:g}, batch {top['batch']}: {top['stage']}, "
+                        f"{100 * top['compact_time_share']:.0f} % of the compact network's time, "
+                        f"keeping {100 * top['flop_ratio']:.0f} % of its dense FLOPs "
+                        f"(time ratio {top['time_ratio']:.2f}).")
+    return lines + (["", "What holds the compact network back (its dearest stage):", ""] + held if held else [])
 
 
 if __name__ == "__main__":

@@ -51,3 +51,31 @@ def test_interleaved_medians_time_every_call_in_every_round():
     medians = interleaved_medians({"a": (call("a"), ()), "b": (call("b"), ())}, rounds=3, repeats=2, min_seconds=0)
     assert set(medians) == {"a", "b"} and all(m >= 0 for m in medians.values())
     assert order == (["a"] * 3 + ["b"] * 3) * 3          # a warm-up and 2 timed calls each, a then b, 3 rounds
+
+
+def test_stage_programs_chain_to_the_whole_network_and_their_flops_add_up():
+    # benchmarks.ctf_inference times each stage on the previous stage's output: the chain must be
+    # the network itself, dense and compact, and the per-stage FLOPs must sum to the totals
+    from benchmarks.ctf_inference import stage_programs
+    from jaxprune.masks.bandstop import apply_masks
+    from jaxprune.models.compact import compact, compact_apply, compact_flops, compact_stage_flops
+    from jaxprune.models.flops import gcn_flops, gcn_stage_flops
+    config = gcn.GCNConfig(num_nodes=7, num_features=5, num_classes=3, edges=EDGES, channels=4, hidden=6,
+                           attention_dim=3, num_blocks=2)
+    params = gcn.init(jax.random.key(0), config)
+    rng = np.random.default_rng(3)
+    masks = jax.tree.map(lambda a, f: jnp.asarray(rng.random(a.shape) > 0.4, a.dtype) if f else None,
+                         params, gcn.prunable(params))
+    masks["fc"]["kernel"] = masks["fc"]["kernel"].at[:, :2].set(0.0)     # whole hidden units go
+    masked = apply_masks(params, masks)
+    net = compact(params, masks, config)
+    x = jax.random.normal(jax.random.key(2), (4, 7, 5))
+    for form, p, want in (("dense", masked, gcn.apply(masked, x, config)), ("compact", net, compact_apply(net, x))):
+        stages = stage_programs(form, p, config, x)
+        assert [name for name, _, _ in stages] == ["block 0", "block 1", "FC + classifier"]
+        name, fn, h = stages[-1]
+        np.testing.assert_allclose(fn(p, h), want, rtol=1e-5, atol=1e-6)
+    np.testing.assert_allclose(compact_apply(net, x), gcn.apply(masked, x, config), rtol=1e-5, atol=1e-5)
+    assert sum(gcn_stage_flops(masked, config)) == gcn_flops(masked, config)
+    assert sum(compact_stage_flops(net)) == compact_flops(net)
+    assert len(compact_stage_flops(net)) == 3 and compact_stage_flops(net)[-1] < gcn_stage_flops(params, config)[-1]

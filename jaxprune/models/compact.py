@@ -85,24 +85,35 @@ def _expand_rows(w, index: jax.Array, rows: int):
 
 def compact_apply(net: CompactGCN, features: jax.Array) -> jax.Array:
     """Logits (B, classes) of node features (B, J, F) (the original network's features)."""
-    p = net.params
-    h, index = features, p["input_index"]
-    mask = None if net.graph is None else jnp.asarray(net.graph, bool)
+    h = features
     for b in range(net.num_blocks):
-        att, conv = p[f"block{b}"]["attention"], p[f"block{b}"]["conv"]
+        h = compact_block(net, b, h, features.shape[-1])
+    return compact_head(net, h)
 
-        def kernel(w):   # block 0 reads the kept input features only: their rows, zeros elsewhere
-            return _expand_rows(w, index, features.shape[-1]) if b == 0 else w
-        if "constant" in att:                            # no attention dimension left
-            a = att["constant"]
-        else:
-            with jax.named_scope("attention"):
-                q = _matmul(h, kernel(att["query"])) + att["query_bias"]
-                k = _matmul(h, kernel(att["key"]))
-                logits = jnp.einsum("...id,...jd->...ij", q, k) * net.attention_scale + masked_bias(att["bias"], mask)
-                a = jax.nn.softmax(logits, axis=-1)
-        with jax.named_scope("graph_conv"):
-            h = jax.nn.relu(a @ _matmul(h, kernel(conv["kernel"])) + conv["bias"])
+
+def compact_block(net: CompactGCN, b: int, h: jax.Array, num_features: int) -> jax.Array:
+    """Block ``b`` of the compact network: h (B, J, F'_b) -> (B, J, C'_b). Block 0 reads the
+    original features (B, J, ``num_features``), of which it uses those of ``input_index``."""
+    att, conv = net.params[f"block{b}"]["attention"], net.params[f"block{b}"]["conv"]
+
+    def kernel(w):   # block 0 reads the kept input features only: their rows, zeros elsewhere
+        return _expand_rows(w, net.params["input_index"], num_features) if b == 0 else w
+    if "constant" in att:                            # no attention dimension left
+        a = att["constant"]
+    else:
+        with jax.named_scope("attention"):
+            mask = None if net.graph is None else jnp.asarray(net.graph, bool)
+            q = _matmul(h, kernel(att["query"])) + att["query_bias"]
+            k = _matmul(h, kernel(att["key"]))
+            logits = jnp.einsum("...id,...jd->...ij", q, k) * net.attention_scale + masked_bias(att["bias"], mask)
+            a = jax.nn.softmax(logits, axis=-1)
+    with jax.named_scope("graph_conv"):
+        return jax.nn.relu(a @ _matmul(h, kernel(conv["kernel"])) + conv["bias"])
+
+
+def compact_head(net: CompactGCN, h: jax.Array) -> jax.Array:
+    """Flatten, FC (its kept rows), ReLU, classifier: the last block's output (B, J, C') -> logits."""
+    p = net.params
     h = h.reshape(h.shape[0], -1)
     with jax.named_scope("fc"):
         fc = _expand_rows(p["fc"]["kernel"], p["fc"]["index"], h.shape[-1])
@@ -212,17 +223,23 @@ def compact_size(net: CompactGCN, nonzero: bool = False) -> int:
 def compact_flops(net: CompactGCN, nonzero: bool = False) -> int:
     """FLOPs (2 × MACs) of one sample's forward pass: kernels counted whole (dense matmuls) or
     by their non-zeros (a sparse kernel); attention products (q·k, A·H) counted dense."""
-    j, p, macs = net.num_nodes, net.params, 0
+    return sum(compact_stage_flops(net, nonzero))
+
+
+def compact_stage_flops(net: CompactGCN, nonzero: bool = False) -> list[int]:
+    """``compact_flops`` stage by stage: [block 0, ..., block L-1, head (FC + classifier)]."""
+    j, p, stages = net.num_nodes, net.params, []
     k = _kernels(net)
     for b in range(net.num_blocks):
-        c = p[f"block{b}"]["conv"]["kernel"].shape[1]
+        c, macs = p[f"block{b}"]["conv"]["kernel"].shape[1], 0
         if f"block{b}/attention/query" in k:
             d = p[f"block{b}"]["attention"]["query"].shape[1]
             macs += j * (_count(k[f"block{b}/attention/query"], nonzero)
                          + _count(k[f"block{b}/attention/key"], nonzero)) + j * j * d
         macs += j * _count(k[f"block{b}/conv/kernel"], nonzero) + j * j * c
-    macs += _count(k["fc/kernel"], nonzero) + _count(k["classifier/kernel"], nonzero)
-    return 2 * macs
+        stages.append(2 * macs)
+    stages.append(2 * (_count(k["fc/kernel"], nonzero) + _count(k["classifier/kernel"], nonzero)))
+    return stages
 
 
 def to_bcoo(net: CompactGCN) -> CompactGCN:

@@ -31,16 +31,22 @@ def gcn_flops(params, config: GCNConfig, nonzero=None) -> int:
     ``nonzero``: optional pytree like ``params`` with each leaf's non-zero count (e.g. of a masked
     network, without materialising it); default: counted in ``params``.
     """
+    return sum(gcn_stage_flops(params, config, nonzero))
+
+
+def gcn_stage_flops(params, config: GCNConfig, nonzero=None) -> list[int]:
+    """``gcn_flops`` stage by stage: [block 0, ..., block L-1, head (FC + classifier)]."""
     j = config.num_nodes
     if nonzero is None:
         nonzero = jax.tree.map(lambda a: int(np.count_nonzero(np.asarray(a))), params)
-    macs = 0
+    stages = []
     for b in range(config.num_blocks):
         name = f"block{b}"
         att, conv = nonzero[name]["attention"], nonzero[name]["conv"]
-        macs += j * (int(att["query"]) + int(att["key"]))             # node projections
+        macs = j * (int(att["query"]) + int(att["key"]))              # node projections
         macs += j * j * params[name]["attention"]["query"].shape[1]   # q . k logits
         macs += j * int(conv["kernel"])                               # H W
         macs += j * j * params[name]["conv"]["kernel"].shape[1]       # A (H W)
-    macs += int(nonzero["fc"]["kernel"]) + int(nonzero["classifier"]["kernel"])
-    return 2 * macs
+        stages.append(2 * macs)
+    stages.append(2 * (int(nonzero["fc"]["kernel"]) + int(nonzero["classifier"]["kernel"])))
+    return stages

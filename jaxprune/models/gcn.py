@@ -110,14 +110,30 @@ def apply(params: dict, features: jax.Array, config: GCNConfig, dropout_key: jax
     chex.assert_rank(features, 3)
     chex.assert_axis_dimension(features, 1, config.num_nodes)
     chex.assert_axis_dimension(features, 2, config.num_features)
-    mask = jnp.asarray(config.graph(), bool) if config.attention == "bones" else None
+    mask = attention_mask(config)
     h = features
-    for b in range(config.num_blocks):      # named scopes: profiles (benchmarks.op_profile) read them
-        block = params[f"block{b}"]
-        with jax.named_scope("attention"):
-            a = attention(block["attention"], h, mask)
-        with jax.named_scope("graph_conv"):
-            h = jax.nn.relu(graph_conv(block["conv"], a, h))
+    for b in range(config.num_blocks):
+        h = apply_block(params[f"block{b}"], h, mask)
+    return apply_head(params, h, config, dropout_key)
+
+
+def attention_mask(config: GCNConfig) -> jax.Array | None:
+    """The attention's allowed node pairs (J, J) bool in ``bones`` mode, else None (all pairs)."""
+    return jnp.asarray(config.graph(), bool) if config.attention == "bones" else None
+
+
+def apply_block(block: dict, h: jax.Array, mask: jax.Array | None) -> jax.Array:
+    """One block, relu(graph_conv(attention(h), h)): h (B, J, F) -> (B, J, C); ``mask`` as
+    ``attention_mask``. Named scopes: profiles (``benchmarks.op_profile``) read them."""
+    with jax.named_scope("attention"):
+        a = attention(block["attention"], h, mask)
+    with jax.named_scope("graph_conv"):
+        return jax.nn.relu(graph_conv(block["conv"], a, h))
+
+
+def apply_head(params: dict, h: jax.Array, config: GCNConfig, dropout_key: jax.Array | None = None) -> jax.Array:
+    """Flatten, FC, ReLU, classifier: the last block's output (B, J, C) -> logits (B, classes);
+    dropout as in ``apply``."""
     h = h.reshape(h.shape[0], -1)
     drop = dropout_key is not None and config.dropout > 0
     if drop:
