@@ -5,24 +5,26 @@
 The step is the real one (``jaxprune.train.make_epoch`` over a training set of exactly one batch,
 so one call = one optimizer step: augmentation, K soft-masked forward/backward passes in one
 vmap, KL alignment, AdamW update). Data: random SBU-shaped inputs (30 joints, 4 chunks; features
-and model of the SBU recipe at C = 8, preset ``c8``), batch ``--batch``. Reports the median over ``--repeats`` timed calls after
-compilation, and the ratio to SRMP (K = 1) and to dense. Rows "m of K" train m of the K rates
+and model of ``--preset``: ``wide``, the default network, C = 64, or ``c8``, the papers' C = 8),
+batch ``--batch``. Every row's step is compiled first, then the rows are timed in ``--rounds``
+interleaved rounds (``timing.interleaved_medians``: a slow spell of the shared machine falls on
+every row alike). Reports the median step and the ratio to SRMP (K = 1) and to dense; K = 6 is
+the default MRMP. Rows "m of K" train m of the K rates
 per step (``prune.rates_per_step``); "batch split among rates" gives each of the 8 rates its own
 1/8 of the batch (``prune.split_batch``); the last row adds the quantile-matching term
 (``prune.quantile_weight``, one sort per layer), computed at every step. Writes
-``mrmp_step.json`` and ``mrmp_step.md`` into ``--out``.
+``mrmp_step.json`` and ``mrmp_step.md`` into ``--out`` (``mrmp_step_c8.*`` for ``--preset c8``).
 """
 
 from __future__ import annotations
 
 import argparse
-import time
 
 import jax
 import jax.numpy as jnp
 import numpy as np
 
-from benchmarks.timing import device_line, write_report
+from benchmarks.timing import device_line, interleaved_medians, write_report
 from jaxprune.config import override
 from jaxprune.data.synthetic import make_synthetic
 from jaxprune.presets import preset_settings
@@ -32,71 +34,79 @@ from jaxprune.optim import make_optimizer
 from jaxprune.run_config import RunConfig
 from jaxprune.task.forward import gcn_config, make_forward
 from jaxprune.train import init_state, make_epoch
-from jaxprune.task.loss import task_loss
+from jaxprune.task.loss import run_loss
 
-RATE_SETS = {1: (0.9,), 2: (0.5, 0.9), 4: (0.5, 0.7, 0.9, 0.99), 8: (0.5, 0.6, 0.7, 0.8, 0.9, 0.95, 0.98, 0.99)}
+RATE_SETS = {1: (0.9,), 2: (0.5, 0.9), 4: (0.5, 0.7, 0.9, 0.99), 6: (0.5, 0.7, 0.9, 0.95, 0.98, 0.99), 8: (0.5, 0.6, 0.7, 0.8, 0.9, 0.95, 0.98, 0.99)}
 
 
-def step_time(method: str, rates, batch: int, repeats: int, seed: int = 0, per_step: int = 0,
-              extra: tuple[str, ...] = ()) -> float:
-    """Median seconds of one jitted train step (``per_step``: ``prune.rates_per_step``; ``extra``:
-    more settings, NAME=VALUE)."""
+def train_step(method: str, rates, batch: int, preset: str = "wide", seed: int = 0, per_step: int = 0,
+               extra: tuple[str, ...] = ()):
+    """(jitted train step ``epoch(state, data)``, ``make_state()``, data) of ``method`` on the
+    ``preset`` network: the loss of ``jaxprune train`` for those settings (``run_loss``), over a
+    random SBU-shaped training set of exactly one batch. ``per_step``: ``prune.rates_per_step``;
+    ``extra``: more settings, NAME=VALUE. The step donates its state."""
     dataset = make_synthetic(seed=seed)                       # SBU skeleton: 30 joints, 2 persons
     own = {"mrmp": [f"prune.rates={','.join(map(str, rates))}", f"prune.rates_per_step={per_step}"],
            "srmp": [f"prune.rate={rates[0]}"]}          # each method is given only the settings it reads
-    sets = [*preset_settings("sbu", "c8"), *own.get(method, []), *extra]
+    sets = [*preset_settings("sbu", preset), *own.get(method, []), *extra]
     config = override(RunConfig(method=method), sets)
     model = gcn_config(dataset, config)
     forward = make_forward(model, config.features, config.augment)
     params = gcn.init(jax.random.key(seed), model)
     optimizer = make_optimizer(1e-3, "constant", 1000, 0.01)
     pruner = make_pruner(method, params, gcn.prunable(params), config.prune, 1000)
-    epoch = make_epoch(task_loss(pruner, forward, 0.1), optimizer, batch, batch)
+    epoch = make_epoch(run_loss(pruner, forward, config), optimizer, batch, batch)
     rng = np.random.default_rng(seed)
     data = {"chunks": jnp.asarray(rng.normal(size=(batch, dataset.num_joints, config.features.chunks, 3)), jnp.float32),
             "labels": jnp.asarray(rng.integers(0, dataset.num_classes, batch), jnp.int32)}
-    state = init_state(params, optimizer, jax.random.key(seed + 1))
+    return epoch, lambda: init_state(params, optimizer, jax.random.key(seed + 1)), data
+
+
+def step_call(method: str, rates, batch: int, preset: str = "wide", **kw):
+    """A warmed-up ``train_step`` as ``(call, ())``: each ``call()`` runs one step on the state
+    the last one left, for ``timing.interleaved_medians``."""
+    epoch, make_state, data = train_step(method, rates, batch, preset, **kw)
+    state = [make_state()]
+
+    def call():
+        state[0], _ = epoch(state[0], data)
+        return state[0].params
     for _ in range(3):                                        # compile and warm up
-        state, _ = epoch(state, data)
-    jax.block_until_ready(state.params)
-    times = []
-    for _ in range(repeats):
-        t = time.perf_counter()
-        state, _ = epoch(state, data)
-        jax.block_until_ready(state.params)
-        times.append(time.perf_counter() - t)
-    return float(np.median(times))
+        jax.block_until_ready(call())
+    return call, ()
 
 
 def main(argv=None):
     p = argparse.ArgumentParser(description=__doc__.split("\n")[0])
     p.add_argument("--out", default="benchmarks/results")
     p.add_argument("--batch", type=int, default=256)
-    p.add_argument("--repeats", type=int, default=50)
+    p.add_argument("--repeats", type=int, default=50, help="timed steps of each row (default 50)")
+    p.add_argument("--rounds", type=int, default=5, help="interleaved rounds the steps are split into (default 5)")
+    p.add_argument("--preset", default="wide", help="the network: wide (default, C = 64) or c8 (the papers' C = 8)")
     a = p.parse_args(argv)
-    rows = [{"method": "dense", "rates": 0, "seconds": step_time("dense", (0.0,), a.batch, a.repeats)}]
-    rows.append({"method": "srmp", "rates": 1, "seconds": step_time("srmp", RATE_SETS[1], a.batch, a.repeats)})
-    for k in (2, 4, 8):
-        rows.append({"method": "mrmp", "rates": k, "seconds": step_time("mrmp", RATE_SETS[k], a.batch, a.repeats)})
+    b, pre = a.batch, a.preset
+    plan = {("dense", 0): step_call("dense", (0.0,), b, pre), ("srmp", 1): step_call("srmp", RATE_SETS[1], b, pre)}
+    for k in (2, 4, 6, 8):
+        plan[("mrmp", k)] = step_call("mrmp", RATE_SETS[k], b, pre)
     for m in (1, 2):
-        rows.append({"method": "mrmp", "rates": f"{m} of 8", "seconds":
-                     step_time("mrmp", RATE_SETS[8], a.batch, a.repeats, per_step=m)})
-    rows.append({"method": "mrmp, batch split among rates", "rates": 8, "seconds":
-                 step_time("mrmp", RATE_SETS[8], a.batch, a.repeats, extra=("prune.split_batch=true",))})
-    rows.append({"method": "mrmp + quantile term", "rates": 8, "seconds":
-                 step_time("mrmp", RATE_SETS[8], a.batch, a.repeats, extra=("prune.quantile_weight=100",))})
-    srmp, dense = rows[1]["seconds"], rows[0]["seconds"]
-    for r in rows:
-        r["vs_srmp"] = r["seconds"] / srmp
-        r["vs_dense"] = r["seconds"] / dense
+        plan[("mrmp", f"{m} of 8")] = step_call("mrmp", RATE_SETS[8], b, pre, per_step=m)
+    plan[("mrmp, batch split among rates", 8)] = step_call("mrmp", RATE_SETS[8], b, pre,
+                                                           extra=("prune.split_batch=true",))
+    plan[("mrmp + quantile term", 8)] = step_call("mrmp", RATE_SETS[8], b, pre, extra=("prune.quantile_weight=100",))
+    seconds = interleaved_medians(plan, rounds=a.rounds, repeats=max(1, a.repeats // a.rounds))
+    srmp, dense = seconds[("srmp", 1)], seconds[("dense", 0)]
+    rows = [{"method": m, "rates": k, "seconds": t, "vs_srmp": t / srmp, "vs_dense": t / dense}
+            for (m, k), t in seconds.items()]
     device = device_line()
-    record = {"benchmark": "mrmp_step", "batch": a.batch, "repeats": a.repeats, "device": device,
-              "jax": jax.__version__, "rows": rows}
-    lines = [f"# One train step, SBU-shaped GCN, batch {a.batch} ({device})", "",
+    record = {"benchmark": "mrmp_step", "batch": b, "preset": pre, "repeats": a.repeats, "rounds": a.rounds,
+              "device": device, "jax": jax.__version__, "rows": rows}
+    lines = [f"# One train step, SBU-shaped GCN (preset {pre}), batch {b} ({device})", "",
+             f"Median of {a.rounds} interleaved rounds (``timing.interleaved_medians``), each the median of "
+             f"{max(1, a.repeats // a.rounds)} steps.", "",
              "| method | rates K | median step (ms) | vs SRMP | vs dense |", "|---|---|---|---|---|"]
     lines += [f"| {r['method']} | {r['rates']} | {1e3 * r['seconds']:.2f} | {r['vs_srmp']:.2f}x | "
               f"{r['vs_dense']:.2f}x |" for r in rows]
-    write_report(a.out, "mrmp_step", record, lines)
+    write_report(a.out, "mrmp_step" if pre == "wide" else f"mrmp_step_{pre}", record, lines)
 
 
 if __name__ == "__main__":

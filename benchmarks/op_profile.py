@@ -23,8 +23,6 @@ import re
 import tempfile
 
 import jax
-import jax.numpy as jnp
-import numpy as np
 
 from benchmarks.timing import device_line, write_report
 
@@ -106,33 +104,12 @@ def forward_program(preset: str, batch: int):
 
 
 def step_program(preset: str, method: str, batch: int):
-    """(compiled train step of ``method`` on the ``preset`` network, a maker of its arguments)."""
-    from benchmarks.mrmp_step import RATE_SETS
-    from jaxprune.config import override
-    from jaxprune.data.synthetic import make_synthetic
-    from jaxprune.methods import make_pruner
-    from jaxprune.models import gcn
-    from jaxprune.optim import make_optimizer
-    from jaxprune.presets import preset_settings
-    from jaxprune.run_config import RunConfig
-    from jaxprune.task.forward import gcn_config, make_forward
-    from jaxprune.task.loss import task_loss
-    from jaxprune.train import init_state, make_epoch
-    dataset = make_synthetic(seed=0)
-    own = {"mrmp": [f"prune.rates={','.join(map(str, RATE_SETS[8][:6]))}"], "srmp": ["prune.rate=0.9"]}
-    config = override(RunConfig(method=method), [*preset_settings("sbu", preset), *own.get(method, [])])
-    model = gcn_config(dataset, config)
-    forward = make_forward(model, config.features, config.augment)
-    params = gcn.init(jax.random.key(0), model)
-    optimizer = make_optimizer(1e-3, "constant", 1000, 0.01)
-    pruner = make_pruner(method, params, gcn.prunable(params), config.prune, 1000)
-    epoch = make_epoch(task_loss(pruner, forward, 0.1), optimizer, batch, batch)
-    rng = np.random.default_rng(0)
-    data = {"chunks": jnp.asarray(rng.normal(size=(batch, dataset.num_joints, config.features.chunks, 3)), jnp.float32),
-            "labels": jnp.asarray(rng.integers(0, dataset.num_classes, batch), jnp.int32)}
-    state = init_state(params, optimizer, jax.random.key(1))
-    compiled = epoch.lower(state, data).compile()
-    return compiled, lambda: (init_state(params, optimizer, jax.random.key(1)), data)   # the step donates its state
+    """(compiled train step of ``method`` on the ``preset`` network, a maker of its arguments):
+    ``benchmarks.mrmp_step.train_step`` (MRMP at its six default rates)."""
+    from benchmarks.mrmp_step import RATE_SETS, train_step
+    epoch, make_state, data = train_step(method, RATE_SETS[6] if method == "mrmp" else (0.9,), batch, preset)
+    compiled = epoch.lower(make_state(), data).compile()
+    return compiled, lambda: (make_state(), data)   # the step donates its state
 
 
 def main(argv=None):

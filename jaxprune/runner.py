@@ -29,7 +29,7 @@ from jaxprune.run_files import read_fold_rows, read_run_info
 from jaxprune.run_folder import RunExistsError, replace_run, staging_folder, start_folder
 from jaxprune.task.folds import fold_data
 from jaxprune.task.forward import gcn_config, make_forward
-from jaxprune.task.loss import score_loss, task_loss
+from jaxprune.task.loss import run_loss, score_loss
 from jaxprune.task.rows import fold_rows
 from jaxprune.train import fit, init_state, make_epoch, steps_per_epoch
 
@@ -74,8 +74,7 @@ def train_fold(dataset: SkeletonDataset, test_fold: int, config: RunConfig, *, o
     pruner = make_pruner(config.method, params, gcn.prunable(params), config.prune, total_steps,
                          gcn.ctf_blocks(params))
     mesh = mesh_for_batch(tc.devices, min(tc.batch_size, n))
-    loss = task_loss(pruner, forward, tc.label_smoothing, tc.mixup, config.prune.split_batch,
-                     config.prune.distill_weight, config.prune.distill_temperature)
+    loss = run_loss(pruner, forward, config)
     epoch_fn = make_epoch(loss, optimizer, n, tc.batch_size, mesh, pruner.update_fn)
     trained = np.asarray(pruner.trained_rates, np.float32)
 

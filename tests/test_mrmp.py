@@ -253,6 +253,24 @@ def test_split_batch_gives_each_rate_its_own_slice(setup):
     assert all(np.isfinite(np.asarray(g)).all() for g in jax.tree.leaves(grads))
 
 
+def test_run_loss_reads_every_loss_setting_of_the_run(setup):
+    # the loss benchmarks and the runner build from a RunConfig: a setting it drops (as a benchmark
+    # once dropped prune.split_batch) would time or train another loss than the one configured
+    from jaxprune.run_config import RunConfig
+    from jaxprune.task.loss import run_loss
+    params, _ = setup
+    config = override(RunConfig(method="mrmp"), ["prune.rates=0.5,0.9,0.99", "prune.rate_jitter=0",
+                                                 "prune.allocation=uniform", "prune.split_batch=true",
+                                                 "train.label_smoothing=0.2"])
+    pruner = make_pruner("mrmp", params, gcn.prunable(params), config.prune, total_steps=100)
+    batch = {"chunks": jax.random.normal(jax.random.key(1), (6, 6, 4)), "labels": jnp.array([0, 1, 2, 0, 1, 2])}
+    got = run_loss(pruner, forward, config)(params, batch, jax.random.key(2), 10)[1]["ce"]
+    want = task_loss(pruner, forward, 0.2, split_batch=True)(params, batch, jax.random.key(2), 10)[1]["ce"]
+    whole = task_loss(pruner, forward, 0.2)(params, batch, jax.random.key(2), 10)[1]["ce"]
+    assert float(got) == pytest.approx(float(want), rel=1e-6)
+    assert abs(float(got) - float(whole)) > 1e-4
+
+
 
 def test_in_place_distillation_teaches_the_sparse_rates_from_the_densest(setup):
     """distill_weight α: the loss is each rate's cross-entropy plus α·T²·KL(teacher ‖ rate), the

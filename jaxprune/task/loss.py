@@ -59,3 +59,11 @@ def task_loss(pruner, forward, label_smoothing: float = 0.0, mixup: float = 0.0,
     ``loss(params, batch, key, step, prune_state)``."""
     return pruned_loss(pruner, skeleton_loss(forward, label_smoothing, mixup, with_logits=bool(distill)), has_aux=True,
                        split_batch=split_batch, distill=distill, temperature=temperature)
+
+
+def run_loss(pruner, forward, config):
+    """``task_loss`` with every setting of a ``RunConfig`` that shapes the loss (label smoothing,
+    mixup, the split batch, in-place distillation): the loss of ``jaxprune train``."""
+    tc, prune = config.train, config.prune
+    return task_loss(pruner, forward, tc.label_smoothing, tc.mixup, prune.split_batch, prune.distill_weight,
+                     prune.distill_temperature)
