@@ -37,14 +37,16 @@ from jaxprune.runner import train_fold
 
 def select_per_fold(validation_log: Path) -> dict[int, tuple[str, list[str]]]:
     """For each outer fold k: (candidate name, overrides) with the best mean validation accuracy
-    over the tuning runs made for k. Ties go to the candidate listed first."""
+    over the tuning runs made for k. Ties go to the candidate listed first. A candidate tuned
+    under a preset is named "name [preset]"; its overrides include the preset's settings."""
     rows = [json.loads(line) for line in validation_log.read_text().splitlines() if line.strip()]
     chosen = {}
     for k in sorted({r["outer"] for r in rows}):
         scores = {}
         for r in rows:
             if r["outer"] == k:
-                scores.setdefault(r["candidate"], (r["overrides"], []))[1].append(r["val_accuracy"])
+                name = r["candidate"] + (f" [{r['preset']}]" if r.get("preset", "none") != "none" else "")
+                scores.setdefault(name, (r["overrides"], []))[1].append(r["val_accuracy"])
         name = max(scores, key=lambda n: np.mean(scores[n][1]))
         chosen[k] = (name, scores[name][0])
     return chosen

@@ -9,6 +9,12 @@ choice for fold k never sees fold k.
     python -m experiments.tune_dense --data-dir ../shared/data/sbu --out runs/tune \
         --candidate base= --candidate chunks8=features.chunks=8 --workers 2 --seeds 1,2
 
+Every candidate starts from ``--preset`` (default: SBU's, ``wide``; ``none`` for the dataclass
+defaults alone, as the rounds before presets ran), its own overrides on top. A row's ``overrides``
+are every setting its run applied to the defaults, preset included (what
+``experiments.sbu_dense --select-from`` trains), and its ``preset`` names the preset (rows from
+before this option read as ``none``); a candidate under another preset is another candidate.
+
 A single run's accuracy moves by several points with the seed (initialisation and augmentation
 draws; README "Measured"), so ``--seeds`` trains every candidate once per seed (the setting
 ``seed``, applied after the candidate's own overrides) and the table gives the mean over all its
@@ -25,6 +31,8 @@ import json
 import os
 from pathlib import Path
 
+from jaxprune.presets import PRESETS
+
 os.environ.setdefault("XLA_FLAGS", "--xla_cpu_multi_thread_eigen=false intra_op_parallelism_threads=1")
 
 
@@ -35,7 +43,7 @@ def inner_dataset(dataset, outer: int, inner: int):
 
 
 def _job(args):
-    data_dir, name, overrides, seed, outer, inner, epochs = args
+    data_dir, name, overrides, seed, outer, inner, epochs, preset = args
     from jaxprune.config import override
     from jaxprune.data.sbu import load_sbu
     from jaxprune.run_config import RunConfig
@@ -43,15 +51,19 @@ def _job(args):
     config = override(RunConfig(), [f"train.epochs={epochs}", *overrides, f"seed={seed}"])
     ds = inner_dataset(load_sbu(data_dir), outer, inner)
     result = run(ds, config, folds=[1], progress=False)
-    return {"candidate": name, "overrides": overrides, "seed": seed, "outer": outer, "inner": inner,
+    return {"candidate": name, "preset": preset, "overrides": overrides, "seed": seed, "outer": outer, "inner": inner,
             "val_accuracy": result["summary"][0]["accuracy_mean"],
             "seconds": result["train_seconds"]}
 
 
 def table(rows) -> str:
     """Markdown: per candidate, the mean validation accuracy for each outer fold (runs in
-    brackets), over all its runs, and per seed (rows without a seed are seed 0)."""
+    brackets), over all its runs, and per seed (rows without a seed are seed 0). Where the rows
+    hold several presets, a candidate is named with its preset: "name [preset]"."""
     import numpy as np
+    rows = [{**r, "preset": r.get("preset", "none")} for r in rows]
+    several = len({r["preset"] for r in rows}) > 1
+    rows = [{**r, "candidate": f"{r['candidate']} [{r['preset']}]" if several else r["candidate"]} for r in rows]
     names = list(dict.fromkeys(r["candidate"] for r in rows))
     lines = ["| candidate | " + " | ".join(f"outer {k}" for k in range(1, 6)) + " | mean | per seed |",
              "|---" * 8 + "|"]
@@ -69,21 +81,25 @@ def table(rows) -> str:
     return "\n".join(lines)
 
 
-def plan(candidates: list[str], seeds: list[int], inner_mode: str, done: list[dict], data_dir, epochs: int):
-    """The runs still to make: (data_dir, name, overrides, seed, outer, inner, epochs) for every
-    candidate "NAME=o1;o2", seed and (outer, inner) pair that ``done`` (rows read back) lacks."""
-    seen = {(r["candidate"], r.get("seed", 0), r["outer"], r["inner"]) for r in done}
+def plan(candidates: list[str], seeds: list[int], inner_mode: str, done: list[dict], data_dir, epochs: int,
+         preset: str = "none"):
+    """The runs still to make: (data_dir, name, overrides, seed, outer, inner, epochs, preset) for
+    every candidate "NAME=o1;o2", seed and (outer, inner) pair that ``done`` (rows read back)
+    lacks under ``preset``; ``overrides`` are the preset's settings, then the candidate's."""
+    from jaxprune.presets import preset_settings
+    seen = {(r["candidate"], r.get("seed", 0), r["outer"], r["inner"]) for r in done
+            if r.get("preset", "none") == preset}
     jobs = []
     for spec in candidates:
         name, _, rest = spec.partition("=")
-        overrides = [o for o in rest.split(";") if o]
+        overrides = [*preset_settings("sbu", preset), *(o for o in rest.split(";") if o)]
         for seed in seeds:
             for outer in range(1, 6):
                 for inner in range(1, 6):
                     if inner == outer or (inner_mode == "next" and inner != outer % 5 + 1):
                         continue
                     if (name, seed, outer, inner) not in seen:
-                        jobs.append((data_dir, name, overrides, seed, outer, inner, epochs))
+                        jobs.append((data_dir, name, overrides, seed, outer, inner, epochs, preset))
     return jobs
 
 
@@ -96,16 +112,19 @@ def main(argv=None):
     p.add_argument("--inner", choices=("all", "next"), default="all",
                    help="validation folds per outer fold k: every j != k (4 runs), or only j = k mod 5 + 1")
     p.add_argument("--seeds", default="0,1,2", help="comma-separated seeds (default 0,1,2); each candidate is trained once per seed")
+    p.add_argument("--preset", choices=tuple(PRESETS),
+                   help="the settings every candidate starts from (default: SBU's, wide; none: the defaults alone)")
     p.add_argument("--candidate", action="append", default=[],
                    help="NAME=override1;override2 (e.g. 'aug=augment.rotate_deg=30;augment.swap_groups=2')")
     a = p.parse_args(argv)
     from experiments.jobs import seed_list
+    from jaxprune.presets import preset_name
     seeds = seed_list(a.seeds)
     out = Path(a.out)
     out.mkdir(parents=True, exist_ok=True)
     log = out / "validation.jsonl"
     done = [json.loads(l) for l in log.read_text().splitlines()] if log.exists() else []
-    jobs = plan(a.candidate or ["base="], seeds, a.inner, done, a.data_dir, a.epochs)
+    jobs = plan(a.candidate or ["base="], seeds, a.inner, done, a.data_dir, a.epochs, preset_name("sbu", a.preset))
     from concurrent.futures import ProcessPoolExecutor
     import multiprocessing as mp
     with ProcessPoolExecutor(a.workers, mp_context=mp.get_context("spawn")) as pool:

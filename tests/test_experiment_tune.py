@@ -26,3 +26,28 @@ def test_table_gives_the_mean_over_runs_and_per_seed():
     text = table(rows)
     line = [l for l in text.splitlines() if l.startswith("| a |")][0]
     assert "| 92.00 |" in line and "s1 91.0, s3 93.0" in line and "92.0 (2)" in line
+
+
+def test_a_preset_starts_every_candidate_and_separates_its_rows():
+    from jaxprune.presets import preset_settings
+    jobs = plan(["a=model.channels=16"], [0], "next", [], "data", 10, "c8")
+    assert jobs[0][2] == [*preset_settings("sbu", "c8"), "model.channels=16"] and jobs[0][7] == "c8"
+    done = [{"candidate": "a", "seed": 0, "outer": 1, "inner": 2}]   # a row from before --preset: preset none
+    assert len(plan(["a="], [0], "next", done, "data", 10, "c8")) == 5
+    assert len(plan(["a="], [0], "next", done, "data", 10)) == 4
+    rows = [{"candidate": "a", "seed": 0, "outer": 1, "inner": 2, "val_accuracy": 80.0},
+            {"candidate": "a", "preset": "c8", "seed": 0, "outer": 1, "inner": 2, "val_accuracy": 90.0}]
+    text = table(rows)
+    assert "| a [none] |" in text and "| a [c8] |" in text
+
+
+def test_nested_selection_picks_per_fold_and_keeps_presets_apart(tmp_path):
+    import json
+    from experiments.sbu_dense import select_per_fold
+    rows = [{"candidate": "a", "overrides": ["x=1"], "outer": 1, "inner": 2, "val_accuracy": 80.0},
+            {"candidate": "a", "preset": "c8", "overrides": ["p=1", "x=1"], "outer": 1, "inner": 2, "val_accuracy": 90.0},
+            {"candidate": "a", "overrides": ["x=1"], "outer": 2, "inner": 3, "val_accuracy": 95.0},
+            {"candidate": "a", "preset": "c8", "overrides": ["p=1", "x=1"], "outer": 2, "inner": 3, "val_accuracy": 85.0}]
+    log = tmp_path / "validation.jsonl"
+    log.write_text("".join(json.dumps(r) + "\n" for r in rows))
+    assert select_per_fold(log) == {1: ("a [c8]", ["p=1", "x=1"]), 2: ("a", ["x=1"])}
