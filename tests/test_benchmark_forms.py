@@ -80,3 +80,20 @@ def test_stage_programs_chain_to_the_whole_network_and_their_flops_add_up():
     assert sum(gcn_stage_flops(masked, config)) == gcn_flops(masked, config)
     assert sum(compact_stage_flops(net)) == compact_flops(net)
     assert len(compact_stage_flops(net)) == 3 and compact_stage_flops(net)[-1] < gcn_stage_flops(params, config)[-1]
+
+
+def test_attention_share_swaps_the_attention_while_tracing_and_restores_it():
+    from benchmarks.attention_share import attention_form
+    from jaxprune.models.layers import attention
+    config = gcn.GCNConfig(num_nodes=7, num_features=5, num_classes=3, edges=EDGES, channels=4, hidden=6,
+                           attention_dim=3, num_blocks=2)
+    params = gcn.init(jax.random.key(0), config)
+    params = jax.tree.map(lambda a: a + 0.3 * jax.random.normal(jax.random.key(1), a.shape), params)
+    x = jax.random.normal(jax.random.key(2), (4, 7, 5))
+    out = {}
+    for form in ("before", "after", "fixed adjacency"):
+        with attention_form(form):
+            out[form] = jax.jit(lambda p, x: gcn.apply(p, x, config)).lower(params, x).compile()(params, x)
+    assert gcn.attention is attention
+    np.testing.assert_allclose(out["before"], out["after"], rtol=1e-6, atol=1e-6)
+    assert float(jnp.max(jnp.abs(out["fixed adjacency"] - out["after"]))) > 1e-3

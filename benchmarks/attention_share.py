@@ -1,0 +1,125 @@
+"""The attention's share of real programs, before and after the masked bias: forward passes and train steps.
+
+    python -m benchmarks.attention_share --out benchmarks/results
+
+Three forms of the GCN's attention, swapped into ``jaxprune.models.gcn`` while a program is traced
+(so every program is the library's own: ``gcn.apply``, or ``benchmarks.mrmp_step.train_step``):
+
+- ``before``: the attention as it was until the masked bias, ``jnp.where(mask, logits, -inf)``
+  over every (B, J, J) logit;
+- ``after``: ``jaxprune.models.layers.attention`` as it is (the bone mask folded into the bias
+  once, ``layers.masked_bias``);
+- ``fixed adjacency``: the attention replaced by the constant row-normalised graph, the cost of
+  everything else. Attention share = 1 − fixed / form.
+
+Programs: the jitted forward pass at batch 1 / 256 / 4096, and one train step at batch 256 of
+dense, SRMP and MRMP at its six default rates, for the networks of ``--presets`` (default
+``c8,wide``: C = 8 and C = 64). The three forms of one program are timed in interleaved rounds
+(``timing.interleaved_medians``). Writes ``attention_share.json`` and ``attention_share.md``.
+"""
+
+from __future__ import annotations
+
+import argparse
+import contextlib
+
+import jax
+import jax.numpy as jnp
+
+from benchmarks.mrmp_step import RATE_SETS, step_call
+from benchmarks.timing import device_line, interleaved_medians, write_report
+from jaxprune.models import gcn
+from jaxprune.models.layers import attention
+
+FORMS = ("before", "after", "fixed adjacency")
+
+
+def attention_before(params: dict, h: jax.Array, mask: jax.Array | None = None) -> jax.Array:
+    """The attention until the masked bias: the mask applied to every logit."""
+    q, k = h @ params["query"], h @ params["key"]
+    logits = jnp.einsum("...id,...jd->...ij", q, k) / jnp.sqrt(q.shape[-1]) + params["bias"]
+    if mask is not None:
+        logits = jnp.where(mask, logits, -jnp.inf)
+    return jax.nn.softmax(logits, axis=-1)
+
+
+def attention_fixed(params: dict, h: jax.Array, mask: jax.Array | None = None) -> jax.Array:
+    """The constant row-normalised graph (J, J) (uniform over all nodes without a mask)."""
+    j = h.shape[-2]
+    graph = jnp.ones((j, j), h.dtype) if mask is None else mask.astype(h.dtype)
+    return graph / graph.sum(-1, keepdims=True)
+
+
+@contextlib.contextmanager
+def attention_form(form: str):
+    """``gcn``'s attention is ``form`` while the block runs (programs traced in it keep it)."""
+    gcn.attention = {"before": attention_before, "after": attention, "fixed adjacency": attention_fixed}[form]
+    try:
+        yield
+    finally:
+        gcn.attention = attention
+
+
+def forward_call(preset: str, batch: int):
+    """(jitted ``gcn.apply`` of the ``preset`` network, (params, features)), compiled now."""
+    from jaxprune.config import override
+    from jaxprune.data.synthetic import make_synthetic
+    from jaxprune.presets import preset_settings
+    from jaxprune.run_config import RunConfig
+    from jaxprune.task.forward import gcn_config
+    dataset = make_synthetic(seed=0)
+    config = override(RunConfig(), preset_settings("sbu", preset))
+    model = gcn_config(dataset, config)
+    params = gcn.init(jax.random.key(0), model)
+    x = jax.random.normal(jax.random.key(1), (batch, model.num_nodes, model.num_features))
+    fn = jax.jit(lambda p, x: gcn.apply(p, x, model)).lower(params, x).compile()
+    return fn, (params, x)
+
+
+def measure(preset: str, batches, rounds: int, repeats: int) -> list[dict]:
+    programs = {f"forward, batch {b}": (lambda b=b: forward_call(preset, b)) for b in batches}
+    for method in ("dense", "srmp", "mrmp"):
+        rates = RATE_SETS[6] if method == "mrmp" else (0.9,)
+        label = {"dense": "dense", "srmp": "SRMP", "mrmp": "MRMP K = 6"}[method]
+        programs[f"{label} train step, batch 256"] = lambda method=method, rates=rates: step_call(method, rates, 256, preset)
+    rows = []
+    for name, make in programs.items():
+        calls = {}
+        for form in FORMS:
+            with attention_form(form):
+                calls[form] = make()
+        ms = {k: 1e3 * v for k, v in interleaved_medians(calls, rounds=rounds, repeats=repeats).items()}
+        rows.append({"preset": preset, "program": name, **{f"{f}_ms": ms[f] for f in FORMS},
+                     "share_before": 1 - ms["fixed adjacency"] / ms["before"],
+                     "share_after": 1 - ms["fixed adjacency"] / ms["after"]})
+        print(f"{preset} {name}: " + ", ".join(f"{f} {ms[f]:.3f} ms" for f in FORMS), flush=True)
+    return rows
+
+
+def main(argv=None):
+    p = argparse.ArgumentParser(description=__doc__.split("\n")[0])
+    p.add_argument("--out", default="benchmarks/results")
+    p.add_argument("--presets", default="c8,wide")
+    p.add_argument("--batches", default="1,256,4096", help="forward-pass batches")
+    p.add_argument("--rounds", type=int, default=5)
+    p.add_argument("--repeats", type=int, default=6, help="calls per round of each form")
+    a = p.parse_args(argv)
+    rows = [r for preset in a.presets.split(",")
+            for r in measure(preset, [int(b) for b in a.batches.split(",")], a.rounds, a.repeats)]
+    record = {"benchmark": "attention_share", "device": device_line(), "jax": jax.__version__,
+              "rounds": a.rounds, "repeats": a.repeats, "rows": rows}
+    lines = [f"# The attention's share of forward passes and train steps, before and after the masked bias "
+             f"({record['device']}, jax {jax.__version__})", "",
+             "SBU-shaped GCN (30 nodes, bones attention), networks of the presets (c8: C = 8; wide: C = 64). "
+             "Median ms per call; the three forms of a program timed in interleaved rounds. Share = "
+             "1 − fixed adjacency / form; target: ≤ 0.5.", "",
+             "| network | program | before ms | after ms | after ÷ before | fixed adjacency ms | share before | "
+             "share after |", "|---|---|---|---|---|---|---|---|"]
+    lines += [f"| {r['preset']} | {r['program']} | {r['before_ms']:.3f} | {r['after_ms']:.3f} | "
+              f"{r['after_ms'] / r['before_ms']:.2f} | {r['fixed adjacency_ms']:.3f} | "
+              f"{max(0.0, r['share_before']):.2f} | {max(0.0, r['share_after']):.2f} |" for r in rows]
+    write_report(a.out, "attention_share", record, lines)
+
+
+if __name__ == "__main__":
+    main()
