@@ -23,8 +23,10 @@ masks or optimizer). Forms of the same network:
   everything else, the floor that the issue's target ("attention no dearer than the rest") reads
   against. Attention share = (form - fixed) / form.
 
-Reports the median over ``--repeats`` calls after compilation. Calls of one cell run one after
-another in one process (ratios only; a 2-core machine is noisy). Writes ``attention_cost.json``
+Reports the median after compilation; the forms of one cell are timed in ``--rounds`` interleaved
+rounds (``timing.interleaved_medians``: a slow spell of the shared machine falls on every form
+alike), ``--repeats`` calls of each in all. Each form's output (logits, or gradients) is checked
+against ``as written`` before it is timed. Writes ``attention_cost.json``
 and ``attention_cost.md`` into ``--out``.
 """
 
@@ -37,7 +39,7 @@ import jax
 import jax.numpy as jnp
 import numpy as np
 
-from benchmarks.timing import device_line, median_seconds, write_report
+from benchmarks.timing import device_line, interleaved_medians, write_report
 from jaxprune.graphs import FPHA_BONES, SBU_BONES
 from jaxprune.models import gcn
 from jaxprune.models.layers import dense
@@ -214,7 +216,7 @@ def _close(a, b, tol=1e-4) -> bool:
                for x, y in zip(jax.tree.leaves(a), jax.tree.leaves(b)))
 
 
-def measure(shape: str, batches, repeats: int, channels: int = 8) -> list[dict]:
+def measure(shape: str, batches, repeats: int, channels: int = 8, rounds: int = 5) -> list[dict]:
     nodes, edges = SHAPES[shape]
     config = gcn.GCNConfig(num_nodes=nodes, num_features=12, num_classes=8, edges=edges, hidden=128,
                            channels=channels)
@@ -226,17 +228,18 @@ def measure(shape: str, batches, repeats: int, channels: int = 8) -> list[dict]:
     for batch in batches:
         x = jax.random.normal(jax.random.key(2), (batch, nodes, 12))
         ref_out, ref_grad = gcn.apply(params, x, config), jax.grad(_loss(gcn.apply))(params, x, config)
-        for name in compared[1:]:
-            assert _close(forms[name](params, x, config), ref_out), f"{name} logits differ"
-            assert _close(jax.grad(_loss(forms[name]))(params, x, config), ref_grad), f"{name} gradients differ"
         for what in ("forward", "gradient"):
-            ms, compile_s = {}, {}
+            calls, compile_s = {}, {}
             for name, apply in forms.items():
                 fn = apply if what == "forward" else jax.grad(_loss(apply))
                 started = time.perf_counter()
-                jitted = jax.jit(lambda p, x, fn=fn: fn(p, x, config)).lower(params, x).compile()
+                calls[name] = (jax.jit(lambda p, x, fn=fn: fn(p, x, config)).lower(params, x).compile(), (params, x))
                 compile_s[name] = time.perf_counter() - started
-                ms[name] = 1e3 * median_seconds(jitted, params, x, repeats=repeats, min_seconds=0.2)
+            for name in compared[1:]:
+                assert _close(calls[name][0](params, x), ref_out if what == "forward" else ref_grad), \
+                    f"{name}: {'logits' if what == 'forward' else 'gradients'} differ"
+            seconds = interleaved_medians(calls, rounds=rounds, repeats=max(1, repeats // rounds), min_seconds=0.05)
+            ms = {name: 1e3 * t for name, t in seconds.items()}
             for name in compared:
                 rows.append({"shape": shape, "channels": channels, "batch": batch, "pass": what, "form": name,
                              "median_ms": ms[name], "compile_s": compile_s[name],
@@ -250,14 +253,15 @@ def main(argv=None):
     p = argparse.ArgumentParser(description=__doc__.split("\n")[0])
     p.add_argument("--out", default="benchmarks/results")
     p.add_argument("--batches", default="1,256,4096")
-    p.add_argument("--repeats", type=int, default=10)
+    p.add_argument("--repeats", type=int, default=10, help="timed calls of each form (default 10)")
+    p.add_argument("--rounds", type=int, default=5, help="interleaved rounds the calls are split into (default 5)")
     p.add_argument("--channels", default="8,64", help="GCN widths C (default 8, the papers', and 64, the default preset's)")
     a = p.parse_args(argv)
     batches = [int(b) for b in a.batches.split(",")]
     rows = [row for c in (int(c) for c in a.channels.split(",")) for shape in SHAPES
-            for row in measure(shape, batches, a.repeats, c)]
+            for row in measure(shape, batches, a.repeats, c, a.rounds)]
     record = {"benchmark": "attention_cost", "device": device_line(), "jax": jax.__version__,
-              "repeats": a.repeats, "rows": rows}
+              "repeats": a.repeats, "rounds": a.rounds, "rows": rows}
     lines = [f"# The GCN's attention: cost and share of the network ({record['device']}, jax {jax.__version__})", "",
              "Whole GCN, bones attention, C as given, FC 128. Median ms per jitted call; attention share = "
              "1 - (time with a fixed adjacency) / (time of the form). Target: share <= 0.5.", "",
