@@ -69,6 +69,30 @@ def test_loss_budget_and_gradients():
         restore_pruner("ctf", params, gcn.prunable(params), PruneConfig(rate=0.7), {}, blocks=gcn.ctf_blocks(params))
 
 
+def test_the_floor_term_holds_every_layer_above_its_least_kept_fraction():
+    """ctf_floor f adds λ·Σ_ℓ (max(0, f − kept_ℓ) / f)²: zero while every layer keeps at least f,
+    and then it pushes only the layers below f back up (their mask entries get a negative gradient
+    from it, the others none)."""
+    cfg = gcn.GCNConfig(num_nodes=6, num_features=5, num_classes=3, channels=4, hidden=8, edges=((0, 1),))
+    params = gcn.init(jax.random.key(0), cfg)
+    plain = make_pruner("ctf", params, gcn.prunable(params), PruneConfig(rate=0.7), 100, gcn.ctf_blocks(params))
+    floored = make_pruner("ctf", params, gcn.prunable(params), PruneConfig(rate=0.7, ctf_floor=0.2), 100,
+                          gcn.ctf_blocks(params))
+    masks = jax.tree.map(lambda m: None if m is None else jnp.full(m.shape, 0.5), plain.train_masks(params, None, None, 0),
+                         is_leaf=lambda m: m is None)
+    (budget,), _ = plain.penalty(params, masks, None, None, 0)
+    terms, _ = floored.penalty(params, masks, None, None, 0)
+    assert len(terms) == 2 and float(terms[0]) == pytest.approx(float(budget)) and float(terms[1]) == 0.0
+    masks["fc"]["kernel"] = jnp.full(masks["fc"]["kernel"].shape, 0.05)    # the FC keeps 5 %, below f = 20 %
+    grads = jax.grad(lambda m: floored.penalty(params, m, None, None, 0)[0][1])(masks)
+    assert float(floored.penalty(params, masks, None, None, 0)[0][1]) == pytest.approx(100.0 * (0.15 / 0.2) ** 2, rel=1e-5)
+    assert float(jnp.max(grads["fc"]["kernel"])) < 0
+    assert all(float(jnp.max(jnp.abs(g))) == 0.0 for path, g in jax.tree_util.tree_leaves_with_path(grads)
+               if "fc" not in jax.tree_util.keystr(path))
+    with pytest.raises(ValueError, match="ctf_floor must be in"):
+        PruneConfig(ctf_floor=1.0)
+
+
 def test_channel_blocks_come_from_the_model_and_are_refused_where_it_declares_none():
     """(issue 15) CTF reads no parameter names: the model declares its blocks (the GCN's FC rows by
     channel, gcn.ctf_blocks); ctf_blocks=channels without them is an error naming the setting,

@@ -178,7 +178,7 @@ register("mrmp", lambda params, prunable, prune, total, blocks: mrmp.build(
     serves_any_rate=True)
 register("ctf", lambda params, prunable, prune, total, blocks: ctf.build(
     params, prunable, prune, _anneal(prune, total), blocks),
-    settings=("rate", "ctf_weight", "ctf_shift", "ctf_factors", "ctf_blocks", *_SCHEDULE))
+    settings=("rate", "ctf_weight", "ctf_shift", "ctf_factors", "ctf_blocks", "ctf_floor", *_SCHEDULE))
 for _name, _reads in _BASELINE_SETTINGS.items():
     register(_name, lambda params, prunable, prune, total, blocks, name=_name: baselines.build(
         name, prunable, prune, total), settings=("rate", *_reads))

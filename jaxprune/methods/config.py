@@ -59,6 +59,9 @@ class PruneConfig:
         entry (default all four; "entry" alone is unstructured, "block,column,row" structured).
       ctf_blocks: the CTF block partition: "channels" (the FC layer's rows grouped by channel of
         the last graph convolution, across nodes) or "none".
+      ctf_floor: the least soft kept fraction f of every prunable layer under CTF, held by a
+        second term λ·Σ_ℓ (max(0, f − kept_ℓ) / f)² (default 0: none, the paper's global budget
+        alone). Without it, the wide network at rate 0.99 lost its whole FC layer.
       scope: magnitude and gradual baselines: "layer" (every layer at the rate) or "global" (one
         magnitude threshold over all prunable layers).
       finetune_fraction: one-shot baselines (magnitude, structured, l1, group_lasso): the share of
@@ -118,6 +121,7 @@ class PruneConfig:
     ctf_shift: float = 0.5
     ctf_factors: tuple[str, ...] = ("block", "column", "row", "entry")
     ctf_blocks: str = "channels"
+    ctf_floor: float = 0.0
     scope: str = "layer"
     finetune_fraction: float = 0.5
     gradual_updates: int = 50
@@ -181,6 +185,8 @@ class PruneConfig:
             raise ValueError(f"prune setting ctf_factors must be a non-empty subset of block,column,row,entry, "
                              f"got {','.join(self.ctf_factors)!r}")
         object.__setattr__(self, "ctf_factors", factors)
+        if not 0.0 <= self.ctf_floor < 1.0:
+            raise ValueError(f"prune setting ctf_floor must be in [0, 1), got {self.ctf_floor}")
         if self.ctf_blocks not in ("channels", "none"):
             raise ValueError(f"prune setting ctf_blocks must be channels or none, got {self.ctf_blocks!r}")
         if self.scope not in ("layer", "global"):

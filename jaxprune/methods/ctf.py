@@ -12,6 +12,8 @@ Choices [METHOD.md: ours]: scales = each layer's initialisation std; shift a = `
 (0.5 std); blocks = what the model declares (``make_pruner(..., blocks=...)``; the GCN: its FC
 rows grouped by the last graph convolution's channels, ``jaxprune.models.gcn.ctf_blocks``) with
 ``prune.ctf_blocks=channels``, none with ``none``; CTF itself reads no parameter names; λ = ``ctf_weight``.
+``ctf_floor`` [ours, off by default]: a least soft kept fraction per layer, so that the global
+budget cannot remove a whole layer (at 0.99 on the wide network it removed the FC: chance accuracy).
 CTF trains one rate and serves that rate only.
 """
 
@@ -55,11 +57,16 @@ class CoarseToFine(Stateless):
         return self.mask.soft_masks(params, self.sigma(step))
 
     def penalty(self, params, masks, prune_state, key, step):
-        """(λ·(soft kept fraction − (1 − r))²,) over the N masked weights of ``masks``."""
+        """(λ·(soft kept fraction − (1 − r))²,) over the N masked weights of ``masks``, and with
+        ``ctf_floor`` f > 0 the floor term λ·Σ_ℓ (max(0, f − kept_ℓ) / f)² over the layers."""
         n = sum(m.size for m in jax.tree.leaves(masks))
         kept = mask_sum(masks) / n
-        budget = jnp.square(kept - (1.0 - self.rate))
-        return (self.config.ctf_weight * budget,), {"soft_kept": kept}
+        terms = (self.config.ctf_weight * jnp.square(kept - (1.0 - self.rate)),)
+        floor = self.config.ctf_floor
+        if floor > 0:
+            short = sum(jnp.square(jax.nn.relu(floor - jnp.mean(m)) / floor) for m in jax.tree.leaves(masks))
+            terms += (self.config.ctf_weight * short,)
+        return terms, {"soft_kept": kept}
 
     def hard_masks(self, params, rates) -> PyTree:
         """The hard CTF masks with a leading (R,) axis; every rate must be the trained one."""
