@@ -14,13 +14,18 @@ from jaxprune.models import gcn
 EDGES = ((0, 1), (1, 2), (1, 3), (3, 4), (4, 5), (2, 6))      # a small tree: degrees 1 to 3
 
 
-def test_the_edge_form_equals_the_gcn_with_gradients():
-    # the slot form is checked by the benchmark itself before it is timed (here it took 10 s)
+def small_gcn():
+    """(config, params with non-zero biases, features (4, 7, 5)) of a 2-block GCN on EDGES."""
     config = gcn.GCNConfig(num_nodes=7, num_features=5, num_classes=3, edges=EDGES, channels=4, hidden=6,
                            attention_dim=3, num_blocks=2)
     params = gcn.init(jax.random.key(0), config)
     params = jax.tree.map(lambda a: a + 0.3 * jax.random.normal(jax.random.key(1), a.shape), params)
-    x = jax.random.normal(jax.random.key(2), (4, 7, 5))
+    return config, params, jax.random.normal(jax.random.key(2), (4, 7, 5))
+
+
+def test_the_edge_form_equals_the_gcn_with_gradients():
+    # the slot form is checked by the benchmark itself before it is timed (here it took 10 s)
+    config, params, x = small_gcn()
 
     def loss(fn):
         return lambda p, x: jnp.sum(fn(p, x, config) ** 2)
@@ -85,11 +90,7 @@ def test_stage_programs_chain_to_the_whole_network_and_their_flops_add_up():
 def test_attention_share_swaps_the_attention_while_tracing_and_restores_it():
     from benchmarks.attention_share import attention_form
     from jaxprune.models.layers import attention
-    config = gcn.GCNConfig(num_nodes=7, num_features=5, num_classes=3, edges=EDGES, channels=4, hidden=6,
-                           attention_dim=3, num_blocks=2)
-    params = gcn.init(jax.random.key(0), config)
-    params = jax.tree.map(lambda a: a + 0.3 * jax.random.normal(jax.random.key(1), a.shape), params)
-    x = jax.random.normal(jax.random.key(2), (4, 7, 5))
+    config, params, x = small_gcn()
     out = {}
     for form in ("before", "after", "fixed adjacency"):
         with attention_form(form):
