@@ -27,6 +27,7 @@ import jax
 import jax.numpy as jnp
 
 from benchmarks.mrmp_step import RATE_SETS, step_call
+from benchmarks.op_profile import forward_program
 from benchmarks.timing import device_line, interleaved_medians, write_report
 from jaxprune.models import gcn
 from jaxprune.models.layers import attention
@@ -61,19 +62,9 @@ def attention_form(form: str):
 
 
 def forward_call(preset: str, batch: int):
-    """(jitted ``gcn.apply`` of the ``preset`` network, (params, features)), compiled now."""
-    from jaxprune.config import override
-    from jaxprune.data.synthetic import make_synthetic
-    from jaxprune.presets import preset_settings
-    from jaxprune.run_config import RunConfig
-    from jaxprune.task.forward import gcn_config
-    dataset = make_synthetic(seed=0)
-    config = override(RunConfig(), preset_settings("sbu", preset))
-    model = gcn_config(dataset, config)
-    params = gcn.init(jax.random.key(0), model)
-    x = jax.random.normal(jax.random.key(1), (batch, model.num_nodes, model.num_features))
-    fn = jax.jit(lambda p, x: gcn.apply(p, x, model)).lower(params, x).compile()
-    return fn, (params, x)
+    """(compiled ``gcn.apply`` of the ``preset`` network, (params, features)): ``op_profile``'s program."""
+    compiled, args = forward_program(preset, batch)
+    return compiled, args()
 
 
 def measure(preset: str, batches, rounds: int, repeats: int) -> list[dict]:
