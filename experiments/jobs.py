@@ -97,17 +97,28 @@ def job_config(job: Job):
                     [*preset_settings(job.dataset, job.preset), *for_method(job.method, job.overrides)])
 
 
+def read_settings(method: str, config: dict) -> dict:
+    """``config`` (a saved or ``RunConfig.to_dict()`` config) without the prune settings that
+    ``method`` never reads: a run of one method is the same run whatever another method's
+    settings were (e.g. a dense run under a preset that later set ``prune.ctf_floor``)."""
+    from jaxprune.methods import method as registered
+    reads = registered(method).settings
+    prune = {k: v for k, v in config.get("prune", {}).items() if k in reads}
+    return {**config, "prune": prune}
+
+
 def check_done(job: Job) -> None:
-    """A done job (its rows.json exists) must have been trained with the settings it asks for now:
-    a changed default preset or --set would otherwise mix two networks in one table. Raises
-    ValueError naming the file and the settings that differ."""
+    """A done job (its rows.json exists) must have been trained with the settings it asks for now
+    (those its method reads, ``read_settings``): a changed default preset or --set would
+    otherwise mix two networks in one table. Raises ValueError naming the file and the settings
+    that differ."""
     from jaxprune.config import saved_differences
     path = job.rows_path()
     try:
         saved = json.loads(path.read_text())["config"]
     except (OSError, ValueError, KeyError, TypeError) as e:
         raise ValueError(f"{path}: not a finished job's rows ({e}); delete it to train the job again") from None
-    differ = saved_differences(saved, job_config(job).to_dict())
+    differ = saved_differences(read_settings(job.method, saved), read_settings(job.method, job_config(job).to_dict()))
     if differ:
         raise ValueError(f"{path} was trained with other settings than this run asks for: {differ}. Pass the "
                          "--preset and --set it was trained with (see its config), or choose another --out")
@@ -157,7 +168,7 @@ def lock_folder(folder: Path):
 def reuse_done(jobs: list[Job], folders) -> int:
     """Copies into each job not yet done the rows.json of a job already done in one of ``folders``
     (other experiments' ``--out``) with the same fold, validation fold and settings (every setting
-    of its saved config equal to this job's), so that two grids that share runs train them once.
+    of its saved config that the method reads equal to this job's, ``read_settings``), so that two grids that share runs train them once.
     Only rows.json is copied (no model). Returns how many were copied."""
     from jaxprune.config import saved_differences
     todo = [j for j in jobs if not j.rows_path().exists()]
@@ -174,9 +185,10 @@ def reuse_done(jobs: list[Job], folders) -> int:
                 continue                               # not a finished job's rows: not reused
     copied = 0
     for job in todo:
-        wanted = job_config(job).to_dict()
+        wanted = read_settings(job.method, job_config(job).to_dict())
         match = next((path for path, saved in done.get((job.fold, job.validation), [])
-                      if saved.get("method") == job.method and not saved_differences(saved, wanted)), None)
+                      if saved.get("method") == job.method
+                      and not saved_differences(read_settings(job.method, saved), wanted)), None)
         if match is not None:
             job.rows_path().parent.mkdir(parents=True, exist_ok=True)
             job.rows_path().write_text(match.read_text())

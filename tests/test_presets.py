@@ -89,3 +89,22 @@ def test_an_experiment_refuses_rows_trained_under_another_preset(tmp_path):
                                          r"augment.crop_min=0.8 there, 0.6 here"):
         run_jobs([wide], workers=0)
     assert json.loads(job.rows_path().read_text())["config"]["model"]["channels"] == 8    # left as it was
+
+
+def test_done_rows_are_compared_on_the_settings_their_method_reads(tmp_path):
+    """A dense run saved when prune.ctf_floor was 0 is still the same dense run (dense never reads
+    it); a CTF run saved with another floor is refused (experiments.jobs.read_settings)."""
+    def saved_as(job, floor):
+        config = job_config(job).to_dict()
+        config["prune"]["ctf_floor"] = floor
+        job.rows_path().parent.mkdir(parents=True)
+        job.rows_path().write_text(json.dumps({"config": config}))
+
+    dense = Job("sbu", "unused", "dense", "dense", (), 1, str(tmp_path / "out"))
+    ctf = Job("sbu", "unused", "ctf", "ctf", ("prune.rate=0.99",), 1, str(tmp_path / "out"))
+    saved_as(dense, 0.0)
+    saved_as(ctf, 0.0)
+    run_jobs([dense], workers=0)                                 # skipped: nothing it reads differs
+    with pytest.raises(ValueError, match=r"ctf/fold1/rows.json was trained with other settings.*"
+                                         r"prune.ctf_floor=0.0 there, 0.005 here"):
+        run_jobs([ctf], workers=0)

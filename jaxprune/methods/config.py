@@ -60,8 +60,11 @@ class PruneConfig:
       ctf_blocks: the CTF block partition: "channels" (the FC layer's rows grouped by channel of
         the last graph convolution, across nodes) or "none".
       ctf_floor: the least soft kept fraction f of every prunable layer under CTF, held by a
-        second term λ·Σ_ℓ (max(0, f − kept_ℓ) / f)² (default 0: none, the paper's global budget
-        alone). Without it, the wide network at rate 0.99 lost its whole FC layer.
+        second term λ·Σ_ℓ (max(0, f − kept_ℓ) / f)² [ours; default 0.005, chosen by nested
+        validation on the wide network]. Without it (0: the paper's global budget alone) the wide
+        network at rate 0.99 lost its whole FC layer (13.9 % against 93.9 % with it); where no
+        layer falls below f the term and its gradient are 0, so runs equal the paper's bit for
+        bit (rate 0.95).
       scope: magnitude and gradual baselines: "layer" (every layer at the rate) or "global" (one
         magnitude threshold over all prunable layers).
       finetune_fraction: one-shot baselines (magnitude, structured, l1, group_lasso): the share of
@@ -121,7 +124,7 @@ class PruneConfig:
     ctf_shift: float = 0.5
     ctf_factors: tuple[str, ...] = ("block", "column", "row", "entry")
     ctf_blocks: str = "channels"
-    ctf_floor: float = 0.0
+    ctf_floor: float = 0.005
     scope: str = "layer"
     finetune_fraction: float = 0.5
     gradual_updates: int = 50

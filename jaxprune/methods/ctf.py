@@ -12,8 +12,10 @@ Choices [METHOD.md: ours]: scales = each layer's initialisation std; shift a = `
 (0.5 std); blocks = what the model declares (``make_pruner(..., blocks=...)``; the GCN: its FC
 rows grouped by the last graph convolution's channels, ``jaxprune.models.gcn.ctf_blocks``) with
 ``prune.ctf_blocks=channels``, none with ``none``; CTF itself reads no parameter names; λ = ``ctf_weight``.
-``ctf_floor`` [ours, off by default]: a least soft kept fraction per layer, so that the global
-budget cannot remove a whole layer (at 0.99 on the wide network it removed the FC: chance accuracy).
+``ctf_floor`` [ours; default 0.005, ``prune.ctf_floor=0`` for the paper's objective alone]: a least
+soft kept fraction per layer, so that the global budget cannot remove a whole layer (at 0.99 on the
+wide network it removed the FC: chance accuracy). While every layer keeps at least f, the term
+and its gradient are 0 and a run equals the paper's.
 CTF trains one rate and serves that rate only.
 """
 
