@@ -15,7 +15,8 @@ Presets (``--preset NAME``; ``DEFAULT_PRESET`` says which one each dataset gets)
   validation on SBU training folds (README "Measured"); 95.8 % on SBU over four seeds.
 - ``c8``: ``RECIPE`` at the papers' width C = 8 (the former SBU preset; every pruning table
   committed before the presets were named prunes this network).
-- ``paper``: the papers' configuration as ``METHOD.md`` §5 states it: C = 8 (16 on FPHA),
+- ``paper``: the papers' configuration as ``METHOD.md`` §5 states it (the network and its training;
+  CTF's layer floor is a prune default under every preset): C = 8 (16 on FPHA),
   4 chunk means, Adam with the loss-trend learning-rate rule, 2700 epochs, batch 200 (SBU) /
   600 (FPHA), no augmentation, no view alignment, no velocities.
 - ``demo``: the dataclass defaults for 1000 epochs (the default of the embedded synthetic data,
