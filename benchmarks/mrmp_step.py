@@ -12,7 +12,9 @@ every row alike). Reports the median step and the ratio to SRMP (K = 1) and to d
 the default MRMP. Rows "m of K" train m of the K rates
 per step (``prune.rates_per_step``); "batch split among rates" gives each of the 8 rates its own
 1/8 of the batch (``prune.split_batch``); the last row adds the quantile-matching term
-(``prune.quantile_weight``, one sort per layer), computed at every step. Writes
+(``prune.quantile_weight``, one sort per layer), computed at every step. The rows "KL kernel at
+each weight" compute the KL's soft histogram as before linear binning (``prune.kl_resolution=0``).
+Writes
 ``mrmp_step.json`` and ``mrmp_step.md`` into ``--out`` (``mrmp_step_c8.*`` for ``--preset c8``).
 """
 
@@ -93,6 +95,9 @@ def main(argv=None):
     plan[("mrmp, batch split among rates", 8)] = step_call("mrmp", RATE_SETS[8], b, pre,
                                                            extra=("prune.split_batch=true",))
     plan[("mrmp + quantile term", 8)] = step_call("mrmp", RATE_SETS[8], b, pre, extra=("prune.quantile_weight=100",))
+    exact = ("prune.kl_resolution=0",)            # the KL's kernel at each weight, as before linear binning
+    plan[("srmp, KL kernel at each weight", 1)] = step_call("srmp", RATE_SETS[1], b, pre, extra=exact)
+    plan[("mrmp, KL kernel at each weight", 6)] = step_call("mrmp", RATE_SETS[6], b, pre, extra=exact)
     seconds = interleaved_medians(plan, rounds=a.rounds, repeats=max(1, a.repeats // a.rounds))
     srmp, dense = seconds[("srmp", 1)], seconds[("dense", 0)]
     rows = [{"method": m, "rates": k, "seconds": t, "vs_srmp": t / srmp, "vs_dense": t / dense}

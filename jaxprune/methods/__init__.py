@@ -159,7 +159,7 @@ def _anneal(prune: PruneConfig, total_steps: int) -> int:
 
 _SCHEDULE = ("sigma_start", "sigma_end", "anneal_fraction")
 _MULTI_RATE = ("eval_rates", "prior", "weibull_shape", "kl_weight", "kl_ramp", "quantile_weight", *_SCHEDULE,
-               "kl_bins", "kl_space", "kl_bandwidth", "kl_shift", "allocation", "split_batch")
+               "kl_bins", "kl_space", "kl_bandwidth", "kl_resolution", "kl_shift", "allocation", "split_batch")
 _BASELINE_SETTINGS = {
     "magnitude": ("scope", "finetune_fraction"), "gradual": ("scope", "finetune_fraction", "gradual_updates"),
     "random": (), "structured": ("finetune_fraction",), "lottery": ("lottery_rounds", "rewind_fraction"),

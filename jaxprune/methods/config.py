@@ -46,6 +46,10 @@ class PruneConfig:
         then held at end.
       kl_bins: bins of the soft histogram estimating P.
       kl_bandwidth: the soft histogram's kernel std, in bins.
+      kl_resolution: positions per bin of the linear binning that computes the soft histogram
+        (``jaxprune.alignment``; 128: masses within ~1e-6 of exact, about 8x faster than the
+        kernel at each weight); 0 takes the kernel at each weight's own position (the only way
+        before 2026-12-02).
       kl_shift: shift the histogram grid by a random fraction of a bin every step (an averaged
         shifted histogram; default on), so that weights cannot gather at fixed bin edges.
       kl_space: "weight" (default: equal-width bins in weight units), "quantile" (bins of equal
@@ -112,6 +116,7 @@ class PruneConfig:
     kl_bins: int = 64
     kl_space: str = "weight"
     kl_bandwidth: float = 1.0
+    kl_resolution: int = 128
     kl_shift: bool = True
     allocation: str = "erk"
     rate_jitter: float = 1.0
@@ -174,6 +179,8 @@ class PruneConfig:
             raise ValueError(f"prune setting kl_space must be weight, quantile or both, got {self.kl_space!r}")
         if not self.kl_bandwidth > 0:
             raise ValueError(f"prune setting kl_bandwidth must be > 0, got {self.kl_bandwidth}")
+        if not (self.kl_resolution == 0 or 8 <= self.kl_resolution <= 4096):
+            raise ValueError(f"prune setting kl_resolution must be 0 or in 8 … 4096, got {self.kl_resolution}")
         if self.kl_bins < 4:
             raise ValueError(f"prune setting kl_bins must be >= 4, got {self.kl_bins}")
         if self.prior not in ("gaussian", "laplace", "uniform", "weibull"):

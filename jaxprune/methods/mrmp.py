@@ -104,7 +104,8 @@ class MultiRate(Stateless):
         if key is not None and self.config.kl_shift:
             shift = jax.random.uniform(key, (), minval=-0.5, maxval=0.5)
         return total_alignment(params, self.prunable, self.priors, bins=self.config.kl_bins,
-                               bandwidth=self.config.kl_bandwidth, space=self.config.kl_space, shift=shift)
+                               bandwidth=self.config.kl_bandwidth, space=self.config.kl_space, shift=shift,
+                               resolution=self.config.kl_resolution or None)
 
     def crisp_progress(self, step) -> jax.Array:
         """How far ``step`` is into the steps after σ's annealing: 0 up to ``anneal_steps``,
