@@ -97,22 +97,13 @@ def job_config(job: Job):
                     [*preset_settings(job.dataset, job.preset), *for_method(job.method, job.overrides)])
 
 
-def read_settings(method: str, config: dict) -> dict:
-    """``config`` (a saved or ``RunConfig.to_dict()`` config) without the prune settings that
-    ``method`` never reads: a run of one method is the same run whatever another method's
-    settings were (e.g. a dense run under a preset that later set ``prune.ctf_floor``)."""
-    from jaxprune.methods import method as registered
-    reads = registered(method).settings
-    prune = {k: v for k, v in config.get("prune", {}).items() if k in reads}
-    return {**config, "prune": prune}
-
-
 def check_done(job: Job) -> None:
     """A done job (its rows.json exists) must have been trained with the settings it asks for now
     (those its method reads, ``read_settings``): a changed default preset or --set would
     otherwise mix two networks in one table. Raises ValueError naming the file and the settings
     that differ."""
     from jaxprune.config import saved_differences
+    from jaxprune.run_config import read_settings
     path = job.rows_path()
     try:
         saved = json.loads(path.read_text())["config"]
@@ -171,6 +162,7 @@ def reuse_done(jobs: list[Job], folders) -> int:
     of its saved config that the method reads equal to this job's, ``read_settings``), so that two grids that share runs train them once.
     Only rows.json is copied (no model). Returns how many were copied."""
     from jaxprune.config import saved_differences
+    from jaxprune.run_config import read_settings
     todo = [j for j in jobs if not j.rows_path().exists()]
     if not todo or not folders:
         return 0
@@ -245,7 +237,7 @@ def collect(dataset, out: Path, run: str, folds, data_dir: str) -> dict | None:
         if not path.exists():
             return None
         records.append(json.loads(path.read_text()))
-    config = load_run_config({"config": records[0]["config"]}, path)
+    config = load_run_config({"config": records[0]["config"]}, out / run / f"fold{folds[0]}" / "rows.json")
     runs = [{"fold": r["fold"], "rates": r["rates"], "train_seconds": r["train_seconds"]} for r in records]
     return results_record(dataset, config, runs, sum(r["train_seconds"] for r in records), data_dir=data_dir)
 

@@ -8,7 +8,7 @@ from pathlib import Path
 from jaxprune.config import SettingError, flatten, override
 from jaxprune.data.augment import AugmentConfig
 from jaxprune.data.features import FeatureConfig
-from jaxprune.methods import REGISTRY, check_settings
+from jaxprune.methods import REGISTRY, check_settings, method as registered
 from jaxprune.methods.config import PruneConfig
 from jaxprune.models import gcn
 from jaxprune.train import TrainConfig
@@ -37,11 +37,23 @@ class RunConfig:
         return dataclasses.asdict(self)
 
 
+def read_settings(method: str, config: dict) -> dict:
+    """``config`` (a saved or ``RunConfig.to_dict()`` config) without the prune settings that
+    ``method`` never reads: a run of one method is the same run whatever another method's
+    settings were (e.g. an MRMP run saved before ``prune.ctf_floor``'s default changed)."""
+    reads = registered(method).settings
+    prune = {k: v for k, v in config.get("prune", {}).items() if k in reads}
+    return {**config, "prune": prune}
+
+
 def load_run_config(results: dict, path: Path) -> RunConfig:
-    """The RunConfig recorded in a results.json (or run.json) object (a ValueError naming ``path`` if unusable)."""
+    """The RunConfig recorded in a results.json (or run.json) object (a ValueError naming ``path`` if
+    unusable). Prune settings its method does not read are left at today's defaults
+    (``read_settings``), so a run stays readable when such a default changes."""
     try:
         cfg = dict(results["config"])
         method, seed = cfg.pop("method"), cfg.pop("seed")
+        cfg = read_settings(method, cfg)
         flat = {k: tuple(v) if isinstance(v, list) else v for k, v in flatten(cfg).items()}
         return override(RunConfig(method=method, seed=seed), flat)
     except (KeyError, TypeError, ValueError, SettingError) as e:

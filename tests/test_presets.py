@@ -14,7 +14,7 @@ from jaxprune.data.synthetic import make_synthetic
 from jaxprune.datasets import load_dataset
 from jaxprune.graphs import FPHA_BONES, SBU_BONES
 from jaxprune.presets import preset_settings
-from jaxprune.run_config import RunConfig
+from jaxprune.run_config import RunConfig, load_run_config
 
 # The SBU preset every pruning table committed before presets had names was trained with.
 FORMER_SBU = ["features.velocities=true", "model.hidden=128", "augment.rotate_deg=20", "augment.scale=0.1",
@@ -93,7 +93,7 @@ def test_an_experiment_refuses_rows_trained_under_another_preset(tmp_path):
 
 def test_done_rows_are_compared_on_the_settings_their_method_reads(tmp_path):
     """A dense run saved when prune.ctf_floor was 0 is still the same dense run (dense never reads
-    it); a CTF run saved with another floor is refused (experiments.jobs.read_settings)."""
+    it); a CTF run saved with another floor is refused (jaxprune.run_config.read_settings)."""
     def saved_as(job, floor):
         config = job_config(job).to_dict()
         config["prune"]["ctf_floor"] = floor
@@ -108,3 +108,11 @@ def test_done_rows_are_compared_on_the_settings_their_method_reads(tmp_path):
     with pytest.raises(ValueError, match=r"ctf/fold1/rows.json was trained with other settings.*"
                                          r"prune.ctf_floor=0.0 there, 0.005 here"):
         run_jobs([ctf], workers=0)
+    # ... and the MRMP run saved under the old floor still reads back as a run of this jaxprune
+    mrmp = job_config(Job("sbu", "unused", "mrmp", "mrmp", (), 1, str(tmp_path / "out"))).to_dict()
+    mrmp["prune"]["ctf_floor"] = 0.0
+    assert load_run_config({"config": mrmp}, tmp_path / "rows.json") == job_config(
+        Job("sbu", "unused", "mrmp", "mrmp", (), 1, str(tmp_path / "out")))
+    mrmp["prune"]["rates"] = [0.5, 2.0]                          # a setting it reads is still checked
+    with pytest.raises(ValueError, match=r"rows.json: its 'config' does not describe"):
+        load_run_config({"config": mrmp}, tmp_path / "rows.json")
