@@ -3,9 +3,12 @@
     python -m benchmarks.ctf_inference --out benchmarks/results
     python -m benchmarks.ctf_inference --models runs/sbu_ctf      # fold-1 models of experiments.sbu_ctf
 
-The four forms of one network: dense (the unpruned latent weights, the reference cost), masked
+The five forms of one network: dense (the unpruned latent weights, the reference cost), masked
 (the same shapes with the pruned weights set to zero), compact (``jaxprune.models.compact``: the smaller
-dense network) and BCOO (the compact network with its kernels as ``jax.experimental.sparse.BCOO``).
+dense network), padded (the compact network with every width zero-padded to a multiple of
+``--pad-multiple``, ``benchmarks.compact_pad``; its FLOP ratio is the compact network's, the
+padding's zeros not counted) and BCOO (the compact network with its kernels as
+``jax.experimental.sparse.BCOO``).
 Models come from ``--models`` (an ``experiments.sbu_ctf`` output: ``ctf_r<rate>/`` runs, fold 1)
 or, by default, are trained here on the embedded synthetic data with the SBU recipe of
 ``--preset`` (default ``wide``, the default network: C = 64; ``c8`` for the papers' width) for
@@ -30,6 +33,7 @@ import jax
 import jax.numpy as jnp
 import numpy as np
 
+from benchmarks.compact_pad import pad_widths
 from benchmarks.timing import device_line, interleaved_medians, write_report
 from jaxprune.models.compact import (compact, compact_apply, compact_block, compact_flops, compact_head,
                                      compact_stage_flops, to_bcoo)
@@ -111,16 +115,18 @@ def stage_rows(rate: float, batch: int, params, net, model, features, rounds: in
     return rows
 
 
-def measure(rate: float, params, masks, model, features, batches, repeats: int, rounds: int = 5) -> list[dict]:
+def measure(rate: float, params, masks, model, features, batches, repeats: int, rounds: int = 5,
+            pad_multiple: int = 16) -> list[dict]:
     masked = apply_masks(params, masks)
     net = compact(params, masks, model)
     forms = {"dense": (jax.jit(lambda p, x: gcn.apply(p, x, model)), params),
              "masked": (jax.jit(lambda p, x: gcn.apply(p, x, model)), masked),
              "compact": (jax.jit(compact_apply), net),
+             "padded": (jax.jit(compact_apply), pad_widths(net, pad_multiple)),
              "bcoo": (jax.jit(compact_apply), to_bcoo(net))}
     dense_flops = gcn_flops(params, model)
     flops = {"dense": dense_flops, "masked": gcn_flops(masked, model), "compact": compact_flops(net),
-             "bcoo": compact_flops(to_bcoo(net), nonzero=True)}
+             "padded": compact_flops(net), "bcoo": compact_flops(to_bcoo(net), nonzero=True)}
     kept, total = count_params(masked)
     rows = []
     for batch in batches:
@@ -155,20 +161,24 @@ def main(argv=None):
     p.add_argument("--repeats", type=int, default=30, help="timed calls of each form (default 30)")
     p.add_argument("--rounds", type=int, default=5, help="interleaved rounds the calls are split into (default 5)")
     p.add_argument("--preset", default="wide", help="the network trained when no --models is given (default wide)")
+    p.add_argument("--pad-multiple", type=int, default=16, help="the padded form's width multiple (default 16)")
     a = p.parse_args(argv)
     rates = [float(r) for r in a.rates.split(",")]
     batches = [int(b) for b in a.batches.split(",")]
     rows = []
     for rate in rates:
-        rows += measure(rate, *trained_model(rate, a.models, a.epochs, a.preset), batches, a.repeats, a.rounds)
+        rows += measure(rate, *trained_model(rate, a.models, a.epochs, a.preset), batches, a.repeats, a.rounds,
+                        a.pad_multiple)
     source = (f"fold-1 models of {a.models}" if a.models else
               f"CTF trained {a.epochs} epochs on synthetic data, preset {a.preset}")
     record = {"benchmark": "ctf_inference", "device": device_line(), "jax": jax.__version__, "models": source,
+              "pad_multiple": a.pad_multiple,
               "repeats": a.repeats, "rounds": a.rounds, "rows": rows}
     lines = [f"# Jitted inference, dense vs masked vs compact vs BCOO ({record['device']})", "",
              f"Models: {source}. Median latency per call (ms), ratio to dense; FLOP ratio = the form's "
              "FLOPs / dense FLOPs (masked: non-zero weights; compact: its smaller dense matrices; "
-             "BCOO: its non-zeros).", "",
+             f"padded: the compact network's widths zero-padded to multiples of {a.pad_multiple}, its "
+             "FLOP ratio the compact network's; BCOO: its non-zeros).", "",
              "| rate (achieved) | batch | form | median ms | time vs dense | FLOP ratio | speed-up ÷ FLOP ratio |",
              "|---|---|---|---|---|---|---|"]
     lines += [f"| {r['rate']:g} ({r['achieved_rate']:.4f}) | {r['batch']} | {r['form']} | {r['median_ms']:.3f} | "

@@ -7,6 +7,8 @@ import jax.numpy as jnp
 import numpy as np
 import pytest
 
+from benchmarks.compact_pad import pad_widths
+
 from jaxprune.models.compact import compact, compact_apply, compact_flops, compact_size, to_bcoo
 from jaxprune.models.export import load_compact, save_compact
 from jaxprune.masks.bandstop import apply_masks
@@ -18,8 +20,8 @@ EDGES = ((0, 1), (1, 2), (2, 3), (3, 4), (1, 5))
 
 
 def config(attention="bones", **kw):
-    return gcn.GCNConfig(num_nodes=6, num_features=5, num_classes=4, channels=4, attention_dim=3, hidden=8,
-                         edges=EDGES, attention=attention, **kw)
+    widths = {"channels": 4, "attention_dim": 3, "hidden": 8, **kw}
+    return gcn.GCNConfig(num_nodes=6, num_features=5, num_classes=4, edges=EDGES, attention=attention, **widths)
 
 
 def params_with_biases(cfg, seed=0):
@@ -207,3 +209,37 @@ def test_attention_without_dimensions_becomes_a_constant(tmp_path, attention):
     save_compact(tmp_path / "c.npz", net)
     loaded, _ = load_compact(tmp_path / "c.npz")
     assert max_diff(loaded(x), ref) <= 1e-5
+
+
+@pytest.mark.parametrize("attention", ["bones", "free"])
+@pytest.mark.parametrize("seed", [0, 1])
+def test_padded_widths_give_the_same_logits(attention, seed):
+    """benchmarks.compact_pad (a lever benchmarks.ctf_inference times): every channel, attention dimension and hidden width a multiple of 4 (odd widths
+    from random masks), the FC's flatten index remapped, the logits those of the compact network."""
+    cfg = config(attention, channels=7, attention_dim=5, hidden=9)
+    params = params_with_biases(cfg, seed)
+    net = compact(params, random_masks(params, seed), cfg)
+    padded = pad_widths(net, 4)
+    for b in range(3):
+        conv = padded.params[f"block{b}"]["conv"]["kernel"]
+        assert conv.shape[1] % 4 == 0 and (b == 0 or conv.shape[0] % 4 == 0)
+        assert conv.shape[1] >= net.params[f"block{b}"]["conv"]["kernel"].shape[1]
+        if "query" in padded.params[f"block{b}"]["attention"]:
+            assert padded.params[f"block{b}"]["attention"]["query"].shape[1] % 4 == 0
+    assert padded.params["fc"]["kernel"].shape[1] % 4 == 0
+    assert any(padded.params[f"block{b}"]["conv"]["kernel"].shape != net.params[f"block{b}"]["conv"]["kernel"].shape
+               for b in range(3))                                   # something was padded
+    x = jax.random.normal(jax.random.key(seed + 20), (5, 6, 5))
+    assert max_diff(jax.jit(compact_apply)(padded, x), jax.jit(compact_apply)(net, x)) <= 1e-5
+    assert pad_widths(net, 1) is net
+    with pytest.raises(ValueError, match="before to_bcoo"):
+        pad_widths(to_bcoo(net), 4)
+
+
+def test_padding_the_everything_pruned_network():
+    cfg = config()
+    params = params_with_biases(cfg)
+    net = compact(params, jax.tree.map(lambda w, k: jnp.zeros_like(w) if k else None, params,
+                                       gcn.prunable(params)), cfg)
+    x = jax.random.normal(jax.random.key(4), (3, 6, 5))
+    assert max_diff(pad_widths(net, 8)(x), net(x)) <= 1e-6
