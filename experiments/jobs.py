@@ -2,7 +2,8 @@
 
 A job trains one fold with ``jaxprune.runner.train_fold`` under its preset (default: the
 dataset's) plus its overrides and writes ``<out>/<run>/fold<k>/rows.json`` (and ``model.npz``); a job whose rows exist
-is not run again. ``collect`` turns a run's per-fold rows into its ``results.json`` object.
+is not run again; jobs share compiled programs through JAX's persistent cache
+(``experiments.compile_cache``). ``collect`` turns a run's per-fold rows into its ``results.json`` object.
 
 A validation job (``validation`` j ≠ 0) is one step of nested validation: it never sees test fold
 k, trains on the other folds but j, and scores on fold j (``validation_split``); its rows go to
@@ -215,6 +216,9 @@ def run_jobs(jobs: list[Job], workers: int, reuse=()) -> None:
 
 
 def _run_unlocked(todo: list[Job], workers: int) -> None:
+    if todo:
+        from experiments.compile_cache import use_compile_cache
+        use_compile_cache()                   # one compile per program and machine, not per job
     start = time.perf_counter()
     if todo and workers == 0:
         for i, job in enumerate(todo, 1):

@@ -1,5 +1,8 @@
 """experiments.jobs: an output folder is used by one experiment at a time; finished jobs of another folder stand in for identical ones."""
 
+import os
+from pathlib import Path
+
 import pytest
 
 from experiments.jobs import FolderInUse, Job, lock_folder, run_jobs
@@ -52,3 +55,26 @@ def test_pool_seeds_summarises_seeds_times_folds():
     assert seed_list("0, 1,2") == [0, 1, 2]
     with pytest.raises(SystemExit, match="--seeds: expected comma-separated integers"):
         seed_list("a,b")
+
+
+def _cache_settings(env: dict) -> list[str]:
+    """What experiments.compile_cache.use_compile_cache sets in a fresh process with ``env``."""
+    import subprocess
+    import sys
+    code = ("import jax; from experiments.compile_cache import use_compile_cache; f = use_compile_cache(); "
+            "print(f); print(jax.config.jax_compilation_cache_dir); "
+            "print(jax.config.jax_persistent_cache_min_compile_time_secs)")
+    keep = {k: v for k, v in os.environ.items() if not k.startswith(("JAX_", "JAXPRUNE_COMPILE"))}
+    done = subprocess.run([sys.executable, "-c", code], env={**keep, **env}, capture_output=True, text=True,
+                          cwd=Path(__file__).resolve().parents[1], check=True)
+    return done.stdout.split()
+
+
+def test_grids_share_compiled_programs_through_a_per_machine_cache(tmp_path):
+    from importlib.metadata import version
+    folder, in_jax, min_secs = _cache_settings({"XDG_CACHE_HOME": str(tmp_path)})
+    assert folder == in_jax and folder.startswith(str(tmp_path / "jaxprune" / f"xla-{version('jax')}-"))
+    assert float(min_secs) == 0.0                           # every program, however quick its compile
+    mine = str(tmp_path / "mine")
+    assert _cache_settings({"JAX_COMPILATION_CACHE_DIR": mine})[:2] == [mine, mine]   # the user's folder wins
+    assert _cache_settings({"JAXPRUNE_COMPILE_CACHE": "0", "XDG_CACHE_HOME": str(tmp_path)})[:2] == ["None", "None"]
