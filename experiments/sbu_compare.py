@@ -18,6 +18,10 @@ interrupted grid has whole seeds; jobs run in ``--workers`` processes and resume
 is not trained again); ``--report`` writes the tables of a grid in progress without training.
 Accuracies are pooled over seeds × folds, and each comparison is paired by (seed, fold).
 
+MRMP is also scored at ``--unseen-rates`` (default 0.8, 0.93, 0.97), rates it never trains at but
+serves from the same model; its rows there are marked untrained, and a table sets each against
+MRMP at the trained rates beside it.
+
 ``--quick`` (a first look in well under 15 minutes on 2 CPU cores): fold 1 only, rates 0.5, 0.9
 and 0.98, 300 epochs, seed 0.
 
@@ -46,6 +50,7 @@ from experiments.stats import paired  # noqa: E402
 
 RATES = (0.5, 0.7, 0.9, 0.95, 0.98, 0.99)
 OURS = ("MRMP", "SRMP", "CTF")    # the papers' methods; every other label below is a baseline
+UNSEEN = (0.8, 0.93, 0.97)        # served by MRMP without training at them
 QUICK = {"rates": "0.5,0.9,0.98", "folds": "1", "epochs": 300, "seeds": "0"}
 # (label, method, extra settings); one model per rate unless the method serves many (mrmp)
 METHODS = [
@@ -113,12 +118,13 @@ def pair_accuracies(results: dict, label: str, rate: float, seeds) -> dict[tuple
     return out
 
 
-def summary_rows(results: dict, rates, seeds) -> list[dict]:
+def summary_rows(results: dict, rates, seeds, unseen=()) -> list[dict]:
     """One row per (method, target rate) with a done run: ``SUMMARY_COLUMNS`` (accuracy mean and
-    std over seeds × folds; achieved rate, kept weights and FLOPs means), then its label."""
+    std over seeds × folds; achieved rate, kept weights and FLOPs means), then its label and
+    whether it was trained at that rate (MRMP's ``unseen`` rates: no)."""
     rows = []
     for label in ["dense", *(lab for lab, _, _ in METHODS)]:
-        for r in [0.0] if label == "dense" else rates:
+        for r in [0.0] if label == "dense" else sorted({*rates, *(unseen if label == "MRMP" else ())}):
             pooled = pooled_at(results, label, r, seeds)
             s = None if pooled is None else row_at(pooled, r)
             if s is None:
@@ -127,8 +133,29 @@ def summary_rows(results: dict, rates, seeds) -> list[dict]:
             rows.append({"method": cli_name(label), "target_rate": r, "seeds": n, "folds": s["folds"] // n,
                          "accuracy_mean": s["accuracy_mean"], "accuracy_std": s["accuracy_std"],
                          "achieved_rate_mean": s["achieved_rate"], "kept_params_mean": s["kept_params_mean"],
-                         "flops_mean": s["flops_mean"], "label": label})
+                         "flops_mean": s["flops_mean"], "label": label, "trained": r not in unseen})
     return rows
+
+
+def unseen_table(rows: list[dict], rates) -> str:
+    """Markdown: MRMP at each rate it never trained at, against MRMP at the trained rates on
+    either side (their mean and their range)."""
+    mrmp = {r["target_rate"]: r for r in rows if r["label"] == "MRMP"}
+    trained = sorted(r for r in rates if r in mrmp and mrmp[r]["trained"])
+    lines = []
+    for r, row in sorted(mrmp.items()):
+        below, above = [t for t in trained if t < r][-1:], [t for t in trained if t > r][:1]
+        if row["trained"] or not (below and above):
+            continue
+        lo, hi = mrmp[below[0]]["accuracy_mean"], mrmp[above[0]]["accuracy_mean"]
+        lines.append(f"| {r:g} | {row['accuracy_mean']:.2f} ± {row['accuracy_std']:.2f} | "
+                     f"{row['achieved_rate_mean']:.3f} | {below[0]:g}: {lo:.2f}, {above[0]:g}: {hi:.2f} | "
+                     f"{row['accuracy_mean'] - (lo + hi) / 2:+.2f} |")
+    if not lines:
+        return ""
+    return ("\n## MRMP at rates it never trained at (served from the same models)\n\n"
+            "| rate | accuracy % | achieved rate | MRMP at the trained rates beside it | − their mean (points) |\n"
+            "|---|---|---|---|---|\n" + "\n".join(lines) + "\n")
 
 
 def table(rows: list[dict], rates) -> str:
@@ -211,6 +238,8 @@ def main(argv=None):
     p.add_argument("--quick", action="store_true", help="fold 1, rates 0.5,0.9,0.98, 300 epochs, seed 0")
     p.add_argument("--methods", help="comma-separated labels' run names to keep (default: all)")
     p.add_argument("--seeds", help="comma-separated seeds (default 0,1,2; with --quick 0)")
+    p.add_argument("--unseen-rates", default=",".join(map(str, UNSEEN)),
+                   help="rates MRMP is also scored at without training at them (default 0.8,0.93,0.97; '' for none)")
     p.add_argument("--report", action="store_true",
                    help="train nothing: write the tables and plot from the runs already done (a grid in progress)")
     a = p.parse_args(argv)
@@ -222,6 +251,7 @@ def main(argv=None):
         rates_text, folds_text = QUICK["rates"], QUICK["folds"]
         overrides.insert(0, f"train.epochs={QUICK['epochs']}")
     rates = parse_rates(rates_text)
+    unseen = tuple(r for r in (parse_rates(a.unseen_rates) if a.unseen_rates.strip() else ()) if r not in rates)
     seeds = seed_list(seeds_text)
     out = Path(a.out)
     out.mkdir(parents=True, exist_ok=True)
@@ -235,9 +265,9 @@ def main(argv=None):
             if keep is not None and slug(label) not in keep:
                 continue
             if method == "mrmp":
-                every = ",".join(map(str, rates))
+                every, served = ",".join(map(str, rates)), ",".join(map(str, sorted({*rates, *unseen})))
                 runs.append((run_name(label, None, s), method,
-                             (*extra, f"prune.rates={every}", f"prune.eval_rates={every}", f"seed={s}"), s))
+                             (*extra, f"prune.rates={every}", f"prune.eval_rates={served}", f"seed={s}"), s))
             else:
                 runs += [(run_name(label, r, s), method, (*extra, f"prune.rate={r}", f"seed={s}"), s) for r in rates]
     start = time.perf_counter()
@@ -257,8 +287,8 @@ def main(argv=None):
               f"{dense['epochs'] if dense else '?'} epochs; network: {network})\n\n"
               f"Command: `{command}`  \n{machine_line(results)}; this invocation's wall time {wall / 60:.1f} min "
               f"(jobs already done were not rerun)\n\n")
-    rows = summary_rows(results, rates, seeds)
-    text = table(rows, rates)
+    rows = summary_rows(results, rates, seeds, unseen)
+    text = table(rows, rates) + unseen_table(rows, rates)
     if len(seeds) == 1:
         text += "\nOne seed: a first look, not a result (a seed alone moves a 5-fold mean by 1-3 points).\n"
     text += (f"\nTraining time summed over all {sum(len(r['runs']) for r in results.values())} fold runs: "

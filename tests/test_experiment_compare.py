@@ -13,16 +13,18 @@ def test_tiny_comparison_over_two_seeds(sbu_path, tmp_path):
     out = tmp_path / "cmp"
     sbu_compare.main(["--data-dir", str(sbu_path), "--out", str(out), "--preset", "c8", "--folds", "1",
                       "--rates", "0.9", "--methods", "mrmp,magnitude_global", "--workers", "0", "--seeds", "0,1",
-                      "--set", "train.epochs=3"])
+                      "--unseen-rates", "0.93,0.9", "--set", "train.epochs=3"])
     table = (out / "table.md").read_text()
     assert "network: preset c8, C = 8" in table and "Dense:" in table and "over 2 seed(s) × 1 fold(s)" in table
     assert "| MRMP |" in table and "| magnitude, global |" in table
     rows = list(csv.DictReader(open(out / "summary.csv")))
     assert list(rows[0])[:9] == list(sbu_compare.SUMMARY_COLUMNS)
-    assert [r["method"] for r in rows] == ["dense", "mrmp", "magnitude prune.scope=global"]   # the chosen methods only
+    assert [(r["method"], r["target_rate"], r["trained"]) for r in rows] == [          # the chosen methods only,
+        ("dense", "0.0", "True"), ("mrmp", "0.9", "True"), ("mrmp", "0.93", "False"),   # MRMP also where it
+        ("magnitude prune.scope=global", "0.9", "True")]                               # never trained
     assert all(r["seeds"] == "2" and r["folds"] == "1" for r in rows)
     for r in rows[1:]:
-        assert float(r["target_rate"]) == 0.9 and abs(float(r["achieved_rate_mean"]) - 0.9) < 0.02
+        assert abs(float(r["achieved_rate_mean"]) - float(r["target_rate"])) < 0.02
     assert (out / "magnitude_global_r0.9_s1" / "results.json").exists() and (out / "mrmp_s0" / "results.json").exists()
     seeds = [(out / f"dense_s{s}" / "fold1" / "rows.json").read_text() for s in (0, 1)]
     assert seeds[0] != seeds[1]                                     # each seed is its own training
@@ -61,3 +63,13 @@ def test_verdicts_pair_seeds_and_folds_against_the_best_baseline_and_srmp():
     assert summary[("snip", 0.9)]["accuracy_mean"] == 86.0 and summary[("snip", 0.9)]["seeds"] == 2
     assert summary[("snip", 0.9)]["folds"] == 5 and summary[("snip", 0.9)]["kept_params_mean"] == 100
     assert summary[("mrmp", 0.9)]["accuracy_std"] > 0 and ("dense", 0.0) not in summary
+
+
+def test_unseen_rates_are_set_against_their_trained_neighbours():
+    row = lambda r, acc, trained: {"label": "MRMP", "target_rate": r, "accuracy_mean": acc, "accuracy_std": 1.0,
+                                   "achieved_rate_mean": r, "trained": trained}
+    rows = [row(0.9, 80.0, True), row(0.93, 83.0, False), row(0.95, 90.0, True), row(0.97, 70.0, False)]
+    text = sbu_compare.unseen_table(rows, [0.9, 0.95])
+    assert "| 0.93 | 83.00 ± 1.00 | 0.930 | 0.9: 80.00, 0.95: 90.00 | -2.00 |" in text
+    assert "| 0.97 |" not in text                                  # no trained rate above it
+    assert sbu_compare.unseen_table(rows[:1], [0.9]) == ""
