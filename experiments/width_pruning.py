@@ -32,6 +32,7 @@ import numpy as np  # noqa: E402
 from experiments.jobs import (Job, collect_all, experiment_parser, listed, machine_line, run_jobs,  # noqa: E402
                              fold_list, seed_list, write_tables)
 from experiments.plotting import pyplot, save  # noqa: E402
+from experiments.stats import paired  # noqa: E402
 
 RATES = (0.5, 0.7, 0.9, 0.95, 0.98, 0.99)
 WIDTHS = (1, 2, 4, 8, 16, 32, 64)   # below C = 8 the reference reaches the budgets of rates 0.9-0.99
@@ -61,7 +62,8 @@ def plan(methods, rates, widths, seeds) -> list[tuple[str, str, tuple[str, ...],
 
 def networks(results: dict, methods, rates, widths, seeds) -> list[dict]:
     """One row per network (a dense width, or a method at a rate) whose runs are done for at least
-    one seed: accuracy over the done seeds × folds, kept weights and FLOPs (means)."""
+    one seed: accuracy over the done seeds × folds, kept weights and FLOPs (means), and under
+    "pairs" each (seed, fold)'s accuracy (for paired comparisons; not a table column)."""
     def row(kind, label, rate, summaries):
         summaries = [s for s in summaries if s is not None]
         if not summaries:
@@ -73,9 +75,10 @@ def networks(results: dict, methods, rates, widths, seeds) -> list[dict]:
                 "achieved_rate": float(np.mean([s["achieved_rate"] for s in summaries])),
                 "kept_params": float(np.mean([s["kept_params_mean"] for s in summaries])),
                 "flops": float(np.mean([s["flops_mean"] for s in summaries])),
-                "train_minutes_per_fold": float(np.mean([s["fold_minutes"] for s in summaries]))}
+                "train_minutes_per_fold": float(np.mean([s["fold_minutes"] for s in summaries])),
+                "pairs": {key: a for s in summaries for key, a in s["pairs"].items()}}
 
-    def at(name, rate):
+    def at(name, rate, seed):
         res = results.get(name)
         if res is None:
             return None
@@ -83,30 +86,38 @@ def networks(results: dict, methods, rates, widths, seeds) -> list[dict]:
         if s is None:
             return None
         folds = [next(x for x in f["rates"] if abs(x["target_rate"] - rate) < 1e-9)["accuracy"] for f in res["runs"]]
-        return {**s, "fold_accuracies": folds, "fold_minutes": res["train_seconds"] / 60 / len(res["runs"])}
+        return {**s, "fold_accuracies": folds, "fold_minutes": res["train_seconds"] / 60 / len(res["runs"]),
+                "pairs": {(seed, f["fold"]): a for f, a in zip(res["runs"], folds)}}
 
-    rows = [row("dense", f"dense C = {w}", 0.0, [at(f"dense_c{w}_s{s}", 0.0) for s in seeds]) for w in widths]
+    rows = [row("dense", f"dense C = {w}", 0.0, [at(f"dense_c{w}_s{s}", 0.0, s) for s in seeds]) for w in widths]
     for label in methods:
         for r in rates:
             names = [f"mrmp_s{s}" if METHODS[label][0] == "mrmp" else f"{SLUG[label]}_r{r:g}_s{s}" for s in seeds]
-            rows.append(row("pruned C = 64", label, r, [at(n, r) for n in names]))
+            rows.append(row("pruned C = 64", label, r, [at(n, r, s) for n, s in zip(names, seeds)]))
     return [r for r in rows if r is not None]
 
 
 def budgets(rows: list[dict]) -> str:
-    """For each dense width, the most accurate pruned C = 64 network that keeps no more weights."""
+    """For each dense width, the most accurate pruned C = 64 network that keeps no more weights,
+    and their difference paired by (seed, fold) with its 95 % interval (``experiments.stats.paired``).
+    The pruned network is the best of up to 30 on the same test folds, which favours pruning."""
     pruned = [r for r in rows if r["kind"] != "dense"]
     lines = ["| dense network | kept weights | accuracy % | best pruned C = 64 within its weights | kept weights | "
-             "accuracy % | pruned − dense (points) |", "|---|---|---|---|---|---|---|"]
+             "accuracy % | pruned − dense (points) | paired 95 % interval, verdict |", "|---|---|---|---|---|---|---|---|"]
     for d in sorted((r for r in rows if r["kind"] == "dense"), key=lambda r: r["kept_params"]):
         p = max((r for r in pruned if r["kept_params"] <= d["kept_params"]), key=lambda r: r["accuracy_mean"],
                 default=None)
-        best = ("none this small", "-", "-", "-") if p is None else (
+        if p is not None:
+            diff, half, verdict, n = paired(p["pairs"], d["pairs"])
+            interval = f"{verdict} ({n} pairs)" if np.isnan(half) else f"±{half:.2f}, {verdict} ({n} pairs)"
+        best = ("none this small", "-", "-", "-", "-") if p is None else (
             f"{p['network']} at {p['target_rate']:g}", f"{p['kept_params']:.0f}",
-            f"{p['accuracy_mean']:.2f} ± {p['accuracy_std']:.2f}", f"{p['accuracy_mean'] - d['accuracy_mean']:+.2f}")
+            f"{p['accuracy_mean']:.2f} ± {p['accuracy_std']:.2f}", f"{p['accuracy_mean'] - d['accuracy_mean']:+.2f}",
+            interval)
         lines.append(f"| {d['network']} | {d['kept_params']:.0f} | {d['accuracy_mean']:.2f} ± {d['accuracy_std']:.2f} | "
                      + " | ".join(best) + " |")
-    return "\n".join(lines) + "\n"
+    return ("\n".join(lines) + "\n\nThe pruned network of each row is the most accurate of every pruned network "
+            "within the budget, picked on the same test folds: the difference favours pruning.\n")
 
 
 def markdown(rows: list[dict], command: str, machine: str, wall: float) -> str:
@@ -172,7 +183,7 @@ def main(argv=None):
     results = collect_all(dataset, out, [name for name, _, _, _ in runs], folds, a.data_dir)
     rows = networks(results, methods, rates, widths, seeds)
     text = markdown(rows, "python -m experiments.width_pruning " + " ".join(argv), machine_line(results), wall)
-    write_tables(out, text, rows)
+    write_tables(out, text, [{k: v for k, v in r.items() if k != "pairs"} for r in rows])
     (out / "budgets.md").write_text(budgets(rows))
     print(budgets(rows))
     plot(rows, out / "accuracy_vs_weights.png")

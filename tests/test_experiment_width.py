@@ -48,9 +48,11 @@ def test_networks_pool_seeds_and_folds_and_budgets_compare_equal_sizes():
     assert by[("MRMP", 0.9)]["train_minutes_per_fold"] == 2.0 and by[("dense C = 8", 0.0)]["train_minutes_per_fold"] == 1.0
     table = budgets(rows).splitlines()
     # C = 8 keeps 30000 weights: the best pruned network within them is MRMP at 0.9 (26000 weights)
-    assert table[2].startswith("| dense C = 8 | 30000 | 80.00 ± 7.07 | MRMP at 0.9 | 26000 | 90.00 ± 1.41 | +10.00 |")
-    assert table[3].startswith("| dense C = 64 | 250000 | 96.00 ± 1.00 | MRMP at 0.9 |") and table[3].endswith("-6.00 |")
+    # paired by (seed, fold): differences 10, 2, 18, 10, so t(0.975, 3)·s/√4 = 3.182·6.53/2 = 10.39
+    assert table[2] == "| dense C = 8 | 30000 | 80.00 ± 7.07 | MRMP at 0.9 | 26000 | 90.00 ± 1.41 | +10.00 | ±10.39, tie (4 pairs) |"
+    assert table[3].startswith("| dense C = 64 | 250000 | 96.00 ± 1.00 | MRMP at 0.9 |") and table[3].endswith(
+        "-6.00 | ±4.11, loss (4 pairs) |")
     rows_small = networks({k: v for k, v in results.items() if k.startswith("mrmp")} |
                           {"dense_c1_s0": _result([(0.0, 2000, 1e5)], [[50.0], [50.0]])},
                           ["MRMP"], (0.99,), (1,), (0,))
-    assert "| dense C = 1 | 2000 | 50.00 ± 0.00 | none this small | - | - | - |" in budgets(rows_small)
+    assert "| dense C = 1 | 2000 | 50.00 ± 0.00 | none this small | - | - | - | - |" in budgets(rows_small)
