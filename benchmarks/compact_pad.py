@@ -45,8 +45,9 @@ def pad_widths(net: CompactGCN, multiple: int = 8) -> CompactGCN:
     """``net`` with every channel, attention dimension and hidden width zero-padded to a multiple
     of ``multiple`` (module docstring); the logits are unchanged. Dense kernels only (pad before
     ``to_bcoo``); ``multiple`` = 1 returns ``net`` as it is."""
-    if not isinstance(multiple, int) or multiple < 1:
+    if isinstance(multiple, bool) or not isinstance(multiple, (int, np.integer)) or multiple < 1:
         raise ValueError(f"the width multiple must be a positive integer, got {multiple!r}")
+    multiple = int(multiple)
     if multiple == 1:
         return net
     p = net.params

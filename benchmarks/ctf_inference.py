@@ -174,7 +174,7 @@ def main(argv=None):
     record = {"benchmark": "ctf_inference", "device": device_line(), "jax": jax.__version__, "models": source,
               "pad_multiple": a.pad_multiple,
               "repeats": a.repeats, "rounds": a.rounds, "rows": rows}
-    lines = [f"# Jitted inference, dense vs masked vs compact vs BCOO ({record['device']})", "",
+    lines = [f"# Jitted inference, dense vs masked vs compact vs padded vs BCOO ({record['device']})", "",
              f"Models: {source}. Median latency per call (ms), ratio to dense; FLOP ratio = the form's "
              "FLOPs / dense FLOPs (masked: non-zero weights; compact: its smaller dense matrices; "
              f"padded: the compact network's widths zero-padded to multiples of {a.pad_multiple}, its "

@@ -8,9 +8,14 @@ the executables the first one wrote: a 60-epoch SBU fold of the wide network too
 the same accuracies (a cached executable is the program a fresh compile makes).
 
 The folder is ``$JAX_COMPILATION_CACHE_DIR`` when set, else
-``$XDG_CACHE_HOME/jaxprune/xla-<fingerprint>`` (default ``~/.cache``), the fingerprint naming the
-jax version and this CPU's features: XLA:CPU refuses executables built for another CPU anyway,
-so machines that share a home folder keep their own. ``JAXPRUNE_COMPILE_CACHE=0`` turns it off.
+``$XDG_CACHE_HOME/jaxprune/xla-<jax version>-<CPU fingerprint>`` (default ``~/.cache``): XLA:CPU
+refuses executables built for another CPU anyway, so machines that share a home folder keep their
+own. ``JAXPRUNE_COMPILE_CACHE=0`` turns JAX's cache off for the grid, whatever folder is set.
+
+The folder has no size limit (jax's needs the ``filelock`` package): a width-grid seed of the wide
+network wrote about 1000 entries, 65 MB. Delete the folder to clear it; an entry cut short by a
+killed worker is only warned about and compiled again, every time, until the folder is cleared.
+When jax already set up its cache with another folder in this process, that folder stays.
 """
 
 from __future__ import annotations
@@ -45,8 +50,12 @@ def cache_folder() -> Path:
 def use_compile_cache() -> str | None:
     """Turns the persistent cache on for this process and the workers it spawns (they inherit the
     environment); every compiled program is kept, however quick its compile. Returns the folder,
-    or None when ``JAXPRUNE_COMPILE_CACHE=0``."""
+    or None when ``JAXPRUNE_COMPILE_CACHE=0`` (which also turns off a folder the user set)."""
     if os.environ.get("JAXPRUNE_COMPILE_CACHE", "1").strip() == "0":
+        os.environ["JAX_ENABLE_COMPILATION_CACHE"] = "false"
+        if "jax" in sys.modules:
+            import jax
+            jax.config.update("jax_enable_compilation_cache", False)
         return None
     folder = os.environ.get("JAX_COMPILATION_CACHE_DIR") or str(cache_folder())
     os.environ["JAX_COMPILATION_CACHE_DIR"] = folder

@@ -40,9 +40,13 @@ class RunConfig:
 def read_settings(method: str, config: dict) -> dict:
     """``config`` (a saved or ``RunConfig.to_dict()`` config) without the prune settings that
     ``method`` never reads: a run of one method is the same run whatever another method's
-    settings were (e.g. an MRMP run saved before ``prune.ctf_floor``'s default changed)."""
-    reads = registered(method).settings
-    prune = {k: v for k, v in config.get("prune", {}).items() if k in reads}
+    settings were (e.g. an MRMP run saved before ``prune.ctf_floor``'s default changed). Keys
+    that are no setting of this jaxprune are kept, so that reading them back fails by name."""
+    reads, known = registered(method).settings, {f.name for f in dataclasses.fields(PruneConfig)}
+    saved = config.get("prune", {})
+    if not isinstance(saved, dict):
+        raise TypeError(f"its 'prune' settings are not a mapping: {saved!r}")
+    prune = {k: v for k, v in saved.items() if k in reads or k not in known}   # unknown: refused later
     return {**config, "prune": prune}
 
 

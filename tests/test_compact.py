@@ -235,11 +235,3 @@ def test_padded_widths_give_the_same_logits(attention, seed):
     with pytest.raises(ValueError, match="before to_bcoo"):
         pad_widths(to_bcoo(net), 4)
 
-
-def test_padding_the_everything_pruned_network():
-    cfg = config()
-    params = params_with_biases(cfg)
-    net = compact(params, jax.tree.map(lambda w, k: jnp.zeros_like(w) if k else None, params,
-                                       gcn.prunable(params)), cfg)
-    x = jax.random.normal(jax.random.key(4), (3, 6, 5))
-    assert max_diff(pad_widths(net, 8)(x), net(x)) <= 1e-6

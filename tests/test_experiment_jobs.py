@@ -62,8 +62,8 @@ def _cache_settings(env: dict) -> list[str]:
     import subprocess
     import sys
     code = ("import jax; from experiments.compile_cache import use_compile_cache; f = use_compile_cache(); "
-            "print(f); print(jax.config.jax_compilation_cache_dir); "
-            "print(jax.config.jax_persistent_cache_min_compile_time_secs)")
+            "print(f); print(jax.config.jax_compilation_cache_dir if jax.config.jax_enable_compilation_cache "
+            "else None); print(jax.config.jax_persistent_cache_min_compile_time_secs)")
     keep = {k: v for k, v in os.environ.items() if not k.startswith(("JAX_", "JAXPRUNE_COMPILE"))}
     done = subprocess.run([sys.executable, "-c", code], env={**keep, **env}, capture_output=True, text=True,
                           cwd=Path(__file__).resolve().parents[1], check=True)
@@ -78,3 +78,4 @@ def test_grids_share_compiled_programs_through_a_per_machine_cache(tmp_path):
     mine = str(tmp_path / "mine")
     assert _cache_settings({"JAX_COMPILATION_CACHE_DIR": mine})[:2] == [mine, mine]   # the user's folder wins
     assert _cache_settings({"JAXPRUNE_COMPILE_CACHE": "0", "XDG_CACHE_HOME": str(tmp_path)})[:2] == ["None", "None"]
+    assert _cache_settings({"JAXPRUNE_COMPILE_CACHE": "0", "JAX_COMPILATION_CACHE_DIR": mine})[:2] == ["None", "None"]

@@ -113,6 +113,8 @@ def test_done_rows_are_compared_on_the_settings_their_method_reads(tmp_path):
     mrmp["prune"]["ctf_floor"] = 0.0
     assert load_run_config({"config": mrmp}, tmp_path / "rows.json") == job_config(
         Job("sbu", "unused", "mrmp", "mrmp", (), 1, str(tmp_path / "out")))
+    with pytest.raises(ValueError, match=r"does not describe.*no_such_setting"):    # an unknown key is refused
+        load_run_config({"config": {**mrmp, "prune": {**mrmp["prune"], "no_such_setting": 1}}}, tmp_path / "r.json")
     mrmp["prune"]["rates"] = [0.5, 2.0]                          # a setting it reads is still checked
     with pytest.raises(ValueError, match=r"rows.json: its 'config' does not describe"):
         load_run_config({"config": mrmp}, tmp_path / "rows.json")
