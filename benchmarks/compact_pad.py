@@ -32,13 +32,10 @@ def padded(width: int, multiple: int) -> int:
     return -(-width // multiple) * multiple
 
 
-def _pad(a: np.ndarray, rows: int | None = None, cols: int | None = None) -> np.ndarray:
-    """``a`` (p,) or (p, q) with zero rows appended up to ``rows`` and zero columns up to ``cols``."""
+def _pad(a, *shape: int | None) -> np.ndarray:
+    """``a`` zero-padded at the end of each axis to ``shape`` (None: that axis as it is)."""
     a = np.asarray(a)
-    if a.ndim == 1:
-        return np.pad(a, (0, (cols if cols is not None else a.shape[0]) - a.shape[0]))
-    return np.pad(a, ((0, (rows if rows is not None else a.shape[0]) - a.shape[0]),
-                      (0, (cols if cols is not None else a.shape[1]) - a.shape[1])))
+    return np.pad(a, [(0, 0 if n is None else n - s) for s, n in zip(a.shape, shape)])
 
 
 def pad_widths(net: CompactGCN, multiple: int = 8) -> CompactGCN:
@@ -61,18 +58,18 @@ def pad_widths(net: CompactGCN, multiple: int = 8) -> CompactGCN:
             attention = {"constant": np.asarray(att["constant"])}
         else:
             d = padded(np.shape(att["query"])[1], multiple)
-            attention = {"query": _pad(att["query"], rows, d), "query_bias": _pad(att["query_bias"], cols=d),
+            attention = {"query": _pad(att["query"], rows, d), "query_bias": _pad(att["query_bias"], d),
                          "key": _pad(att["key"], rows, d), "bias": np.asarray(att["bias"])}
         channels = np.shape(conv["kernel"])[1]
         cols = padded(channels, multiple)
         out[f"block{b}"] = {"attention": attention,
-                            "conv": {"kernel": _pad(conv["kernel"], rows, cols), "bias": _pad(conv["bias"], cols=cols)}}
+                            "conv": {"kernel": _pad(conv["kernel"], rows, cols), "bias": _pad(conv["bias"], cols)}}
         rows = cols
     index = np.asarray(p["fc"]["index"])
     hidden = padded(np.shape(p["fc"]["kernel"])[1], multiple)
     out["fc"] = {"index": (index // channels * cols + index % channels).astype(np.int32) if channels else index,
-                 "kernel": _pad(p["fc"]["kernel"], cols=hidden), "bias": _pad(p["fc"]["bias"], cols=hidden)}
-    out["classifier"] = {"kernel": _pad(p["classifier"]["kernel"], rows=hidden),
+                 "kernel": _pad(p["fc"]["kernel"], None, hidden), "bias": _pad(p["fc"]["bias"], hidden)}
+    out["classifier"] = {"kernel": _pad(p["classifier"]["kernel"], hidden, None),
                          "bias": np.asarray(p["classifier"]["bias"])}
     return net.replace(params=jax.tree.map(jnp.asarray, out))
 
