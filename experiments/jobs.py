@@ -15,8 +15,6 @@ from __future__ import annotations
 import argparse
 import contextlib
 import json
-import os
-import platform
 import time
 from pathlib import Path
 from typing import NamedTuple
@@ -307,8 +305,8 @@ def machine_line(results: dict | None = None) -> str:
     else:
         import jax
         backend = jax.default_backend()
-    return (f"Machine: {platform.machine()} {platform.processor() or ''}, {os.cpu_count()} CPU cores, "
-            f"jax backend {backend}")
+    from benchmarks.timing import machine
+    return f"Machine: {machine()}, jax backend {backend}"
 
 
 def listed(text: str, allowed, option: str) -> list[str]:

@@ -3,7 +3,7 @@
 The training itself is the jobs machinery that the other experiment tests run on real data; here
 the aggregation is checked on results made up so that every figure is known."""
 
-from experiments.width_pruning import METHODS, budgets, networks, plan
+from experiments.width_pruning import METHODS, budgets, method_budgets, networks, plan
 
 
 def _result(rows, accuracies):
@@ -56,3 +56,18 @@ def test_networks_pool_seeds_and_folds_and_budgets_compare_equal_sizes():
                           {"dense_c1_s0": _result([(0.0, 2000, 1e5)], [[50.0], [50.0]])},
                           ["MRMP"], (0.99,), (1,), (0,))
     assert "| dense C = 1 | 2000 | 50.00 ± 0.00 | none this small | - | - | - | - |" in budgets(rows_small)
+
+
+def test_each_method_meets_a_dense_width_at_its_least_sparse_rate_within_its_weights():
+    results = {
+        "dense_c8_s0": _result([(0.0, 30000, 2e5)], [[80.0], [90.0]]),
+        "dense_c8_s1": _result([(0.0, 30000, 2e5)], [[70.0], [80.0]]),
+        "dense_c1_s0": _result([(0.0, 2000, 1e5)], [[50.0], [50.0]]),
+        "mrmp_s0": _result([(0.9, 25000, 8e5), (0.99, 2500, 4e5)], [[60.0, 90.0], [62.0, 92.0]]),
+        "mrmp_s1": _result([(0.9, 27000, 8e5), (0.99, 2500, 4e5)], [[64.0, 88.0], [66.0, 90.0]]),
+    }
+    table = method_budgets(networks(results, ["MRMP"], (0.9, 0.99), (1, 8), (0, 1))).splitlines()
+    # C = 8 (30000 weights) meets MRMP at 0.9 (26000), not its better 0.99: differences -20, -28, -6, -14
+    # over (seed, fold), mean -17, t(0.975, 3)·s/√4 = 3.182·9.31/2 = 14.81
+    assert table[3] == "| dense C = 8 | 80.00 ± 7.07 | 0.9: -17.00 ± 14.81 loss |"
+    assert table[2] == "| dense C = 1 | 50.00 ± 0.00 | - |"          # 2000 weights: no MRMP rate keeps so few
