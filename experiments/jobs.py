@@ -117,6 +117,7 @@ def check_done(job: Job) -> None:
 def train_job(job: Job) -> str:
     """Trains one job; writes and returns the path of its rows.json."""
     from jaxprune.datasets import load_dataset
+    from benchmarks.timing import machine
     from jaxprune.runner import train_fold
     config = job_config(job)
     dataset = load_dataset(job.dataset, job.data_dir)
@@ -126,7 +127,8 @@ def train_job(job: Job) -> str:
     else:
         result = train_fold(dataset, job.fold, config, out_dir=Path(job.out) / job.run, progress=False)
     record = {"fold": job.fold, "rates": result["rates"], "train_seconds": result["train_seconds"],
-              "config": config.to_dict(), **({"validation": job.validation} if job.validation else {})}
+              "config": config.to_dict(), "host": machine(),
+              **({"validation": job.validation} if job.validation else {})}
     job.rows_path().write_text(json.dumps(record))
     return str(job.rows_path())
 
@@ -298,8 +300,8 @@ def write_tables(out: Path, markdown: str, rows: list[dict], csv_name: str = "ta
 
 
 def machine_line(results: dict | None = None) -> str:
-    """'Machine: …' for a table's header: CPU, cores and the jax backend of the runs (of this
-    process when ``results`` holds none)."""
+    """'Machine: …' for a table's header: this host's CPU and cores, and the jax backend of the
+    runs (of this process when ``results`` holds none)."""
     if results:
         backend = next(iter(results.values()))["backend"]
     else:

@@ -18,3 +18,10 @@ def paired(a: dict, b: dict) -> tuple[float, float, str, int]:
         return (float(d.mean()) if len(d) else float("nan")), float("nan"), "one pair: no verdict", len(d)
     half = float(student_t.ppf(0.975, len(d) - 1) * d.std(ddof=1) / np.sqrt(len(d)))
     return float(d.mean()), half, "tie" if abs(d.mean()) <= half else ("win" if d.mean() > 0 else "loss"), len(d)
+
+
+def paired_cell(a: dict, b: dict) -> str:
+    """'+1.23 ± 0.45 tie' (mean a − b in points, 95 % half-width, verdict) of ``paired(a, b)``;
+    without the interval below two pairs."""
+    diff, half, verdict, _ = paired(a, b)
+    return f"{diff:+.2f}" + ("" if np.isnan(half) else f" ± {half:.2f}") + f" {verdict}"

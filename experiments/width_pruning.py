@@ -21,6 +21,7 @@ sparse rate that keeps no more, paired with it by (seed, fold)) and
 
 from __future__ import annotations
 
+import json
 import os
 import sys
 import time
@@ -33,7 +34,7 @@ import numpy as np  # noqa: E402
 from experiments.jobs import (Job, collect_all, experiment_parser, listed, machine_line, run_jobs,  # noqa: E402
                              fold_list, seed_list, write_tables)
 from experiments.plotting import pyplot, save  # noqa: E402
-from experiments.stats import paired  # noqa: E402
+from experiments.stats import paired, paired_cell  # noqa: E402
 
 RATES = (0.5, 0.7, 0.9, 0.95, 0.98, 0.99)
 WIDTHS = (1, 2, 4, 8, 16, 32, 64)   # below C = 8 the reference reaches the budgets of rates 0.9-0.99
@@ -137,23 +138,23 @@ def method_budgets(rows: list[dict]) -> str:
             if p is None:
                 cells.append("-")
                 continue
-            diff, half, verdict, n = paired(p["pairs"], d["pairs"])
-            cells.append(f"{p['target_rate']:g}: {diff:+.2f}" + ("" if np.isnan(half) else f" ± {half:.2f}")
-                         + f" {verdict}")
+            cells.append(f"{p['target_rate']:g}: {paired_cell(p['pairs'], d['pairs'])}")
         lines.append(f"| {d['network']} | {d['accuracy_mean']:.2f} ± {d['accuracy_std']:.2f} | " + " | ".join(cells) + " |")
     return ("\n".join(lines) + "\n\nEach cell: the method's least sparse rate within the dense network's "
             "weights, its mean difference from the dense network over shared (seed, fold) pairs, the "
             "half-width of the paired 95 % t-interval and the verdict; '-': no rate of the method is that small.\n")
 
 
-def markdown(rows: list[dict], command: str, machine: str, wall: float | None) -> str:
-    """The table of every network; ``wall`` None: written by ``--report`` from the runs on disk."""
-    when = ("tables written by --report from the runs on disk (nothing trained by it; the runs trained on "
-            "2-core CPUs, two folds at once)" if wall is None else
+def markdown(rows: list[dict], command: str, machine: str, wall: float | None, hosts=()) -> str:
+    """The table of every network; ``wall`` None: written by ``--report`` from the runs on disk;
+    ``hosts``: the machines the runs' rows.json name (older rows name none)."""
+    when = ("written by --report from the runs on disk (it trained nothing)" if wall is None else
             f"this invocation's wall time {wall / 60:.1f} min (finished folds were not rerun)")
+    trained_on = f"Runs trained on: {', '.join(hosts)}.  " if hosts else ""
     lines = ["# Pruning the wide network against training a narrow one (SBU, preset wide)", "",
-             f"Command: `{command}`  ", f"{machine}; {when}; train minutes are per fold (the runs' own "
-             "training seconds), and MRMP's one training serves every rate", "",
+             f"Command: `{command}`  ", f"Tables written on {machine.removeprefix('Machine: ')}, {when}.  ",
+             f"{trained_on}Train minutes are per fold (the runs' own training seconds), and MRMP's one training "
+             "serves every rate.", "",
              "| network | rate | seeds × folds | accuracy % (mean ± std over seeds × folds) | achieved rate | "
              "kept weights | MFLOPs | train min per fold |", "|---|---|---|---|---|---|---|---|"]
     lines += [f"| {r['network']} | {r['target_rate']:g} | {r['seeds']} × {r['folds']} | {r['accuracy_mean']:.2f} ± "
@@ -162,11 +163,16 @@ def markdown(rows: list[dict], command: str, machine: str, wall: float | None) -
     return "\n".join(lines) + "\n"
 
 
+def _short(row: dict) -> str:
+    """'C = 1' for a dense width, 'SNIP at 0.99' for a pruned network."""
+    return row["network"].replace("dense ", "") if row["kind"] == "dense" else f"{row['network']} at {row['target_rate']:g}"
+
+
 FLOOR = 85.0   # accuracy % at the plot's foot: the narrowest dense widths lie far below it
 
 
 def plot(rows: list[dict], path: Path) -> bool:
-    """Accuracy against kept weights and against FLOPs (log x); y from ``FLOOR`` when a dense width
+    """Accuracy against kept weights and against FLOPs (log x); y from ``FLOOR`` when a network
     lies below it (those are named in a corner), so the pruned networks' differences show."""
     plt = pyplot()
     if plt is None or not rows:
@@ -182,12 +188,13 @@ def plot(rows: list[dict], path: Path) -> bool:
             ax.errorbar([r[key] for r in mine], [r["accuracy_mean"] for r in mine],
                         yerr=[r["accuracy_std"] for r in mine], marker="o", capsize=2, alpha=0.8,
                         label=f"{label} (C = 64 pruned)")
-        low = [r for r in dense if r["accuracy_mean"] < FLOOR]      # off the axis: named in a corner
+        low = [r for r in rows if r["accuracy_mean"] < FLOOR]       # off the axis: named in a corner
         if low:
             ax.text(0.02, 0.02, "below the axis: " + ", ".join(
-                f"{r['network'].replace('dense ', '')} {r['accuracy_mean']:.1f} %" for r in low),
+                f"{_short(r)} {r['accuracy_mean']:.1f} %" for r in low),
                 transform=ax.transAxes, fontsize=7, va="bottom")
-        ax.set_ylim(FLOOR if low else None, 100)
+        if low:
+            ax.set_ylim(bottom=FLOOR)
         ax.set_xscale("log")
         ax.set_xlabel(xlabel)
         ax.set_ylabel("test accuracy (%), mean ± std over seeds × folds")
@@ -224,7 +231,9 @@ def main(argv=None):
     results = collect_all(dataset, out, [name for name, _, _, _ in runs], folds, a.data_dir)
     rows = networks(results, methods, rates, widths, seeds)
     command = "python -m experiments.width_pruning " + " ".join(x for x in argv if x != "--report")
-    text = markdown(rows, command, machine_line(results), None if a.report else wall)
+    hosts = sorted({json.loads(path.read_text()).get("host", "not recorded (older rows)")
+                    for name, _, _, _ in runs for path in (out / name).glob("fold*/rows.json")})
+    text = markdown(rows, command, machine_line(results), None if a.report else wall, hosts)
     write_tables(out, text, [{k: v for k, v in r.items() if k != "pairs"} for r in rows])
     text = (budgets(rows) + "\n## Each method at the dense network's size (no pick on the test folds)\n\n"
             + method_budgets(rows))
