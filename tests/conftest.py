@@ -56,3 +56,17 @@ def sbu_path() -> Path:
 def sbu(sbu_path):
     from jaxprune.data.sbu import load_sbu
     return load_sbu(sbu_path)
+
+
+TINY_RUN = ["--set", "train.epochs=20", "--set", "model.channels=4", "--set", "model.hidden=16", "--quiet"]
+
+
+@pytest.fixture(scope="session")
+def tiny_mrmp_run(tmp_path_factory) -> Path:
+    """A finished MRMP run on the synthetic data at rates 0.5 and 0.9 (C = 4, 20 epochs), its
+    folder with results.json and fold1/model.npz. Shared: tests read it and never write there."""
+    from jaxprune.cli import main
+    out = tmp_path_factory.mktemp("tiny_mrmp") / "run"
+    assert main(["train", "--dataset", "synthetic", "--method", "mrmp", "--rates", "0.5,0.9",
+                 "--out", str(out), *TINY_RUN]) == 0
+    return out

@@ -16,11 +16,8 @@ TINY = ["--set", "train.epochs=20", "--set", "model.channels=4", "--set", "model
 
 
 @pytest.fixture(scope="module")
-def mrmp_run(tmp_path_factory):
-    out = tmp_path_factory.mktemp("probe") / "run"
-    assert main(["train", "--dataset", "synthetic", "--method", "mrmp", "--rates", "0.5,0.9",
-                 "--out", str(out), *TINY]) == 0
-    return out
+def mrmp_run(tiny_mrmp_run):
+    return tiny_mrmp_run
 
 
 def test_with_dense_masks_prunable_leaves_and_swaps_the_others():
@@ -74,7 +71,7 @@ def test_every_arm_is_the_served_model_when_tuning_cannot_move(mrmp_run):
                for arms in tuned.values())
     mean = {arm: np.mean([arms[f"{arm}_train_loss"] for arms in tuned.values()]) for arm in ("served", "shared")}
     assert mean["shared"] < mean["served"]                 # the shared arm minimises the mean over the rates
-    assert tuned[0.5]["train_loss_floor"] == pytest.approx(0.0)   # no label smoothing in TINY: H(one-hot) = 0
+    assert tuned[0.5]["train_loss_floor"] == pytest.approx(0.0)   # the tiny run has no label smoothing: H(one-hot) = 0
 
 
 def test_refuses_a_run_of_another_method(tmp_path):

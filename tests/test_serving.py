@@ -12,15 +12,11 @@ from jaxprune.model_io import load_model, save_model
 from jaxprune.models import gcn
 from jaxprune.serving import evaluate_run, parse_rates
 
-TINY = ["--set", "train.epochs=20", "--set", "model.channels=4", "--set", "model.hidden=16", "--quiet"]
 
 
 @pytest.fixture(scope="module")
-def mrmp_run(tmp_path_factory):
-    out = tmp_path_factory.mktemp("mrmp") / "run"
-    assert main(["train", "--dataset", "synthetic", "--method", "mrmp", "--rates", "0.5,0.9",
-                 "--out", str(out), *TINY]) == 0
-    return out, json.loads((out / "results.json").read_text())
+def mrmp_run(tiny_mrmp_run):
+    return tiny_mrmp_run, json.loads((tiny_mrmp_run / "results.json").read_text())
 
 
 def test_train_writes_every_serve_rate_and_the_model(mrmp_run):
