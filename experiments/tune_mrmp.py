@@ -106,13 +106,19 @@ def markdown(table_rows: list[dict], header: str) -> str:
              "95 % interval | verdict | worst rate error (points) |", "|---|---|---|---|---|---|---|---|---|"]
     for r in table_rows:
         half = "-" if np.isnan(r["gap_half_width"]) else f"±{r['gap_half_width']:.2f}"
+        if r["pairs"]:
+            ref = (f"{r['srmp_accuracy_mean']:.2f} | {r['gap_to_srmp']:+.2f} | {half} | "
+                   f"{r['verdict']} ({r['pairs']} pairs)")
+        else:                              # a round in progress: its SRMP reference not trained yet
+            ref = "not trained yet | - | - | -"
         lines.append(f"| {r['candidate']} | {r['target_rate']:g} | {r['runs']} | {r['accuracy_mean']:.2f} ± "
-                     f"{r['accuracy_std']:.2f} | {r['srmp_accuracy_mean']:.2f} | {r['gap_to_srmp']:+.2f} | {half} | "
-                     f"{r['verdict']} ({r['pairs']} pairs) | {100 * r['worst_rate_error']:.2f} |")
+                     f"{r['accuracy_std']:.2f} | {ref} | {100 * r['worst_rate_error']:.2f} |")
     means = {}
     for r in table_rows:
-        means.setdefault(r["candidate"], []).append(r["gap_to_srmp"])
-    lines += ["", "Mean gap to SRMP over the rates: " + "; ".join(f"{n} {np.mean(g):+.2f}" for n, g in means.items()),
+        if r["pairs"]:
+            means.setdefault(r["candidate"], []).append(r["gap_to_srmp"])
+    lines += ["", "Mean gap to SRMP over the rates: " + ("; ".join(f"{n} {np.mean(g):+.2f}" for n, g in means.items())
+                                                       or "none yet (no SRMP reference trained)"),
               "", "Validation folds only: no test fold was scored. The aim (issue 16): within 1 point of SRMP "
               "at every rate."]
     return "\n".join(lines) + "\n"
@@ -123,6 +129,9 @@ def plot(table_rows: list[dict], path: Path) -> bool:
     if plt is None or not table_rows:
         return False
     fig, ax = plt.subplots(figsize=(8, 4.5))
+    table_rows = [r for r in table_rows if r["pairs"]]      # a gap needs its SRMP reference
+    if not table_rows:
+        return False
     for name in dict.fromkeys(r["candidate"] for r in table_rows):
         mine = [r for r in table_rows if r["candidate"] == name]
         ax.errorbar([r["target_rate"] for r in mine], [r["gap_to_srmp"] for r in mine],

@@ -47,6 +47,10 @@ def test_splits_plan_and_the_gap_to_srmp():
     assert row["runs"] == 6 and row["pairs"] == 6 and row["verdict"] == "loss"
     assert row["gap_to_srmp"] == pytest.approx(-2.0 + 0.5 / 3)       # −2 on average, ∓0.5 by split
     assert "| base | 0.9 | 6 |" in tune_mrmp.markdown([row], "# t")
+    (early,) = tune_mrmp.rows({"base": found["base"]}, ["base"], (0.9,))   # a round whose SRMP has not trained
+    text = tune_mrmp.markdown([early], "# t")
+    assert "| base | 0.9 | 6 | 81.50 ± 0.96 | not trained yet | - | - | - | 0.00 |" in text and "nan" not in text
+    assert "none yet (no SRMP reference trained)" in text
 
 
 def test_tiny_round_on_sbu(sbu_path, tmp_path):
