@@ -8,7 +8,7 @@ forward and jitted gradient of a squared-logit loss (the backward pass of a trai
 masks or optimizer). Forms of the same network:
 
 - ``as written``: ``jaxprune.models.gcn.apply`` (logits and softmax over all J x J pairs, the bone
-  mask folded into the bias);
+  mask folded into the bias) differentiated by XLA (``model.attention_backward=autodiff``);
 - ``slots``: only the allowed pairs, each node's neighbours in padded slots (self first) and the
   activations laid out feature-major (F, J, B), so gathering a neighbour copies rows of B floats;
   the gathers' backward pass is made of gathers, not XLA:CPU's slow scatter-add, and sums over
@@ -18,7 +18,8 @@ masks or optimizer). Forms of the same network:
   node's neighbours are static slices, so nothing is gathered or materialised) with a
   hand-written backward pass in the same per-pair form (``apply_edges``); XLA's own transpose of
   the per-pair slices was a pad-and-add of the whole activation per pair. The program is large
-  (thousands of HLO ops), so the table also gives each form's compile seconds;
+  (thousands of HLO ops), so the table also gives each form's compile seconds. Since then it is
+  the library's (``jaxprune.models.edge_attention``): ``gcn.apply`` differentiates it by default;
 - ``fixed adjacency``: the attention replaced by the constant row-normalised graph: the cost of
   everything else, the floor that the issue's target ("attention no dearer than the rest") reads
   against. Attention share = (form - fixed) / form.
@@ -42,15 +43,11 @@ import numpy as np
 from benchmarks.timing import device_line, interleaved_medians, write_report
 from jaxprune.graphs import FPHA_BONES, SBU_BONES
 from jaxprune.models import gcn
+from jaxprune.models.edge_attention import edge_blocks, neighbour_lists, project
 from jaxprune.models.layers import dense
 
 NTU_LIKE = tuple((i, i + 1) for i in range(24)) + tuple((i + 25, i + 26) for i in range(24))
 SHAPES = {"SBU (30 nodes)": (30, SBU_BONES), "FPHA (21)": (21, FPHA_BONES), "NTU-like (50)": (50, NTU_LIKE)}
-
-
-def neighbour_lists(graph: np.ndarray) -> list[list[int]]:
-    """Each node's neighbours in a 0/1 graph (J, J) with self-loops: itself first, then the others."""
-    return [[i] + [int(n) for n in np.flatnonzero(graph[i]) if n != i] for i in range(graph.shape[0])]
 
 
 def neighbour_slots(graph: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
@@ -95,12 +92,6 @@ def node_gather(x: jax.Array, index: np.ndarray) -> jax.Array:
     return gather(x)
 
 
-def project(w: jax.Array, h: jax.Array) -> jax.Array:
-    """Feature-major projection: w (F, X) of h (F, J, B) -> (X, J, B), as one (X, F) @ (F, J·B) matmul."""
-    f, j, b = h.shape
-    return (w.T @ h.reshape(f, j * b)).reshape(w.shape[1], j, b)
-
-
 def _sum_first(x: jax.Array) -> jax.Array:
     """Σ over axis 0 of (d, ...) as a (1, d) @ (d, n) product: XLA:CPU's reduction over a major axis
     was 55x slower at batch 4096 (42 ms against 0.77 ms for the same sum)."""
@@ -134,66 +125,11 @@ def apply_slots(params: dict, features: jax.Array, config: gcn.GCNConfig) -> jax
     return _classify(params, jnp.transpose(h, (2, 1, 0)))
 
 
-def _edge_mix(graph: np.ndarray):
-    """mix(q (d, J, B), k (d, J, B), v (C, J, B), bias (J, J)) -> (C, J, B): for each node i,
-    Σ_j softmax_j(q_i·k_j + bias_ij) v_j over j in i's neighbours (itself first; ``graph``
-    symmetric), pair by pair, with its backward pass written out pair by pair too."""
-    nodes = graph.shape[0]
-    neighbours = neighbour_lists(graph)
-    pairs = [(i, j) for i in range(nodes) for j in neighbours[i]]
-    first = np.cumsum([0] + [len(n) for n in neighbours])
-    of = lambda i: zip(range(first[i], first[i + 1]), neighbours[i])      # (pair index, j) of node i
-    into = [[(e, i) for e, (i, jj) in enumerate(pairs) if jj == j] for j in range(nodes)]
-    where = np.zeros((len(pairs), nodes * nodes), np.float32)
-    where[np.arange(len(pairs)), [i * nodes + j for i, j in pairs]] = 1.0
-
-    def forward(q, k, v, bias):
-        weights, out = [], []
-        for i in range(nodes):
-            z = [jnp.sum(q[:, i] * k[:, j], 0) + bias[i, j] for _, j in of(i)]
-            top = z[0]
-            for t in z[1:]:
-                top = jnp.maximum(top, t)
-            e = [jnp.exp(t - top) for t in z]
-            total = sum(e)
-            weights += [t / total for t in e]
-            out.append(sum(weights[p] * v[:, j] for p, j in of(i)))
-        return jnp.stack(out, 1), weights
-
-    @jax.custom_vjp
-    def mix(q, k, v, bias):
-        return forward(q, k, v, bias)[0]
-
-    def backward(saved, g):
-        q, k, v, a, out = saved
-        gz = [None] * len(pairs)
-        for i in range(nodes):
-            r = jnp.sum(g[:, i] * out[:, i], 0)
-            for p, j in of(i):
-                gz[p] = a[p] * (jnp.sum(g[:, i] * v[:, j], 0) - r)
-        gq = jnp.stack([sum(gz[p] * k[:, j] for p, j in of(i)) for i in range(nodes)], 1)
-        gk = jnp.stack([sum(gz[p] * q[:, i] for p, i in into[j]) for j in range(nodes)], 1)
-        gv = jnp.stack([sum(a[p] * g[:, i] for p, i in into[j]) for j in range(nodes)], 1)
-        gbias = (jnp.sum(jnp.stack(gz), 1) @ where).reshape(nodes, nodes)
-        return gq, gk, gv, gbias
-
-    def saving(q, k, v, bias):
-        out, weights = forward(q, k, v, bias)
-        return out, (q, k, v, weights, out)
-    mix.defvjp(saving, backward)
-    return mix
-
-
 def apply_edges(params: dict, features: jax.Array, config: gcn.GCNConfig) -> jax.Array:
-    """``gcn.apply`` for ``bones`` attention, pair by pair over the graph's pairs, feature-major."""
-    mix = _edge_mix(config.graph())
-    h = jnp.transpose(features, (2, 1, 0))                        # (F, J, B)
-    for b in range(config.num_blocks):
-        att, conv = params[f"block{b}"]["attention"], params[f"block{b}"]["conv"]
-        q = project(att["query"] / np.sqrt(att["query"].shape[1]), h)
-        mixed = mix(q, project(att["key"], h), project(conv["kernel"], h), att["bias"])
-        h = jax.nn.relu(mixed + conv["bias"][:, None, None])
-    return _classify(params, jnp.transpose(h, (2, 1, 0)))
+    """``gcn.apply`` for ``bones`` attention, pair by pair over the graph's pairs, feature-major: the
+    library's ``edge_attention.edge_blocks`` (what ``gcn.apply`` differentiates), here also forward."""
+    blocks = [params[f"block{b}"] for b in range(config.num_blocks)]
+    return _classify(params, edge_blocks(config.graph())(blocks, features))
 
 
 def apply_fixed(params: dict, features: jax.Array, config: gcn.GCNConfig) -> jax.Array:
@@ -219,7 +155,7 @@ def _close(a, b, tol=1e-4) -> bool:
 def measure(shape: str, batches, repeats: int, channels: int = 8, rounds: int = 5) -> list[dict]:
     nodes, edges = SHAPES[shape]
     config = gcn.GCNConfig(num_nodes=nodes, num_features=12, num_classes=8, edges=edges, hidden=128,
-                           channels=channels)
+                           channels=channels, attention_backward="autodiff")   # "as written": XLA's gradient
     params = gcn.init(jax.random.key(0), config)
     params = jax.tree.map(lambda a: a + 0.1 * jax.random.normal(jax.random.key(1), a.shape), params)
     forms = {"as written": gcn.apply, "slots": apply_slots, "edges": apply_edges, "fixed adjacency": apply_fixed}

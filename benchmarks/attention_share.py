@@ -1,14 +1,16 @@
-"""The attention's share of real programs, before and after the masked bias: forward passes and train steps.
+"""The attention's share of real programs, across its forms: forward passes and train steps.
 
     python -m benchmarks.attention_share --out benchmarks/results
 
-Three forms of the GCN's attention, swapped into ``jaxprune.models.gcn`` while a program is traced
-(so every program is the library's own: ``gcn.apply``, or ``benchmarks.mrmp_step.train_step``):
+Forms of the GCN's attention, swapped into ``jaxprune.models.gcn`` while a program is traced (so
+every program is the library's own: ``gcn.apply``, or ``benchmarks.mrmp_step.train_step``):
 
 - ``before``: the attention as it was until the masked bias, ``jnp.where(mask, logits, -inf)``
-  over every (B, J, J) logit;
-- ``after``: ``jaxprune.models.layers.attention`` as it is (the bone mask folded into the bias
-  once, ``layers.masked_bias``);
+  over every (B, J, J) logit, differentiated by XLA;
+- ``autodiff``: ``jaxprune.models.layers.attention`` (the bone mask folded into the bias once,
+  ``layers.masked_bias``), differentiated by XLA (``model.attention_backward=autodiff``);
+- ``edges``: the library's default, the same forward pass, differentiated over the graph's pairs
+  (``jaxprune.models.edge_attention``; in a forward pass alone it is ``autodiff``);
 - ``fixed adjacency``: the attention replaced by the constant row-normalised graph, the cost of
   everything else. Attention share = 1 − fixed / form.
 
@@ -32,7 +34,8 @@ from benchmarks.timing import device_line, interleaved_medians, write_report
 from jaxprune.models import gcn
 from jaxprune.models.layers import attention
 
-FORMS = ("before", "after", "fixed adjacency")
+FORMS = ("before", "autodiff", "edges", "fixed adjacency")
+BACKWARD = {"before": "autodiff", "autodiff": "autodiff", "edges": "edges", "fixed adjacency": "autodiff"}
 
 
 def attention_before(params: dict, h: jax.Array, mask: jax.Array | None = None) -> jax.Array:
@@ -54,35 +57,35 @@ def attention_fixed(params: dict, h: jax.Array, mask: jax.Array | None = None) -
 @contextlib.contextmanager
 def attention_form(form: str):
     """``gcn``'s attention is ``form`` while the block runs (programs traced in it keep it)."""
-    gcn.attention = {"before": attention_before, "after": attention, "fixed adjacency": attention_fixed}[form]
+    gcn.attention = {"before": attention_before, "fixed adjacency": attention_fixed}.get(form, attention)
     try:
         yield
     finally:
         gcn.attention = attention
 
 
-def forward_call(preset: str, batch: int):
+def forward_call(preset: str, batch: int, form: str):
     """(compiled ``gcn.apply`` of the ``preset`` network, (params, features)): ``op_profile``'s program."""
-    compiled, args = forward_program(preset, batch)
+    compiled, args = forward_program(preset, batch, (f"model.attention_backward={BACKWARD[form]}",))
     return compiled, args()
 
 
 def measure(preset: str, batches, rounds: int, repeats: int) -> list[dict]:
-    programs = {f"forward, batch {b}": (lambda b=b: forward_call(preset, b)) for b in batches}
+    programs = {f"forward, batch {b}": (lambda form, b=b: forward_call(preset, b, form)) for b in batches}
     for method in ("dense", "srmp", "mrmp"):
         rates = RATE_SETS[6] if method == "mrmp" else (0.9,)
         label = {"dense": "dense", "srmp": "SRMP", "mrmp": "MRMP K = 6"}[method]
-        programs[f"{label} train step, batch 256"] = lambda method=method, rates=rates: step_call(method, rates, 256, preset)
+        programs[f"{label} train step, batch 256"] = lambda form, method=method, rates=rates: step_call(
+            method, rates, 256, preset, extra=(f"model.attention_backward={BACKWARD[form]}",))
     rows = []
     for name, make in programs.items():
         calls = {}
         for form in FORMS:
             with attention_form(form):
-                calls[form] = make()
+                calls[form] = make(form)
         ms = {k: 1e3 * v for k, v in interleaved_medians(calls, rounds=rounds, repeats=repeats).items()}
         rows.append({"preset": preset, "program": name, **{f"{f}_ms": ms[f] for f in FORMS},
-                     "share_before": 1 - ms["fixed adjacency"] / ms["before"],
-                     "share_after": 1 - ms["fixed adjacency"] / ms["after"]})
+                     **{f"share_{f}": 1 - ms["fixed adjacency"] / ms[f] for f in FORMS[:-1]}})
         print(f"{preset} {name}: " + ", ".join(f"{f} {ms[f]:.3f} ms" for f in FORMS), flush=True)
     return rows
 
@@ -99,16 +102,18 @@ def main(argv=None):
             for r in measure(preset, [int(b) for b in a.batches.split(",")], a.rounds, a.repeats)]
     record = {"benchmark": "attention_share", "device": device_line(), "jax": jax.__version__,
               "rounds": a.rounds, "repeats": a.repeats, "rows": rows}
-    lines = [f"# The attention's share of forward passes and train steps, before and after the masked bias "
+    lines = [f"# The attention's share of forward passes and train steps, across its forms "
              f"({record['device']}, jax {jax.__version__})", "",
              "SBU-shaped GCN (30 nodes, bones attention), networks of the presets (c8: C = 8; wide: C = 64). "
-             "Median ms per call; the three forms of a program timed in interleaved rounds. Share = "
-             "1 − fixed adjacency / form; target: ≤ 0.5.", "",
-             "| network | program | before ms | after ms | after ÷ before | fixed adjacency ms | share before | "
-             "share after |", "|---|---|---|---|---|---|---|---|"]
-    lines += [f"| {r['preset']} | {r['program']} | {r['before_ms']:.3f} | {r['after_ms']:.3f} | "
-              f"{r['after_ms'] / r['before_ms']:.2f} | {r['fixed adjacency_ms']:.3f} | "
-              f"{max(0.0, r['share_before']):.2f} | {max(0.0, r['share_after']):.2f} |" for r in rows]
+             "Median ms per call; the forms of a program timed in interleaved rounds. before: the mask on "
+             "every logit; autodiff: the masked bias, XLA's gradient; edges: the same forward pass, "
+             "differentiated over the graph's pairs (the default). Share = 1 − fixed adjacency / form; "
+             "target: ≤ 0.5.", "",
+             "| network | program | before ms | autodiff ms | edges ms | edges ÷ autodiff | fixed adjacency ms | "
+             "share before | share autodiff | share edges |", "|---|---|---|---|---|---|---|---|---|---|"]
+    lines += [f"| {r['preset']} | {r['program']} | {r['before_ms']:.3f} | {r['autodiff_ms']:.3f} | "
+              f"{r['edges_ms']:.3f} | {r['edges_ms'] / r['autodiff_ms']:.2f} | {r['fixed adjacency_ms']:.3f} | "
+              + " | ".join(f"{max(0.0, r[f'share_{f}']):.2f}" for f in FORMS[:-1]) + " |" for r in rows]
     write_report(a.out, "attention_share", record, lines)
 
 

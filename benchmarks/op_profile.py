@@ -87,15 +87,15 @@ def profile(compiled, args, calls: int) -> tuple[dict[str, float], list[tuple[st
     return dict(by_scope), top
 
 
-def forward_program(preset: str, batch: int):
-    """(compiled forward pass of the SBU-shaped GCN of ``preset``, its arguments)."""
+def forward_program(preset: str, batch: int, extra: tuple[str, ...] = ()):
+    """(compiled forward pass of the SBU-shaped GCN of ``preset`` with the settings ``extra``, its arguments)."""
     from jaxprune.config import override
     from jaxprune.data.synthetic import make_synthetic
     from jaxprune.models import gcn
     from jaxprune.presets import preset_settings
     from jaxprune.run_config import RunConfig
     from jaxprune.task.forward import gcn_config
-    config = override(RunConfig(), preset_settings("sbu", preset))
+    config = override(RunConfig(), [*preset_settings("sbu", preset), *extra])
     model = gcn_config(make_synthetic(seed=0), config)
     params = gcn.init(jax.random.key(0), model)
     x = jax.random.normal(jax.random.key(1), (batch, model.num_nodes, model.num_features))

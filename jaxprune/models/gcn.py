@@ -17,6 +17,11 @@ Attention modes (``GCNConfig.attention``):
   "biased" -- attention over all nodes, logits biased toward bones at initialisation
               (bias 0 on bones and self-loops, ``-bone_bias`` elsewhere), the bias learned;
   "free"   -- attention over all nodes, no graph prior.
+
+Attention backward (``GCNConfig.attention_backward``), in ``bones`` mode: "edges" (default)
+differentiates the blocks computed pair by pair over the graph's allowed pairs
+(``jaxprune.models.edge_attention``: faster train steps, no forward-mode autodiff);
+"autodiff" lets XLA transpose the (B, J, J) products. Served logits are the same.
 """
 
 from __future__ import annotations
@@ -29,9 +34,11 @@ import jax.numpy as jnp
 import numpy as np
 
 from jaxprune.graphs import adjacency
+from jaxprune.models.edge_attention import edge_blocks
 from jaxprune.models.layers import attention, attention_init, dense, dense_init, graph_conv
 
 ATTENTION_MODES = ("bones", "biased", "free")
+ATTENTION_BACKWARDS = ("edges", "autodiff")
 
 
 @dataclasses.dataclass(frozen=True, kw_only=True)
@@ -45,6 +52,7 @@ class ModelConfig:
     attention: str = "bones"
     bone_bias: float = 4.0
     dropout: float = 0.0
+    attention_backward: str = "edges"
 
     def __post_init__(self):
         for name, most in (("channels", 4096), ("num_blocks", 64), ("attention_dim", 4096), ("hidden", 65536)):
@@ -53,6 +61,9 @@ class ModelConfig:
         if self.attention not in ATTENTION_MODES:
             raise ValueError(f"model setting attention must be one of {ATTENTION_MODES}, "
                              f"got {self.attention!r}")
+        if self.attention_backward not in ATTENTION_BACKWARDS:
+            raise ValueError(f"model setting attention_backward must be one of {ATTENTION_BACKWARDS}, "
+                             f"got {self.attention_backward!r}")
         if not np.isfinite(self.bone_bias):
             raise ValueError(f"model setting bone_bias must be a finite number, got {self.bone_bias}")
         if not 0.0 <= self.dropout < 1.0:
@@ -110,11 +121,7 @@ def apply(params: dict, features: jax.Array, config: GCNConfig, dropout_key: jax
     chex.assert_rank(features, 3)
     chex.assert_axis_dimension(features, 1, config.num_nodes)
     chex.assert_axis_dimension(features, 2, config.num_features)
-    mask = attention_mask(config)
-    h = features
-    for b in range(config.num_blocks):
-        h = apply_block(params[f"block{b}"], h, mask)
-    return apply_head(params, h, config, dropout_key)
+    return apply_head(params, apply_blocks(params, features, config), config, dropout_key)
 
 
 def attention_mask(config: GCNConfig) -> jax.Array | None:
@@ -129,6 +136,25 @@ def apply_block(block: dict, h: jax.Array, mask: jax.Array | None) -> jax.Array:
         a = attention(block["attention"], h, mask)
     with jax.named_scope("graph_conv"):
         return jax.nn.relu(graph_conv(block["conv"], a, h))
+
+
+def apply_blocks(params: dict, h: jax.Array, config: GCNConfig) -> jax.Array:
+    """Every block in turn: features (B, J, F) -> (B, J, C). In ``bones`` mode with
+    ``attention_backward`` "edges", differentiating it differentiates the same blocks computed over
+    the graph's pairs (``edge_attention.edge_blocks``); its value is always ``apply_block``'s."""
+    mask = attention_mask(config)
+    blocks = [params[f"block{b}"] for b in range(config.num_blocks)]
+
+    def as_written(blocks, h):
+        for block in blocks:
+            h = apply_block(block, h, mask)
+        return h
+    if config.attention != "bones" or config.attention_backward != "edges":
+        return as_written(blocks, h)
+    by_pairs = edge_blocks(config.graph())
+    stack = jax.custom_vjp(as_written)
+    stack.defvjp(lambda blocks, h: jax.vjp(by_pairs, blocks, h), lambda vjp, g: vjp(g))
+    return stack(blocks, h)
 
 
 def apply_head(params: dict, h: jax.Array, config: GCNConfig, dropout_key: jax.Array | None = None) -> jax.Array:
