@@ -12,7 +12,8 @@ transpose of the per-pair slices was a pad-and-add of the whole activation per p
 the code as written), so served logits do not change; the train step's loss and gradients agree
 with autodiff's to float rounding (tests). Reverse mode (``jax.grad``, ``jax.vjp``) and
 ``jax.vmap`` work; forward mode (``jax.jvp``, ``jax.hessian``) does not: set
-``model.attention_backward=autodiff`` for it. Measured: ``benchmarks/results/attention_share.md``.
+``model.attention_backward=autodiff`` for it. Measured: README, "Train steps differentiated over
+the graph's pairs" (``benchmarks.attention_share`` times the forms side by side).
 """
 
 from __future__ import annotations
