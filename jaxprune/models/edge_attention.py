@@ -103,7 +103,11 @@ def edge_blocks(graph: np.ndarray):
         h = jnp.transpose(h, (2, 1, 0))                                   # (F, J, B)
         for block in block_params:
             att, conv = block["attention"], block["conv"]
-            mixed = mix(project(att["query"], h), project(att["key"], h), project(conv["kernel"], h), att["bias"])
-            h = jax.nn.relu(mixed + conv["bias"][:, None, None])
+            with jax.named_scope("graph_conv"):          # the scopes of gcn.apply_block, for profiles
+                v = project(conv["kernel"], h)
+            with jax.named_scope("attention"):           # here including the product with v
+                mixed = mix(project(att["query"], h), project(att["key"], h), v, att["bias"])
+            with jax.named_scope("graph_conv"):
+                h = jax.nn.relu(mixed + conv["bias"][:, None, None])
         return jnp.transpose(h, (2, 1, 0))
     return blocks
