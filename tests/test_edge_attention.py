@@ -45,8 +45,10 @@ def test_served_logits_are_those_of_the_gcn_as_written_bit_for_bit():
 
 def test_gradients_equal_xla_including_the_attention_bias_and_the_input():
     config, params, x = setup()
-    got = jax.jit(jax.grad(loss(config), argnums=(0, 1)))(params, x)
-    want = jax.jit(jax.grad(loss(dataclasses.replace(config, attention_backward="autodiff")), argnums=(0, 1)))(params, x)
+    value, got = jax.jit(jax.value_and_grad(loss(config), argnums=(0, 1)))(params, x)
+    xla = loss(dataclasses.replace(config, attention_backward="autodiff"))
+    want_value, want = jax.jit(jax.value_and_grad(xla, argnums=(0, 1)))(params, x)
+    np.testing.assert_allclose(value, want_value, rtol=1e-5)   # the loss a train step sees: the per-pair forward
     close(got, want)
     bias = np.asarray(got[0]["block1"]["attention"]["bias"])
     assert np.all(bias[~config.graph().astype(bool)] == 0) and np.any(bias != 0)   # only allowed pairs learn
