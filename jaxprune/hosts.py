@@ -110,11 +110,25 @@ def is_writer() -> bool:
     return jax.process_index() == 0
 
 
+_barriers_passed = 0   # barrier ids must be unique; every process passes the same barriers in order
+
+
 def barrier(name: str) -> None:
-    """Waits until every process has reached the barrier ``name`` (no-op on one process)."""
-    if jax.process_count() > 1:
-        from jax.experimental import multihost_utils
-        multihost_utils.sync_global_devices(name)
+    """Waits until every process has reached the barrier ``name``, for up to ``JAXPRUNE_START_TIMEOUT``
+    seconds (no-op on one process). The coordination service's barrier, not a collective: gloo's
+    collectives give up after 30 s, so a peer minutes behind (compiling, restoring) must be waited
+    for here, before the next collective. A peer that died is reported as one (``host_guard``)."""
+    global _barriers_passed
+    if jax.process_count() == 1:
+        return
+    from jax._src import distributed   # its client has no public handle; orbax and jax's own serialization use it
+    timeout = _env_int("JAXPRUNE_START_TIMEOUT", 300, minimum=1)
+    _barriers_passed += 1
+    try:
+        distributed.global_state.client.wait_at_barrier(f"jaxprune-{_barriers_passed}-{name}", timeout * 1000)
+    except Exception as e:   # DEADLINE_EXCEEDED, or the service's report of a lost peer
+        raise RuntimeError(f"process {jax.process_index()} waited {timeout} s (JAXPRUNE_START_TIMEOUT) at "
+                           f"'{name}' for the other processes: {first_line(e)}") from None
 
 
 def agree(decide, error_types: tuple = (ValueError,)):
@@ -125,6 +139,7 @@ def agree(decide, error_types: tuple = (ValueError,)):
     """
     if jax.process_count() == 1:
         return decide()
+    barrier("agree")   # the broadcast below is a collective: no process may be more than 30 s late to it
     from jax.experimental import multihost_utils
     code, text, error = 0, b"", None
     if jax.process_index() == 0:
@@ -150,6 +165,7 @@ def check_same(value: str, what: str) -> None:
     the same on all of them (no-op on one process)."""
     if jax.process_count() == 1:
         return
+    barrier("check same")   # as in agree: the gather below is a collective
     from jax.experimental import multihost_utils
     every = np.asarray(multihost_utils.process_allgather(_encode(value.encode())))   # (processes, bytes)
     differ = [p for p in range(len(every)) if not np.array_equal(every[p], every[0])]

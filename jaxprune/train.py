@@ -22,6 +22,7 @@ import jax
 import jax.numpy as jnp
 import optax
 
+from jaxprune import hosts
 from jaxprune.optim import LR_RULES
 from jaxprune.parallel import gather_rows
 from jaxprune.results import naming, write_atomic
@@ -192,6 +193,11 @@ def fit(state: TrainState, epoch_fn, data: dict, epochs: int, *, start_epoch: in
     if not 0 <= start_epoch <= epochs:
         raise ValueError(f"start_epoch must be in [0, {epochs}], got {start_epoch}")
     history = _keep_rows(metrics_path, start_epoch) if metrics_path else []
+    if hosts.process_count() > 1 and hasattr(epoch_fn, "lower") and start_epoch < epochs:
+        # each process compiles on its own (tens of seconds for a train step); the epoch's collectives
+        # give up on a peer more than 30 s late, so every process compiles first, then waits for the rest
+        epoch_fn = epoch_fn.lower(state, data).compile()
+        hosts.barrier("epoch compiled")
     bar = Progress(epochs, label) if progress else None
     sink = open(metrics_path, "a") if metrics_path else None
     try:
