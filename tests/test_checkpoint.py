@@ -18,6 +18,7 @@ import jax.numpy as jnp
 import numpy as np
 import pytest
 
+from conftest import CHEAP_COMPILE
 from jaxprune import checkpoint, runner
 from jaxprune.cli import main
 from jaxprune.data.synthetic import make_synthetic
@@ -30,7 +31,7 @@ from jaxprune.train import TrainConfig, init_state
 REPO = Path(__file__).resolve().parents[1]
 EPOCHS, EVERY, STOP = 40, 5, 20
 SETTINGS = ["--set", "model.channels=4", "--set", "model.hidden=16", "--set", f"train.epochs={EPOCHS}",
-            "--set", f"train.checkpoint_every={EVERY}"]
+            "--set", f"train.checkpoint_every={EVERY}", *CHEAP_COMPILE]
 
 
 def train_args(out, *extra):

@@ -6,12 +6,13 @@ import os
 
 import pytest
 
+from conftest import CHEAP_COMPILE
 from jaxprune.cli import main
 
 
 def train_args(out, *extra):
     return ["train", "--dataset", "synthetic", "--out", str(out), "--quiet",
-            "--set", "train.epochs=5", *extra]
+            "--set", "train.epochs=5", *CHEAP_COMPILE, *extra]
 
 
 def error_of(capsys, argv):

@@ -6,6 +6,7 @@ import csv
 
 import pytest
 
+from conftest import CHEAP_COMPILE
 from experiments import sbu_compare
 
 
@@ -13,7 +14,7 @@ def test_tiny_comparison_over_two_seeds(sbu_path, tmp_path):
     out = tmp_path / "cmp"
     sbu_compare.main(["--data-dir", str(sbu_path), "--out", str(out), "--preset", "c8", "--folds", "1",
                       "--rates", "0.9", "--methods", "mrmp,magnitude_global", "--workers", "0", "--seeds", "0,1",
-                      "--unseen-rates", "0.93,0.9", "--set", "train.epochs=3"])
+                      "--unseen-rates", "0.93,0.9", "--set", "train.epochs=3", *CHEAP_COMPILE])
     table = (out / "table.md").read_text()
     assert "network: preset c8, C = 8" in table and "Dense:" in table and "over 2 seed(s) × 1 fold(s)" in table
     assert "| MRMP |" in table and "| magnitude, global |" in table

@@ -7,12 +7,13 @@ import jax
 import numpy as np
 import pytest
 
+from conftest import CHEAP_COMPILE
 from experiments import private_dense_probe as probe
 from jaxprune.cli import main
 from jaxprune.models import gcn
 from jaxprune.serving import open_folds
 
-TINY = ["--set", "train.epochs=20", "--set", "model.channels=4", "--set", "model.hidden=16", "--quiet"]
+TINY = ["--set", "train.epochs=20", "--set", "model.channels=4", "--set", "model.hidden=16", "--quiet", *CHEAP_COMPILE]
 
 
 @pytest.fixture(scope="module")

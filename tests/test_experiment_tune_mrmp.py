@@ -6,6 +6,7 @@ import json
 import numpy as np
 import pytest
 
+from conftest import CHEAP_COMPILE
 from experiments import tune_mrmp
 from experiments.jobs import Job, validation_split
 
@@ -56,7 +57,7 @@ def test_splits_plan_and_the_gap_to_srmp():
 def test_tiny_round_on_sbu(sbu_path, tmp_path):
     out = tmp_path / "tune"
     args = ["--data-dir", str(sbu_path), "--out", str(out), "--preset", "c8", "--seeds", "0", "--outer", "1",
-            "--rates", "0.9", "--candidate", "base=", "--workers", "0", "--set", "train.epochs=3"]
+            "--rates", "0.9", "--candidate", "base=", "--workers", "0", "--set", "train.epochs=3", *CHEAP_COMPILE]
     tune_mrmp.main(args)
     rows = json.loads((out / "base_s0" / "fold1_val2" / "rows.json").read_text())
     assert rows["validation"] == 2 and rows["config"]["method"] == "mrmp"

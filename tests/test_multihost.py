@@ -13,12 +13,13 @@ import time
 from pathlib import Path
 
 import numpy as np
-import pytest
+
+from conftest import CHEAP_COMPILE
 
 EPOCHS, EVERY = 20, 10
 ARGS = ["--dataset", "synthetic", "--method", "dense", "--epochs", str(EPOCHS), "--fold", "1",
         "--set", "model.channels=4", "--set", "model.hidden=16",
-        "--set", "train.batch_size=64", "--set", f"train.checkpoint_every={EVERY}", "--quiet"]
+        "--set", "train.batch_size=64", "--set", f"train.checkpoint_every={EVERY}", "--quiet", *CHEAP_COMPILE]
 
 
 def _env(devices: int, cache: Path) -> dict:   # the resumed processes reuse the first ones' compilations

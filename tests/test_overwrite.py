@@ -9,12 +9,11 @@ import sys
 import time
 from pathlib import Path
 
-import pytest
-
+from conftest import CHEAP_COMPILE
 from jaxprune.cli import main
 
 TINY = ["--dataset", "synthetic", "--method", "dense", "--quiet", "--set", "model.channels=4",
-        "--set", "model.hidden=16"]
+        "--set", "model.hidden=16", *CHEAP_COMPILE]
 
 
 def _snapshot(run: Path) -> dict:

@@ -5,6 +5,7 @@ import json
 
 import numpy as np
 
+from conftest import CHEAP_COMPILE
 from jaxprune.cli import main
 
 NTU_BONES = [(0, 1), (1, 20), (20, 2), (2, 3), (20, 4), (4, 5), (5, 6), (6, 7), (20, 8), (8, 9), (9, 10),
@@ -25,7 +26,7 @@ def test_ntu_sized_npz_trains_in_mini_batches(tmp_path, capsys):
     out = tmp_path / "run"
     assert main(["train", "--dataset", "npz", "--data-dir", str(path), "--fold", "1", "--out", str(out),
                  "--quiet", "--set", "train.epochs=2", "--set", "train.batch_size=256",
-                 "--set", "train.learning_rate=0.01"]) == 0
+                 "--set", "train.learning_rate=0.01", *CHEAP_COMPILE]) == 0
     results = json.loads((out / "results.json").read_text())
     assert results["dataset"] == "ntu_like" and results["runs"][0]["fold"] == 1
     lines = (out / "fold1" / "metrics.jsonl").read_text().splitlines()
