@@ -24,6 +24,7 @@ from __future__ import annotations
 
 import argparse
 import contextlib
+import time
 
 import jax
 import jax.numpy as jnp
@@ -79,15 +80,47 @@ def measure(preset: str, batches, rounds: int, repeats: int) -> list[dict]:
             method, rates, 256, preset, extra=(f"model.attention_backward={BACKWARD[form]}",))
     rows = []
     for name, make in programs.items():
-        calls = {}
+        calls, build = {}, {}
         for form in FORMS:
             with attention_form(form):
+                start = time.perf_counter()
                 calls[form] = make(form)
+                build[form] = time.perf_counter() - start   # trace + compile (train steps: + 3 warm-up steps)
         ms = {k: 1e3 * v for k, v in interleaved_medians(calls, rounds=rounds, repeats=repeats).items()}
+        saved_ms = ms["autodiff"] - ms["edges"]
+        extra_s = build["edges"] - build["autodiff"]
         rows.append({"preset": preset, "program": name, **{f"{f}_ms": ms[f] for f in FORMS},
-                     **{f"share_{f}": 1 - ms["fixed adjacency"] / ms[f] for f in FORMS[:-1]}})
-        print(f"{preset} {name}: " + ", ".join(f"{f} {ms[f]:.3f} ms" for f in FORMS), flush=True)
+                     **{f"share_{f}": 1 - ms["fixed adjacency"] / ms[f] for f in FORMS[:-1]},
+                     **{f"{f}_compile_s": build[f] for f in FORMS},
+                     # calls after which the per-pair backward's longer compilation has paid for itself
+                     "edges_break_even_calls": (1e3 * extra_s / saved_ms if saved_ms > 0 and "train step" in name
+                                                else None)})   # a forward pass is the same program in both
+        print(f"{preset} {name}: " + ", ".join(f"{f} {ms[f]:.3f} ms ({build[f]:.1f} s to build)" for f in FORMS),
+              flush=True)
     return rows
+
+
+def report_lines(record: dict) -> list[str]:
+    """The markdown table of a ``record`` (as written to attention_share.json)."""
+    lines = [f"# The attention's share of forward passes and train steps, across its forms "
+             f"({record['device']}, jax {record['jax']})", "",
+             "SBU-shaped GCN (30 nodes, bones attention), networks of the presets (c8: C = 8; wide: C = 64). "
+             "Median ms per call; the forms of a program timed in interleaved rounds. before: the mask on "
+             "every logit; autodiff: the masked bias, XLA's gradient; edges: the same forward pass, "
+             "differentiated over the graph's pairs (the default). Share = 1 − fixed adjacency / form; "
+             "target: ≤ 0.5. Compile s: building the program, tracing and compiling it (train steps: and 3 "
+             "warm-up steps; in a forward pass edges is autodiff); break-even: calls after which edges' longer compilation has paid for itself "
+             "(— where edges saves nothing).", "",
+             "| network | program | before ms | autodiff ms | edges ms | edges ÷ autodiff | fixed adjacency ms | "
+             "share before | share autodiff | share edges | compile s autodiff | compile s edges | break-even calls |",
+             "|---|---|---|---|---|---|---|---|---|---|---|---|---|"]
+    lines += [f"| {r['preset']} | {r['program']} | {r['before_ms']:.3f} | {r['autodiff_ms']:.3f} | "
+              f"{r['edges_ms']:.3f} | {r['edges_ms'] / r['autodiff_ms']:.2f} | {r['fixed adjacency_ms']:.3f} | "
+              + " | ".join(f"{max(0.0, r[f'share_{f}']):.2f}" for f in FORMS[:-1])
+              + f" | {r['autodiff_compile_s']:.1f} | {r['edges_compile_s']:.1f} | "
+              + ("—" if r["edges_break_even_calls"] is None else f"{max(0.0, r['edges_break_even_calls']):.0f}")
+              + " |" for r in record["rows"]]
+    return lines
 
 
 def main(argv=None):
@@ -102,19 +135,7 @@ def main(argv=None):
             for r in measure(preset, [int(b) for b in a.batches.split(",")], a.rounds, a.repeats)]
     record = {"benchmark": "attention_share", "device": device_line(), "jax": jax.__version__,
               "rounds": a.rounds, "repeats": a.repeats, "rows": rows}
-    lines = [f"# The attention's share of forward passes and train steps, across its forms "
-             f"({record['device']}, jax {jax.__version__})", "",
-             "SBU-shaped GCN (30 nodes, bones attention), networks of the presets (c8: C = 8; wide: C = 64). "
-             "Median ms per call; the forms of a program timed in interleaved rounds. before: the mask on "
-             "every logit; autodiff: the masked bias, XLA's gradient; edges: the same forward pass, "
-             "differentiated over the graph's pairs (the default). Share = 1 − fixed adjacency / form; "
-             "target: ≤ 0.5.", "",
-             "| network | program | before ms | autodiff ms | edges ms | edges ÷ autodiff | fixed adjacency ms | "
-             "share before | share autodiff | share edges |", "|---|---|---|---|---|---|---|---|---|---|"]
-    lines += [f"| {r['preset']} | {r['program']} | {r['before_ms']:.3f} | {r['autodiff_ms']:.3f} | "
-              f"{r['edges_ms']:.3f} | {r['edges_ms'] / r['autodiff_ms']:.2f} | {r['fixed adjacency_ms']:.3f} | "
-              + " | ".join(f"{max(0.0, r[f'share_{f}']):.2f}" for f in FORMS[:-1]) + " |" for r in rows]
-    write_report(a.out, "attention_share", record, lines)
+    write_report(a.out, "attention_share", record, report_lines(record))
 
 
 if __name__ == "__main__":
