@@ -58,12 +58,14 @@ def sbu(sbu_path):
     return load_sbu(sbu_path)
 
 
-# Tests whose subject is not the attention's gradient (run folders, checkpoints, processes, the command
-# line, serving, experiment plumbing) train with XLA's own backward: the default per-pair backward
-# (model.attention_backward=edges) adds 15-20 s of compilation to every train program (3 blocks, SBU
-# graph; it unrolls the graph's 88 pairs), which runs of a few epochs never earn back. test_edge_attention,
-# the method tests (MRMP, baselines, CTF), the multi-device test and the real-data runs keep the default.
-CHEAP_COMPILE = ["--set", "model.attention_backward=autodiff"]
+# Tests whose subject is not the attention's gradient (run folders, checkpoints, processes, the
+# command line, hostile input, the method registry, serving, experiment plumbing) train with XLA's
+# own backward: the default per-pair backward (model.attention_backward=edges) adds 15-20 s of
+# compilation to every train program (3 blocks, SBU graph; it unrolls the graph's 88 pairs), which
+# runs of a few epochs never earn back. test_edge_attention, the method tests (MRMP, baselines,
+# CTF), the multi-device test and the real-data runs keep the default.
+CHEAP_SETTING = "model.attention_backward=autodiff"
+CHEAP_COMPILE = ["--set", CHEAP_SETTING]
 TINY_RUN = ["--set", "train.epochs=20", "--set", "model.channels=4", "--set", "model.hidden=16", "--quiet",
             *CHEAP_COMPILE]
 

@@ -8,6 +8,7 @@ import jax.numpy as jnp
 import numpy as np
 import pytest
 
+from conftest import CHEAP_COMPILE
 from jaxprune.cli import main
 from jaxprune.config import override
 from jaxprune.data.synthetic import make_synthetic
@@ -139,7 +140,7 @@ def test_prune_settings_for_ctf_are_checked():
 def test_train_eval_export_from_the_command_line(tmp_path, capsys):
     run = tmp_path / "ctf"
     assert main(["train", "--method", "ctf", "--rate", "0.8", "--out", str(run), "--quiet",
-                 "--set", "train.epochs=30", *[f"--set={s}" for s in SMALL]]) == 0
+                 "--set", "train.epochs=30", *[f"--set={s}" for s in SMALL], *CHEAP_COMPILE]) == 0
     results = json.loads((run / "results.json").read_text())
     row = results["runs"][0]["rates"][0]
     assert results["method"] == "ctf" and row["target_rate"] == 0.8
@@ -167,7 +168,7 @@ def test_train_eval_export_from_the_command_line(tmp_path, capsys):
 def test_export_of_an_mrmp_run_needs_a_rate(tmp_path, capsys):
     run = tmp_path / "mrmp"
     assert main(["train", "--method", "mrmp", "--rates", "0.5,0.9", "--out", str(run), "--quiet",
-                 "--set", "train.epochs=3", "--set", "prune.eval_rates=", *[f"--set={s}" for s in SMALL]]) == 0
+                 "--set", "train.epochs=3", "--set", "prune.eval_rates=", *[f"--set={s}" for s in SMALL], *CHEAP_COMPILE]) == 0
     capsys.readouterr()
     assert main(["export", "--run", str(run), "--out", str(tmp_path / "m.npz")]) == 2
     assert "choose one with --rate" in capsys.readouterr().err

@@ -28,7 +28,7 @@ from pathlib import Path
 import numpy as np
 import pytest
 
-from conftest import sbu_dir
+from conftest import CHEAP_COMPILE, sbu_dir
 from jaxprune.cli import main
 from jaxprune.data.arrays import load_npz
 from jaxprune.data.errors import DataError
@@ -50,7 +50,7 @@ def cli_error(capsys, argv) -> str:
 
 def train_argv(dataset: str, data: Path, out: Path, *extra: str) -> list[str]:
     return ["train", "--dataset", dataset, "--data-dir", str(data), "--out", str(out), "--quiet",
-            "--fold", "99", *extra]
+            "--fold", "99", *CHEAP_COMPILE, *extra]
 
 
 def expect_data_error(capsys, tmp_path, dataset, data, pattern):
@@ -741,7 +741,7 @@ def test_model_file_with_a_lying_header_is_refused(tmp_path):
 def finished_run(tmp_path_factory) -> Path:
     run = tmp_path_factory.mktemp("finished") / "run"
     assert main(["train", "--dataset", "synthetic", "--method", "dense", "--epochs", "1", "--quiet",
-                 "--set", "model.channels=4", "--set", "model.hidden=16", "--out", str(run)]) == 0
+                 "--set", "model.channels=4", "--set", "model.hidden=16", "--out", str(run), *CHEAP_COMPILE]) == 0
     return run
 
 
@@ -894,7 +894,7 @@ def test_a_full_disk_ends_with_one_line(tmp_path, limit_kb, pattern):
     out = tmp_path / "run"
     proc = subprocess.run([sys.executable, "-m", "jaxprune.cli", "train", "--dataset", "synthetic", "--method",
                            "dense", "--epochs", "1", "--set", "model.channels=4", "--set", "model.hidden=16",
-                           "--out", str(out), "--quiet"], capture_output=True, text=True, timeout=300,
+                           "--out", str(out), "--quiet", *CHEAP_COMPILE], capture_output=True, text=True, timeout=300,
                           preexec_fn=limit, env={**os.environ, "JAX_COMPILATION_CACHE_DIR": ""})
     assert proc.returncode == 2, proc.stderr[-2000:]
     lines = proc.stderr.strip().splitlines()

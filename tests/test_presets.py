@@ -7,6 +7,7 @@ import numpy as np
 import pytest
 
 from experiments.jobs import Job, job_config, run_jobs
+from conftest import CHEAP_COMPILE
 from jaxprune.cli import main
 from jaxprune.config import SettingError, override
 from jaxprune.data.traits import data_notes, persons, tallest_axis
@@ -64,7 +65,7 @@ def test_own_data_gets_notes_on_the_settings_that_depend_on_it(tmp_path, capsys)
     _two_person_npz(data, z_up=True)
     out = tmp_path / "run"
     assert main(["train", "--dataset", "npz", "--data-dir", str(data), "--out", str(out), "--quiet",
-                 "--preset", "c8", "--epochs", "1"]) == 0
+                 "--preset", "c8", "--epochs", "1", *CHEAP_COMPILE]) == 0
     err = capsys.readouterr().err
     assert "two persons detected (joints 0-14 and 15-29" in err and "augment.swap_groups=2" in err
     assert "--set augment.vertical_axis=2" in err                            # z up, rotations about y

@@ -8,6 +8,7 @@ import jax.numpy as jnp
 import numpy as np
 import pytest
 
+from conftest import CHEAP_SETTING
 from jaxprune.config import SettingError, override
 from jaxprune.datasets import load_dataset
 from jaxprune.methods import REGISTRY, check_settings, make_pruner, register
@@ -66,7 +67,7 @@ def halves(tmp_path, monkeypatch):
 
 
 def test_a_registered_method_trains_saves_and_serves_through_the_runner(halves, tmp_path):
-    config = override(RunConfig(method="halves"), ["train.epochs=2", "model.channels=4", "model.hidden=8"])
+    config = override(RunConfig(method="halves"), ["train.epochs=2", "model.channels=4", "model.hidden=8", CHEAP_SETTING])
     data = load_dataset("synthetic", None, seed=0)          # as evaluate_run reloads it
     results = run(data, config, folds=[1], out_dir=tmp_path / "run", progress=False, loader="synthetic")
     (row,) = results["runs"][0]["rates"]

@@ -8,6 +8,8 @@ import jax
 import numpy as np
 import pytest
 
+from conftest import CHEAP_SETTING
+from jaxprune.config import override
 from jaxprune.data.features import FeatureConfig, chunk_positions, fit_scale
 from jaxprune.data.synthetic import make_synthetic
 from jaxprune.models import gcn
@@ -29,7 +31,8 @@ def dataset():
 
 
 def config(seed=0):
-    return RunConfig(seed=seed, train=TrainConfig(epochs=EPOCHS, batch_size=8, learning_rate=3e-3))
+    return override(RunConfig(seed=seed, train=TrainConfig(epochs=EPOCHS, batch_size=8, learning_rate=3e-3)),
+                    [CHEAP_SETTING])
 
 
 @pytest.fixture(scope="module")
