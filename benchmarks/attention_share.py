@@ -109,8 +109,8 @@ def report_lines(record: dict) -> list[str]:
              "every logit; autodiff: the masked bias, XLA's gradient; edges: the same forward pass, "
              "differentiated over the graph's pairs (the default). Share = 1 − fixed adjacency / form; "
              "target: ≤ 0.5. Compile s: building the program, tracing and compiling it (train steps: and 3 "
-             "warm-up steps; in a forward pass edges is autodiff); break-even: calls after which edges' longer compilation has paid for itself "
-             "(— where edges saves nothing).", "",
+             "warm-up steps; in a forward pass edges is autodiff); break-even: calls after which edges' longer "
+             "compilation has paid for itself (— where edges saves nothing).", "",
              "| network | program | before ms | autodiff ms | edges ms | edges ÷ autodiff | fixed adjacency ms | "
              "share before | share autodiff | share edges | compile s autodiff | compile s edges | break-even calls |",
              "|---|---|---|---|---|---|---|---|---|---|---|---|---|"]

@@ -117,7 +117,8 @@ def barrier(name: str) -> None:
     """Waits until every process has reached the barrier ``name``, for up to ``JAXPRUNE_START_TIMEOUT``
     seconds (no-op on one process). The coordination service's barrier, not a collective: gloo's
     collectives give up after 30 s, so a peer minutes behind (compiling, restoring) must be waited
-    for here, before the next collective. A peer that died is reported as one (``host_guard``)."""
+    for here, before the next collective. A peer that dies meanwhile ends this process as any lost
+    peer does (``host_guard``); RuntimeError when the others do not come in time."""
     global _barriers_passed
     if jax.process_count() == 1:
         return
