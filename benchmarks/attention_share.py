@@ -9,8 +9,9 @@ every program is the library's own: ``gcn.apply``, or ``benchmarks.mrmp_step.tra
   over every (B, J, J) logit, differentiated by XLA;
 - ``autodiff``: ``jaxprune.models.layers.attention`` (the bone mask folded into the bias once,
   ``layers.masked_bias``), differentiated by XLA (``model.attention_backward=autodiff``);
-- ``edges``: the library's default, the same forward pass, differentiated over the graph's pairs
-  (``jaxprune.models.edge_attention``; in a forward pass alone it is ``autodiff``);
+- ``edges``: the blocks computed over the graph's pairs (``jaxprune.models.edge_attention``): in
+  a train step the library's default (``model.attention_backward=edges``), in a forward pass
+  the option ``model.attention_forward=edges`` (the default serves ``autodiff``'s forward pass);
 - ``fixed adjacency``: the attention replaced by the constant row-normalised graph, the cost of
   everything else. Attention share = 1 − fixed / form.
 
@@ -37,6 +38,7 @@ from jaxprune.models.layers import attention
 
 FORMS = ("before", "autodiff", "edges", "fixed adjacency")
 BACKWARD = {"before": "autodiff", "autodiff": "autodiff", "edges": "edges", "fixed adjacency": "autodiff"}
+FORWARD = {"before": "dense", "autodiff": "dense", "edges": "edges", "fixed adjacency": "dense"}
 
 
 def attention_before(params: dict, h: jax.Array, mask: jax.Array | None = None) -> jax.Array:
@@ -67,7 +69,7 @@ def attention_form(form: str):
 
 def forward_call(preset: str, batch: int, form: str):
     """(compiled ``gcn.apply`` of the ``preset`` network, (params, features)): ``op_profile``'s program."""
-    compiled, args = forward_program(preset, batch, (f"model.attention_backward={BACKWARD[form]}",))
+    compiled, args = forward_program(preset, batch, (f"model.attention_forward={FORWARD[form]}",))
     return compiled, args()
 
 
@@ -92,9 +94,8 @@ def measure(preset: str, batches, rounds: int, repeats: int) -> list[dict]:
         rows.append({"preset": preset, "program": name, **{f"{f}_ms": ms[f] for f in FORMS},
                      **{f"share_{f}": 1 - ms["fixed adjacency"] / ms[f] for f in FORMS[:-1]},
                      **{f"{f}_compile_s": build[f] for f in FORMS},
-                     # calls after which the per-pair backward's longer compilation has paid for itself
-                     "edges_break_even_calls": (1e3 * extra_s / saved_ms if saved_ms > 0 and "train step" in name
-                                                else None)})   # a forward pass is the same program in both
+                     # calls after which the per-pair program's longer compilation has paid for itself
+                     "edges_break_even_calls": 1e3 * extra_s / saved_ms if saved_ms > 0 else None})
         print(f"{preset} {name}: " + ", ".join(f"{f} {ms[f]:.3f} ms ({build[f]:.1f} s to build)" for f in FORMS),
               flush=True)
     return rows
@@ -106,11 +107,12 @@ def report_lines(record: dict) -> list[str]:
              f"({record['device']}, jax {record['jax']})", "",
              "SBU-shaped GCN (30 nodes, bones attention), networks of the presets (c8: C = 8; wide: C = 64). "
              "Median ms per call; the forms of a program timed in interleaved rounds. before: the mask on "
-             "every logit; autodiff: the masked bias, XLA's gradient; edges: the same forward pass, "
-             "differentiated over the graph's pairs (the default). Share = 1 − fixed adjacency / form; "
-             "target: ≤ 0.5. Compile s: building the program, tracing and compiling it (train steps: and 3 "
-             "warm-up steps; in a forward pass edges is autodiff); break-even: calls after which edges' longer "
-             "compilation has paid for itself (— where edges saves nothing).", "",
+             "every logit; autodiff: the masked bias, XLA's gradient (the default forward pass); edges: "
+             "the blocks computed over the graph's pairs (train steps: the default, "
+             "`model.attention_backward=edges`; forward passes: `model.attention_forward=edges`). "
+             "Share = 1 − fixed adjacency / form; target: ≤ 0.5. Compile s: building the program, tracing "
+             "and compiling it (train steps: and 3 warm-up steps); break-even: calls after which edges' "
+             "longer compilation has paid for itself (— where edges saves nothing).", "",
              "| network | program | before ms | autodiff ms | edges ms | edges ÷ autodiff | fixed adjacency ms | "
              "share before | share autodiff | share edges | compile s autodiff | compile s edges | break-even calls |",
              "|---|---|---|---|---|---|---|---|---|---|---|---|---|"]

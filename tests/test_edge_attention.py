@@ -1,5 +1,6 @@
 """The GCN differentiated over the graph's pairs (``model.attention_backward=edges``, the default)
-serves the same logits as the GCN as written and gives XLA's gradients to float rounding."""
+serves the same logits as the GCN as written and gives XLA's gradients to float rounding; served
+over the pairs too (``model.attention_forward=edges``), it gives the same logits to float rounding."""
 
 import dataclasses
 
@@ -16,10 +17,11 @@ from jaxprune.run_config import RunConfig
 EDGES = ((0, 1), (1, 2), (1, 3), (3, 4), (4, 5), (2, 6))      # a tree, degrees 1 to 3; node 7 alone
 
 
-def setup(attention="bones", backward="edges"):
+def setup(attention="bones", backward="edges", forward="dense"):
     """(config, params: noisy, non-zero biases, a third of the kernels' entries zero (a mask), features (5, 8, 4))."""
     config = gcn.GCNConfig(num_nodes=8, num_features=4, num_classes=3, edges=EDGES, channels=5, hidden=6,
-                           attention_dim=3, num_blocks=2, attention=attention, attention_backward=backward)
+                           attention_dim=3, num_blocks=2, attention=attention, attention_backward=backward,
+                           attention_forward=forward)
     params = gcn.init(jax.random.key(0), config)
     params = jax.tree.map(lambda a: a + 0.3 * jax.random.normal(jax.random.key(1), a.shape), params)
     keep = jax.tree.map(lambda a: jax.random.uniform(jax.random.key(3), a.shape) > 1 / 3, params)
@@ -63,11 +65,13 @@ def test_gradients_under_vmap_over_parameter_copies_as_mrmp_takes_them():
     close(got, jax.tree.map(lambda *a: jnp.stack(a), *want))
 
 
-def test_only_bones_mode_takes_the_pair_backward_and_autodiff_keeps_forward_mode():
-    """The pair backward is a custom VJP: forward-mode autodiff stops there, and only there."""
-    for attention, backward, works in (("bones", "edges", False), ("bones", "autodiff", True),
-                                       ("biased", "edges", True), ("free", "edges", True)):
-        config, params, x = setup(attention, backward)
+def test_only_bones_mode_takes_the_pair_forms_and_autodiff_keeps_forward_mode():
+    """The pair forms are custom VJPs: forward-mode autodiff stops there, and only there (so a
+    pair forward served with XLA's backward is seen taken)."""
+    for attention, backward, forward, works in (
+            ("bones", "edges", "dense", False), ("bones", "autodiff", "dense", True),
+            ("bones", "autodiff", "edges", False), ("biased", "edges", "edges", True), ("free", "edges", "edges", True)):
+        config, params, x = setup(attention, backward, forward)
         run = lambda: jax.jvp(lambda x: gcn.apply(params, x, config), (x,), (jnp.ones_like(x),))
         if works:
             run()
@@ -94,6 +98,16 @@ def test_mix_alone_matches_a_dense_softmax_on_a_graph_with_a_lonely_node():
         edge_mix(np.zeros((2, 2), bool))
 
 
-def test_a_bad_attention_backward_is_refused_by_name():
-    with pytest.raises((SettingError, ValueError), match="attention_backward"):
-        override(RunConfig(), ["model.attention_backward=xla"])
+@pytest.mark.parametrize("backward", ["edges", "autodiff"])
+def test_logits_served_over_the_pairs_equal_the_gcn_as_written_and_train_as_the_backward_says(backward):
+    config, params, x = setup(backward=backward, forward="edges")
+    written = dataclasses.replace(config, attention_forward="dense", attention_backward="autodiff")
+    got, want = jax.jit(gcn.apply, static_argnums=2)(params, x, config), gcn.apply(params, x, written)
+    np.testing.assert_allclose(got, want, rtol=1e-5, atol=1e-6)
+    close(jax.jit(jax.grad(loss(config)))(params, x), jax.grad(loss(written))(params, x))
+
+
+def test_a_bad_attention_form_is_refused_by_name():
+    for setting in ("attention_backward", "attention_forward"):
+        with pytest.raises((SettingError, ValueError), match=setting):
+            override(RunConfig(), [f"model.{setting}=xla"])

@@ -18,10 +18,13 @@ Attention modes (``GCNConfig.attention``):
               (bias 0 on bones and self-loops, ``-bone_bias`` elsewhere), the bias learned;
   "free"   -- attention over all nodes, no graph prior.
 
-Attention backward (``GCNConfig.attention_backward``), in ``bones`` mode: "edges" (default)
-differentiates the blocks computed pair by pair over the graph's allowed pairs
-(``jaxprune.models.edge_attention``: faster train steps, no forward-mode autodiff);
-"autodiff" lets XLA transpose the (B, J, J) products. Served logits are the same.
+Two forms of the blocks in ``bones`` mode: "dense", the (B, J, J) products as written
+(``apply_block``), and "edges", the same blocks computed pair by pair over the graph's allowed
+pairs (``jaxprune.models.edge_attention``; equal to float rounding, no forward-mode autodiff).
+``GCNConfig.attention_forward`` picks the form of calls that are not differentiated (default
+"dense": served logits as written; "edges": faster forward passes at C = 8 and batch >= 256 on
+CPUs, about 5 s longer to compile), ``attention_backward`` the form of train steps, computed and
+differentiated ("edges", default: faster train steps; "autodiff": XLA's transpose of "dense").
 """
 
 from __future__ import annotations
@@ -39,6 +42,7 @@ from jaxprune.models.layers import attention, attention_init, dense, dense_init,
 
 ATTENTION_MODES = ("bones", "biased", "free")
 ATTENTION_BACKWARDS = ("edges", "autodiff")
+ATTENTION_FORWARDS = ("dense", "edges")
 
 
 @dataclasses.dataclass(frozen=True, kw_only=True)
@@ -53,6 +57,7 @@ class ModelConfig:
     bone_bias: float = 4.0
     dropout: float = 0.0
     attention_backward: str = "edges"
+    attention_forward: str = "dense"
 
     def __post_init__(self):
         for name, most in (("channels", 4096), ("num_blocks", 64), ("attention_dim", 4096), ("hidden", 65536)):
@@ -64,6 +69,9 @@ class ModelConfig:
         if self.attention_backward not in ATTENTION_BACKWARDS:
             raise ValueError(f"model setting attention_backward must be one of {ATTENTION_BACKWARDS}, "
                              f"got {self.attention_backward!r}")
+        if self.attention_forward not in ATTENTION_FORWARDS:
+            raise ValueError(f"model setting attention_forward must be one of {ATTENTION_FORWARDS}, "
+                             f"got {self.attention_forward!r}")
         if not np.isfinite(self.bone_bias):
             raise ValueError(f"model setting bone_bias must be a finite number, got {self.bone_bias}")
         if not 0.0 <= self.dropout < 1.0:
@@ -139,9 +147,10 @@ def apply_block(block: dict, h: jax.Array, mask: jax.Array | None) -> jax.Array:
 
 
 def apply_blocks(params: dict, h: jax.Array, config: GCNConfig) -> jax.Array:
-    """Every block in turn: features (B, J, F) -> (B, J, C). In ``bones`` mode with
-    ``attention_backward`` "edges", differentiating it differentiates the same blocks computed over
-    the graph's pairs (``edge_attention.edge_blocks``); its value is always ``apply_block``'s."""
+    """Every block in turn: features (B, J, F) -> (B, J, C). In ``bones`` mode a call that is not
+    differentiated (serving, evaluation) computes the form ``config.attention_forward``, and a
+    differentiated one (a train step) computes and differentiates ``config.attention_backward``'s
+    (module docstring); elsewhere both are ``apply_block``'s."""
     mask = attention_mask(config)
     blocks = [params[f"block{b}"] for b in range(config.num_blocks)]
 
@@ -149,11 +158,15 @@ def apply_blocks(params: dict, h: jax.Array, config: GCNConfig) -> jax.Array:
         for block in blocks:
             h = apply_block(block, h, mask)
         return h
-    if config.attention != "bones" or config.attention_backward != "edges":
+    if config.attention != "bones":
         return as_written(blocks, h)
     by_pairs = edge_blocks(config.graph())
-    stack = jax.custom_vjp(as_written)
-    stack.defvjp(lambda blocks, h: jax.vjp(by_pairs, blocks, h), lambda vjp, g: vjp(g))
+    value = by_pairs if config.attention_forward == "edges" else as_written
+    differentiated = by_pairs if config.attention_backward == "edges" else as_written
+    if value is differentiated:
+        return value(blocks, h)
+    stack = jax.custom_vjp(value)
+    stack.defvjp(lambda blocks, h: jax.vjp(differentiated, blocks, h), lambda vjp, g: vjp(g))
     return stack(blocks, h)
 
 
