@@ -67,7 +67,8 @@ def halves(tmp_path, monkeypatch):
 
 
 def test_a_registered_method_trains_saves_and_serves_through_the_runner(halves, tmp_path):
-    config = override(RunConfig(method="halves"), ["train.epochs=2", "model.channels=4", "model.hidden=8", CHEAP_SETTING])
+    config = override(RunConfig(method="halves"),
+                      ["train.epochs=2", "model.channels=4", "model.hidden=8", CHEAP_SETTING])
     data = load_dataset("synthetic", None, seed=0)          # as evaluate_run reloads it
     results = run(data, config, folds=[1], out_dir=tmp_path / "run", progress=False, loader="synthetic")
     (row,) = results["runs"][0]["rates"]
