@@ -6,6 +6,7 @@ import jax.numpy as jnp
 import numpy as np
 import pytest
 
+from conftest import CHEAP_SETTING
 from jaxprune.data.augment import AugmentConfig
 from jaxprune.data.augment import augment as eager_augment
 
@@ -209,7 +210,8 @@ def test_a_run_with_test_crops_scores_the_views(monkeypatch):
     from jaxprune.task.folds import fold_data
     from jaxprune.task.forward import gcn_config, make_forward
     ds = make_synthetic(per_class=8, seed=0)
-    config = override(RunConfig(), ["train.epochs=40", "augment.test_crops=true", "augment.crop_min=0.6"])
+    config = override(RunConfig(), ["train.epochs=40", "augment.test_crops=true", "augment.crop_min=0.6",
+                                         CHEAP_SETTING])
     data = fold_data(ds, 1, config.features, config.augment)
     assert data.test_views.shape[:2] == (len(data.test_labels), 7) and data.eval_chunks is data.test_views
     np.testing.assert_allclose(data.test_views[:, 0], data.test_chunks, rtol=1e-6)

@@ -7,6 +7,7 @@ import jax.numpy as jnp
 import numpy as np
 import pytest
 
+from conftest import CHEAP_SETTING
 from jaxprune.config import override
 from jaxprune.data.synthetic import make_synthetic
 from jaxprune.masks.hard import column_masks, magnitude_masks, random_masks, snip_masks
@@ -51,7 +52,7 @@ def synthetic():
     return make_synthetic(seed=0)
 
 
-SMALL = ["model.channels=4", "model.hidden=32", "train.learning_rate=0.01", "train.epochs=40"]
+SMALL = ["model.channels=4", "model.hidden=32", "train.learning_rate=0.01", "train.epochs=40", CHEAP_SETTING]
 
 
 @pytest.mark.parametrize("method", BASELINES)

@@ -8,7 +8,7 @@ import jax.numpy as jnp
 import numpy as np
 import pytest
 
-from conftest import CHEAP_COMPILE
+from conftest import CHEAP_COMPILE, CHEAP_SETTING
 from jaxprune.cli import main
 from jaxprune.config import override
 from jaxprune.data.synthetic import make_synthetic
@@ -36,7 +36,7 @@ def test_budget_reaches_the_target_rate(synthetic, rate, factors):
     # seeds 1-3 gave the paper's result bit for bit (README "Measured", CTF floor)
     floor = ["prune.ctf_floor=0"] if factors == "block,column,row" else []
     config = override(RunConfig(method="ctf"), [*SMALL, "train.epochs=80", f"prune.rate={rate}",
-                                                 f"prune.ctf_factors={factors}", *floor])
+                                                 f"prune.ctf_factors={factors}", *floor, CHEAP_SETTING])
     result = train_fold(synthetic, 1, config, progress=False)
     row = result["rates"][0]
     assert row["target_rate"] == rate and row["trained"]

@@ -9,6 +9,7 @@ import numpy as np
 import pytest
 
 import jaxprune as jp
+from conftest import CHEAP_SETTING
 from jaxprune.config import override
 from jaxprune.methods.config import PruneConfig
 from jaxprune.run_config import RunConfig
@@ -59,7 +60,7 @@ def test_ste_recomputes_masks_and_passes_the_gradient_through():
 @pytest.mark.parametrize("method", ["rigl"])
 def test_it_trains_to_its_rate_on_the_skeleton_task(synthetic_small, method):
     config = override(RunConfig(method=method), ["train.epochs=20", "model.channels=4", "model.hidden=8",
-                                                 "prune.rate=0.8", "prune.regrow_every=4"])
+                                                 "prune.rate=0.8", "prune.regrow_every=4", CHEAP_SETTING])
     result = train_fold(synthetic_small, 1, config, progress=False)
     row = result["rates"][0]
     masks = result["pruner"].hard_masks(result["params"], np.array([0.8]))

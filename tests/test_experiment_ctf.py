@@ -4,13 +4,15 @@ speed-up column, the plot, and resuming without retraining."""
 import csv
 import importlib.util
 
+from conftest import CHEAP_COMPILE
 from experiments import sbu_ctf
 
 
 def test_tiny_sbu_ctf_experiment(sbu_path, tmp_path, capsys):
     out = tmp_path / "exp"
     argv = ["--data-dir", str(sbu_path), "--out", str(out), "--preset", "c8", "--folds", "1", "--rates", "0.9",
-            "--seeds", "0", "--variants", "ctf,ctf_coarse", "--workers", "0", "--batch", "8", "--set", "train.epochs=3"]
+            "--seeds", "0", "--variants", "ctf,ctf_coarse", "--workers", "0", *CHEAP_COMPILE, "--batch", "8",
+            "--set", "train.epochs=3"]
     sbu_ctf.main(argv)
     for name in ("table.md", "table.csv", "dense_s0/results.json", "ctf_r0.9_s0/results.json",
                  "ctf_coarse_r0.9_s0/fold1/model.npz"):

@@ -4,13 +4,15 @@ of a seed's runs (pooling over seeds: test_experiment_jobs), and resuming withou
 import importlib.util
 import json
 
+from conftest import CHEAP_COMPILE
 from experiments import sbu_mrmp
 
 
 def test_tiny_sbu_mrmp_experiment(sbu_path, tmp_path, capsys):
     out = tmp_path / "exp"
     argv = ["--data-dir", str(sbu_path), "--out", str(out), "--preset", "c8", "--folds", "1", "--rates", "0.9",
-            "--workers", "0", "--set", "train.epochs=3", "--set", "prune.eval_rates=0.7", "--seeds", "1"]
+            "--workers", "0", *CHEAP_COMPILE,
+            "--set", "train.epochs=3", "--set", "prune.eval_rates=0.7", "--seeds", "1"]
     sbu_mrmp.main(argv)
     for name in ("table.md", "fidelity.md", "mrmp_s1/results.json", "srmp_r0.9_s1/results.json",
                  "dense_s1/results.json", "mrmp_s1/fold1/model.npz"):

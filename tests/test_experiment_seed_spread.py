@@ -4,6 +4,7 @@ import json
 
 import pytest
 
+from conftest import CHEAP_SETTING
 from experiments.seed_spread import fold_accuracies, main
 
 
@@ -35,7 +36,7 @@ def test_the_ensemble_of_one_run_scores_that_run(tmp_path):
     from jaxprune.data.synthetic import make_synthetic
     from jaxprune.run_config import RunConfig
     from jaxprune.runner import run
-    results = run(make_synthetic(seed=0), override(RunConfig(), ["train.epochs=5"]), out_dir=tmp_path / "r",
-                  progress=False)
+    results = run(make_synthetic(seed=0), override(RunConfig(), ["train.epochs=5", CHEAP_SETTING]),
+                  out_dir=tmp_path / "r", progress=False)
     alone = ensemble_accuracies([tmp_path / "r"], None)
     assert alone == pytest.approx({1: results["runs"][0]["rates"][0]["accuracy"]})

@@ -9,6 +9,7 @@ import jax.numpy as jnp
 import numpy as np
 import pytest
 
+from conftest import CHEAP_SETTING
 from jaxprune.config import SettingError, override
 from jaxprune.masks.bandstop import apply_masks
 from jaxprune.methods import make_pruner, pruner_arrays, restore_pruner, serve_rates, trained_rates
@@ -211,7 +212,7 @@ def test_quantile_term_makes_a_short_run_serve_exact_rates():
     from jaxprune.task.forward import gcn_config
     data = make_synthetic(per_class=10, seed=0)
     small = ["model.channels=4", "model.hidden=32", "train.learning_rate=0.01", "train.epochs=100",
-             "prune.rates=0.5,0.9,0.98", "prune.anneal_fraction=0.5"]
+             "prune.rates=0.5,0.9,0.98", "prune.anneal_fraction=0.5", CHEAP_SETTING]
 
     def worst(extra):
         config = override(RunConfig(method="mrmp"), [*small, *extra])
