@@ -2,6 +2,8 @@
 network's logits (≤ 1e-5) on random and real inputs, removals propagate across layers, constants
 are folded, BCOO kernels keep only non-zeros, files round-trip and bad files are refused."""
 
+import json
+
 import jax
 import jax.numpy as jnp
 import numpy as np
@@ -150,6 +152,33 @@ def test_bcoo_keeps_only_nonzeros():
     assert compact_flops(sparse_net, nonzero=True) < compact_flops(net)
 
 
+@pytest.mark.parametrize("seed", [0, 1])
+def test_blocks_over_the_graphs_pairs_give_the_masked_logits(tmp_path, monkeypatch, seed):
+    """model.attention_forward=edges: the compact network's blocks run over the bones' pairs
+    (the (B, J, J) block is never called) and give the masked network's logits, with a block
+    whose attention is a constant (seed 1), with BCOO kernels, and read back from a file."""
+    import jaxprune.models.compact as compact_module
+    cfg = config(attention_forward="edges")
+    params = params_with_biases(cfg, seed)
+    masks = random_masks(params, seed)
+    if seed == 1:
+        masks["block1"]["attention"]["key"] = jnp.zeros_like(params["block1"]["attention"]["key"])
+    x = jax.random.normal(jax.random.key(seed + 20), (7, 6, 5))
+    ref = apply(apply_masks(params, masks), x, config())
+    net = compact(params, masks, cfg)
+    assert net.attention_forward == "edges" and ("constant" in net.params["block1"]["attention"]) == (seed == 1)
+
+    def dense_block(*_):
+        raise AssertionError("the dense (B, J, J) block ran")
+    monkeypatch.setattr(compact_module, "compact_block", dense_block)
+    assert max_diff(jax.jit(compact_apply)(net, x), ref) <= 1e-5
+    if seed == 0:
+        assert max_diff(jax.jit(compact_apply)(to_bcoo(net), x), ref) <= 1e-5
+    save_compact(tmp_path / "pairs.npz", net)
+    loaded, _ = load_compact(tmp_path / "pairs.npz")
+    assert loaded.attention_forward == "edges" and max_diff(loaded(x), ref) <= 1e-5
+
+
 @pytest.mark.parametrize("bcoo", [False, True])
 def test_export_round_trip(tmp_path, bcoo):
     cfg = config()
@@ -189,6 +218,13 @@ def test_bad_export_files_are_refused(tmp_path):
     arrays["params/fc/kernel"] = np.ones((3, 3), np.float32)
     np.savez(broken, **arrays)
     with pytest.raises(ValueError, match="broken.npz.*'params/fc/.*' has shape"):
+        load_compact(broken)
+    with np.load(path) as f:
+        arrays = {k: f[k] for k in f.files}
+    meta = json.loads(str(arrays["meta"]))
+    arrays["meta"] = np.array(json.dumps({**meta, "attention_forward": "pairs"}))
+    np.savez(broken, **arrays)
+    with pytest.raises(ValueError, match="broken.npz: field 'meta.attention_forward' must be one of"):
         load_compact(broken)
 
 

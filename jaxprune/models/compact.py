@@ -17,7 +17,12 @@ Torch-Pruning does:
   column is zero, or its query column and query bias are.
 
 The result, ``CompactGCN``, is a pytree of plain arrays run by ``compact_apply``; the entry-wise
-zeros left inside its kernels are unstructured sparsity (``to_bcoo`` stores them as BCOO).
+zeros left inside its kernels are unstructured sparsity (``to_bcoo`` stores them as BCOO). In
+``bones`` mode its blocks run in the form the model's ``attention_forward`` names, as the GCN's
+do: "dense", the (B, J, J) products, or "edges", over the graph's pairs only
+(``jaxprune.models.edge_attention``). Compaction shrinks every product but the attention's
+softmax over J × J logits, so the per-pair form pays more here than in the dense network
+(README, "Compact networks").
 
 Compact params::
 
@@ -40,7 +45,8 @@ import numpy as np
 from jax.experimental import sparse
 
 from jaxprune.masks.bandstop import apply_masks
-from jaxprune.models.gcn import GCNConfig
+from jaxprune.models.edge_attention import edge_mix, project
+from jaxprune.models.gcn import ATTENTION_FORWARDS, GCNConfig
 from jaxprune.models.layers import masked_bias
 
 PyTree = Any
@@ -51,7 +57,8 @@ class CompactGCN:
     """A compacted GCN: ``params`` (module docstring) plus what running it needs (static).
 
     ``graph``: the attention's 0/1 node mask (J rows of J bools) when attention is restricted to
-    the bones, else None; ``attention_scale``: 1 / sqrt(d) of the original attention dim d.
+    the bones, else None; ``attention_scale``: 1 / sqrt(d) of the original attention dim d;
+    ``attention_forward``: the blocks' form when ``graph`` is set (module docstring).
     """
 
     params: PyTree
@@ -59,6 +66,12 @@ class CompactGCN:
     num_blocks: int = flax.struct.field(pytree_node=False)
     attention_scale: float = flax.struct.field(pytree_node=False)
     graph: tuple[tuple[bool, ...], ...] | None = flax.struct.field(pytree_node=False, default=None)
+    attention_forward: str = flax.struct.field(pytree_node=False, default="dense")
+
+    def __post_init__(self):
+        if self.attention_forward not in ATTENTION_FORWARDS:
+            raise ValueError(f"model setting attention_forward must be one of {ATTENTION_FORWARDS}, "
+                             f"got {self.attention_forward!r}")
 
     def __call__(self, features: jax.Array) -> jax.Array:
         return compact_apply(self, features)
@@ -85,10 +98,44 @@ def _expand_rows(w, index: jax.Array, rows: int):
 
 def compact_apply(net: CompactGCN, features: jax.Array) -> jax.Array:
     """Logits (B, classes) of node features (B, J, F) (the original network's features)."""
+    if net.graph is not None and net.attention_forward == "edges":
+        return compact_head(net, compact_blocks_by_pairs(net, features))
     h = features
     for b in range(net.num_blocks):
         h = compact_block(net, b, h, features.shape[-1])
     return compact_head(net, h)
+
+
+def _project(w, h: jax.Array) -> jax.Array:
+    """Feature-major projection: w (F, X), dense or BCOO, of h (F, J, B) -> (X, J, B)."""
+    if not isinstance(w, sparse.BCOO):
+        return project(w, h)
+    f, j, b = h.shape
+    return _matmul(h.reshape(f, j * b).T, w).T.reshape(w.shape[1], j, b)
+
+
+def compact_blocks_by_pairs(net: CompactGCN, features: jax.Array) -> jax.Array:
+    """Every block of a compact ``bones``-mode network over the graph's pairs, feature-major
+    ((·, J, B), as ``edge_attention.edge_blocks``): node features (B, J, F) -> (B, J, C'_last),
+    equal to ``compact_block``'s to float rounding."""
+    mix = edge_mix(np.asarray(net.graph, bool), scale=net.attention_scale)
+    h = jnp.transpose(features, (2, 1, 0))                               # (F, J, B)
+    for b in range(net.num_blocks):
+        att, conv = net.params[f"block{b}"]["attention"], net.params[f"block{b}"]["conv"]
+
+        def kernel(w):
+            return _expand_rows(w, net.params["input_index"], features.shape[-1]) if b == 0 else w
+        with jax.named_scope("graph_conv"):
+            v = _project(kernel(conv["kernel"]), h)
+        with jax.named_scope("attention"):                                # including the product with v
+            if "constant" in att:
+                mixed = jnp.einsum("ij,cjb->cib", att["constant"], v)
+            else:
+                q = _project(kernel(att["query"]), h) + att["query_bias"][:, None, None]
+                mixed = mix(q, _project(kernel(att["key"]), h), v, att["bias"])
+        with jax.named_scope("graph_conv"):
+            h = jax.nn.relu(mixed + conv["bias"][:, None, None])
+    return jnp.transpose(h, (2, 1, 0))
 
 
 def compact_block(net: CompactGCN, b: int, h: jax.Array, num_features: int) -> jax.Array:
@@ -141,7 +188,8 @@ def compact(params: PyTree, masks: PyTree, config: GCNConfig) -> CompactGCN:
     """The smallest dense GCN computing the same logits as ``apply(params ⊙ masks)``.
 
     ``masks``: a mask pytree aligned with ``params`` (None at unmasked leaves), or None when
-    ``params`` already holds the zeros. Works on concrete arrays (not under jit).
+    ``params`` already holds the zeros. Its blocks run in ``config.attention_forward``'s form.
+    Works on concrete arrays (not under jit).
     """
     w = params if masks is None else apply_masks(params, masks)
     w = jax.tree.map(lambda a: np.asarray(a, np.float32), w)
@@ -191,7 +239,8 @@ def compact(params: PyTree, masks: PyTree, config: GCNConfig) -> CompactGCN:
     out["classifier"] = {"kernel": cls_w[hidden], "bias": cls_bias}
     return CompactGCN(params=jax.tree.map(jnp.asarray, out), num_nodes=j, num_blocks=nb,
                       attention_scale=float(1.0 / np.sqrt(config.attention_dim)),
-                      graph=None if graph is None else tuple(map(tuple, graph.tolist())))
+                      graph=None if graph is None else tuple(map(tuple, graph.tolist())),
+                      attention_forward=config.attention_forward)
 
 
 def _kernels(net: CompactGCN) -> dict[str, Any]:

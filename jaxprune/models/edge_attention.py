@@ -36,10 +36,11 @@ def project(w: jax.Array, h: jax.Array) -> jax.Array:
     return (w.T @ h.reshape(f, j * b)).reshape(w.shape[1], j, b)
 
 
-def edge_mix(graph: np.ndarray):
+def edge_mix(graph: np.ndarray, scale: float | None = None):
     """``mix(q (d, J, B), k (d, J, B), v (C, J, B), bias (J, J)) -> (C, J, B)``: for each node i,
-    Σ_j softmax_j(q_i · k_j / sqrt(d) + bias_ij) v_j over the pairs (i, j) that the 0/1 ``graph``
-    (J, J) allows, pair by pair, with its backward pass written out pair by pair too."""
+    Σ_j softmax_j(scale · q_i · k_j + bias_ij) v_j over the pairs (i, j) that the 0/1 ``graph``
+    (J, J) allows, pair by pair, with its backward pass written out pair by pair too. ``scale``:
+    1 / sqrt(d) when None (a compact network keeps its original d's)."""
     graph = np.asarray(graph, bool)
     if not graph.any(axis=1).all():
         raise ValueError("every node of the attention's graph needs an allowed pair (e.g. a self-loop)")
@@ -50,11 +51,14 @@ def edge_mix(graph: np.ndarray):
     into = [[(p, i) for p, (i, jj) in enumerate(pairs) if jj == j] for j in range(nodes)]   # pairs into j
     rows, cols = np.array([i for i, _ in pairs]), np.array([j for _, j in pairs])
 
+    def _scale(q):
+        return 1.0 / np.sqrt(q.shape[0]) if scale is None else scale
+
     def forward(q, k, v, bias):
-        scale = 1.0 / np.sqrt(q.shape[0])
+        factor = _scale(q)
         a, out = [None] * len(pairs), []                                 # a[p]: weight of pair p, (B,)
         for i in range(nodes):
-            z = [scale * jnp.sum(q[:, i] * k[:, j], 0) + bias[i, j] for _, j in of[i]]
+            z = [factor * jnp.sum(q[:, i] * k[:, j], 0) + bias[i, j] for _, j in of[i]]
             top = z[0]
             for t in z[1:]:
                 top = jnp.maximum(top, t)
@@ -75,14 +79,14 @@ def edge_mix(graph: np.ndarray):
 
     def backward(saved, g):
         q, k, v, a, out = saved
-        scale = 1.0 / np.sqrt(q.shape[0])
+        factor = _scale(q)
         gz = [None] * len(pairs)                                          # d loss / d logit, per pair (B,)
         for i in range(nodes):
             r = jnp.sum(g[:, i] * out[:, i], 0)
             for p, j in of[i]:
                 gz[p] = a[p] * (jnp.sum(g[:, i] * v[:, j], 0) - r)
-        gq = scale * jnp.stack([sum(gz[p] * k[:, j] for p, j in of[i]) for i in range(nodes)], 1)
-        gk = scale * jnp.stack([sum(gz[p] * q[:, i] for p, i in into[j]) if into[j] else jnp.zeros_like(k[:, j])
+        gq = factor * jnp.stack([sum(gz[p] * k[:, j] for p, j in of[i]) for i in range(nodes)], 1)
+        gk = factor * jnp.stack([sum(gz[p] * q[:, i] for p, i in into[j]) if into[j] else jnp.zeros_like(k[:, j])
                                 for j in range(nodes)], 1)
         gv = jnp.stack([sum(a[p] * g[:, i] for p, i in into[j]) if into[j] else jnp.zeros_like(v[:, j])
                         for j in range(nodes)], 1)

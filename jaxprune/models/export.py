@@ -23,6 +23,7 @@ import numpy as np
 from jax.experimental import sparse
 
 from jaxprune.models.compact import CompactGCN
+from jaxprune.models.gcn import ATTENTION_FORWARDS
 from jaxprune.evaluate import leaf_name
 from jaxprune.npy_headers import check_declared_sizes
 from jaxprune.run_files import finite, whole
@@ -47,7 +48,7 @@ def save_compact(path: str | os.PathLike, net: CompactGCN, info: dict | None = N
     meta = {"format": FORMAT, "num_nodes": net.num_nodes, "num_blocks": net.num_blocks,
             "attention_scale": net.attention_scale,
             "graph": None if net.graph is None else [[int(v) for v in row] for row in net.graph],
-            "bcoo": bcoo, "info": info or {}}
+            "attention_forward": net.attention_forward, "bcoo": bcoo, "info": info or {}}
     arrays["meta"] = np.array(json.dumps(meta))
     write_atomic(path, lambda f: np.savez(f, **arrays), binary=True)
 
@@ -90,7 +91,8 @@ def load_compact(path: str | os.PathLike) -> tuple[CompactGCN, dict]:
         graph = meta["graph"]
         net = CompactGCN(params=params, num_nodes=int(meta["num_nodes"]), num_blocks=int(meta["num_blocks"]),
                          attention_scale=float(meta["attention_scale"]),
-                         graph=None if graph is None else tuple(tuple(bool(v) for v in row) for row in graph))
+                         graph=None if graph is None else tuple(tuple(bool(v) for v in row) for row in graph),
+                         attention_forward=meta.get("attention_forward", "dense"))   # files before it: dense
     except KeyError as e:
         raise ValueError(f"{path}: incomplete compact network (missing {e})") from None
     _check_shapes(path, net)
@@ -110,6 +112,9 @@ def _check_meta(path: Path, meta: dict, arrays: dict) -> None:
             isinstance(row, list) and len(row) == j and all(v in (0, 1) and not isinstance(v, float) for v in row)
             for row in graph)):
         raise ValueError(f"{path}: field 'meta.graph' must be null or {j} lists of {j} values 0 or 1")
+    if meta.get("attention_forward", "dense") not in ATTENTION_FORWARDS:
+        raise ValueError(f"{path}: field 'meta.attention_forward' must be one of {ATTENTION_FORWARDS}, "
+                         f"got {str(meta.get('attention_forward'))[:40]!r}")
     if not isinstance(meta.get("info"), dict):
         raise ValueError(f"{path}: field 'meta.info' must be an object")
     bcoo = meta.get("bcoo")
