@@ -24,6 +24,7 @@ from jaxprune.data.traits import data_notes
 from jaxprune.datasets import DATASETS, load_dataset
 from jaxprune.presets import PRESETS, preset_layers, preset_name
 from jaxprune.methods import REGISTRY, load_plugins
+from jaxprune.models.gcn import ATTENTION_FORWARDS
 from jaxprune import host_guard, hosts
 from jaxprune.run_files import STAGING
 from jaxprune.run_config import RunConfig
@@ -106,6 +107,9 @@ def build_parser() -> argparse.ArgumentParser:
     x.add_argument("--rate", help="the rate to serve (default: the run's trained rate; mrmp: required)")
     x.add_argument("--bcoo", action="store_true",
                    help="store the kernels' remaining zeros sparsely (jax.experimental.sparse BCOO)")
+    x.add_argument("--attention-forward", choices=ATTENTION_FORWARDS,
+                   help="the compact blocks' form (bones attention): dense (B, J, J) products, or edges, over "
+                   "the graph's pairs, faster from batch 256 on a CPU (default: the run's model.attention_forward)")
     x.add_argument("--data-dir", help="where the data is now, if not where the run read it")
     x.add_argument("--overwrite", action="store_true", help="replace an existing --out file")
 
@@ -205,7 +209,8 @@ def main(argv=None) -> int:
             if rate is not None and len(rate) != 1:
                 raise SettingError(f"--rate takes one rate, got {args.rate!r}")
             report = export_run(args.run, args.out, fold=args.fold, rate=None if rate is None else rate[0],
-                                bcoo=args.bcoo, data_dir=args.data_dir, overwrite=args.overwrite)
+                                bcoo=args.bcoo, data_dir=args.data_dir, overwrite=args.overwrite,
+                                attention_forward=args.attention_forward)
             _print_export(report)
             return 0
         if args.command == "eval":

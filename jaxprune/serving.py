@@ -137,12 +137,13 @@ def evaluate_run(run_dir, rates, *, data_dir=None, out_dir=None, overwrite: bool
 
 
 def export_run(run_dir, out_path, *, fold: int | None = None, rate: float | None = None, bcoo: bool = False,
-               data_dir=None, overwrite: bool = False) -> dict:
+               data_dir=None, overwrite: bool = False, attention_forward: str | None = None) -> dict:
     """Compacts one fold of a saved run at ``rate`` and writes it with ``jaxprune.models.export.save_compact``.
 
     ``fold``: default the run's first; ``rate``: default the run's trained rate (required for a run
-    trained at several). The file is read back and checked on the fold's test set against the
-    masked network. Returns a report: sizes, FLOPs, accuracy and the largest logit difference.
+    trained at several); ``attention_forward``: the blocks' form in the file ("dense" or "edges",
+    ``jaxprune.models.compact``; default the run's model setting). The file is read back and
+    checked on the fold's test set against the masked network. Returns a report: sizes, FLOPs, accuracy and the largest logit difference.
     """
     out_path = Path(out_path)
     if out_path.exists() and not out_path.is_dir() and not overwrite:
@@ -165,6 +166,8 @@ def export_run(run_dir, out_path, *, fold: int | None = None, rate: float | None
                          f"only, not --rate {rate:g}")
     masks = jax.tree.map(lambda m: m[0], saved.pruner.hard_masks(saved.params, np.asarray([rate], np.float32)))
     net = compact(saved.params, masks, saved.model)
+    if attention_forward is not None:
+        net = net.replace(attention_forward=attention_forward)
     if bcoo:
         net = to_bcoo(net)
     info = {"method": saved.config.method, "rate": rate, "fold": fold, "dataset": trained["dataset"],

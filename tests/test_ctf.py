@@ -15,6 +15,7 @@ from jaxprune.data.synthetic import make_synthetic
 from jaxprune.methods import make_pruner, pruner_arrays, restore_pruner
 from jaxprune.methods.config import PruneConfig
 from jaxprune.models import gcn
+from jaxprune.models.export import load_compact
 from jaxprune.run_config import RunConfig
 from jaxprune.runner import train_fold
 from jaxprune.serving import evaluate_run
@@ -173,5 +174,8 @@ def test_export_of_an_mrmp_run_needs_a_rate(tmp_path, capsys):
     capsys.readouterr()
     assert main(["export", "--run", str(run), "--out", str(tmp_path / "m.npz")]) == 2
     assert "choose one with --rate" in capsys.readouterr().err
-    assert main(["export", "--run", str(run), "--out", str(tmp_path / "m.npz"), "--rate", "0.97"]) == 0
-    assert "0.97" in capsys.readouterr().out
+    assert main(["export", "--run", str(run), "--out", str(tmp_path / "m.npz"), "--rate", "0.97",
+                 "--attention-forward", "edges"]) == 0
+    printed = capsys.readouterr().out                     # the file read back, its logits checked
+    assert "0.97" in printed and float(printed.split("masked network ")[1].split()[0]) <= 1e-5
+    assert load_compact(tmp_path / "m.npz")[0].attention_forward == "edges"
