@@ -22,7 +22,7 @@ zeros left inside its kernels are unstructured sparsity (``to_bcoo`` stores them
 do: "dense", the (B, J, J) products, or "edges", over the graph's pairs only
 (``jaxprune.models.edge_attention``). Compaction shrinks every product but the attention's
 softmax over J × J logits, so the per-pair form pays more here than in the dense network
-(README, "Compact networks").
+(``benchmarks/results/ctf_inference.md``: from batch 256 on the 2-core CPU).
 
 Compact params::
 
