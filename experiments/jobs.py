@@ -88,12 +88,12 @@ def _prune_fields() -> set[str]:
 
 
 def job_config(job: Job):
-    """The RunConfig of ``job``: its preset for its dataset, then its overrides."""
+    """The RunConfig of ``job``: its preset for its dataset and method, then its overrides."""
     from jaxprune.config import override
     from jaxprune.presets import preset_settings
     from jaxprune.run_config import RunConfig
     return override(RunConfig(method=job.method),
-                    [*preset_settings(job.dataset, job.preset), *for_method(job.method, job.overrides)])
+                    [*preset_settings(job.dataset, job.preset, job.method), *for_method(job.method, job.overrides)])
 
 
 def check_done(job: Job) -> None:

@@ -136,7 +136,8 @@ PRESET_HELP = ("the settings to start from: wide (C = 64, the validated recipe; 
 
 def _layers(args) -> list[tuple[str, list[str]]]:
     """[(source, settings)] in the order they apply: the preset's layers, then the user's --set."""
-    layers = [(source, list(layer)) for source, layer in preset_layers(args.dataset, getattr(args, "preset", None))]
+    layers = [(source, list(layer)) for source, layer in preset_layers(args.dataset, getattr(args, "preset", None),
+                                                                         getattr(args, "method", "dense"))]
     return layers + [("--set", list(getattr(args, "overrides", [])))]
 
 

@@ -120,6 +120,13 @@ def test_settings_show_the_preset_layers(capsys):
     assert main(["settings", "--dataset", "npz", "--preset", "c8"]) == 0
     lines = capsys.readouterr().out.splitlines()
     assert "model.channels = 8" in lines and "features.velocities = True    # preset c8" in lines
+    # a method's own recipe on the preset's network: MRMP's validated on the wide one
+    assert main(["settings", "--dataset", "sbu", "--method", "mrmp", "--set", "train.epochs=7"]) == 0
+    lines = capsys.readouterr().out.splitlines()
+    assert any(line.startswith("prune.split_batch = True    # preset wide, for mrmp;") for line in lines)
+    assert "train.epochs = 7    # --set" in lines
+    assert main(["settings", "--dataset", "sbu", "--method", "mrmp", "--preset", "c8"]) == 0
+    assert "prune.split_batch = False    # read by srmp, mrmp" in capsys.readouterr().out.splitlines()
 
 
 def test_help(capsys):

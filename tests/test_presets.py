@@ -38,6 +38,20 @@ def test_presets_are_the_validated_recipes():
         preset_settings("sbu", "huge")
 
 
+def test_mrmp_on_the_wide_network_gets_its_validated_recipe():
+    """experiments/results/tune_mrmp_wide chose the split batch with 6000 epochs for MRMP on the wide
+    network; it applies after the dataset's layers, to MRMP under that preset only."""
+    recipe = ["prune.split_batch=true", "train.epochs=6000"]
+    assert preset_settings("sbu", method="mrmp") == preset_settings("sbu") + recipe
+    assert preset_settings("fpha", "wide", "mrmp")[-2:] == recipe
+    for dataset, preset, method in (("sbu", None, "srmp"), ("sbu", None, "dense"), ("sbu", "c8", "mrmp"),
+                                    ("synthetic", None, "mrmp")):
+        assert preset_settings(dataset, preset, method) == preset_settings(dataset, preset)
+    config = job_config(Job("sbu", "d", "mrmp_s0", "mrmp", ("train.epochs=50",), 1, "out"))
+    assert config.prune.split_batch and config.train.epochs == 50           # an experiment's --set still wins
+    assert job_config(Job("sbu", "d", "srmp_s0", "srmp", (), 1, "out")).train.epochs == 2000
+
+
 def test_two_persons_are_read_from_the_bones():
     assert persons(SBU_BONES, 30) == 2
     assert persons(FPHA_BONES, 21) == 1
