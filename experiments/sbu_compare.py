@@ -7,7 +7,9 @@ Methods: dense; MRMP (one model per fold for every rate); SRMP and CTF (one mode
 fold); the baselines of ``jaxprune.methods.baselines`` (magnitude pruning is run twice, layer-wise
 and global) and the dynamic and straight-through ones of ``jaxprune.methods`` (SET, RigL, STE).
 Every run uses the dataset's preset (``--preset``; the network is named in the table) plus
-``--set`` overrides and the same ``train.epochs`` (every phase counted). Each method's own
+``--set`` overrides and the same ``train.epochs`` (every phase counted), except where the preset
+gives a method a recipe of its own (``jaxprune.presets.METHOD_RECIPES``: MRMP on ``wide`` trains
+6000 epochs on split batches, the header says so). Each method's own
 hyper-parameters are its documented defaults (``jaxprune settings``) except λ of L1 and group
 lasso, chosen by nested validation on training folds (``experiments.tune_dense``, results in
 ``experiments/results/tune_baselines``); all are written in each run's results, none was chosen
@@ -292,8 +294,11 @@ def main(argv=None):
     from jaxprune.presets import preset_name
     network = f"preset {preset_name(a.dataset, a.preset)}" + (
         "" if dense is None else f", C = {dense['config']['model']['channels']}")
+    other_epochs = sorted({(m, results[n]["epochs"]) for n, m, _, _ in runs
+                           if n in results and dense is not None and results[n]["epochs"] != dense["epochs"]})
     header = (f"# Every method on {a.dataset.upper()} ({len(folds)} fold(s), seeds {seeds_text}, "
-              f"{dense['epochs'] if dense else '?'} epochs; network: {network})\n\n"
+              f"{dense['epochs'] if dense else '?'} epochs"
+              + "".join(f", {m} {e}" for m, e in other_epochs) + f"; network: {network})\n\n"
               f"Command: `{command}`  \n{machine_line(results)}; this invocation's wall time {wall / 60:.1f} min "
               f"(jobs already done were not rerun)\n\n")
     rows = summary_rows(results, rates, seeds, unseen)
