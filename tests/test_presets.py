@@ -50,6 +50,11 @@ def test_mrmp_on_the_wide_network_gets_its_validated_recipe():
     config = job_config(Job("sbu", "d", "mrmp_s0", "mrmp", ("train.epochs=50",), 1, "out"))
     assert config.prune.split_batch and config.train.epochs == 50           # an experiment's --set still wins
     assert job_config(Job("sbu", "d", "srmp_s0", "srmp", (), 1, "out")).train.epochs == 2000
+    # distillation needs whole batches: the refusal says where the split came from and how to undo it
+    with pytest.raises(SettingError, match=r"wide preset turns split_batch on for mrmp: --set prune.split_batch=false"):
+        job_config(Job("sbu", "d", "mrmp_s0", "mrmp", ("prune.distill_weight=1",), 1, "out"))
+    assert job_config(Job("sbu", "d", "mrmp_s0", "mrmp", ("prune.distill_weight=1", "prune.split_batch=false"), 1,
+                          "out")).prune.distill_weight == 1
 
 
 def test_two_persons_are_read_from_the_bones():

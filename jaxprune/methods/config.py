@@ -172,7 +172,8 @@ class PruneConfig:
             raise ValueError(f"prune setting distill_temperature must be > 0, got {self.distill_temperature}")
         if self.distill_weight and self.split_batch:
             raise ValueError("prune settings distill_weight and split_batch: distillation needs every rate on the "
-                             "same batch; turn one of them off")
+                             "same batch; turn one of them off (the wide preset turns split_batch on for mrmp: "
+                             "--set prune.split_batch=false)")
         if not 0.0 <= self.rate_jitter <= 1.0:
             raise ValueError(f"prune setting rate_jitter must be in [0, 1], got {self.rate_jitter}")
         if self.kl_space not in ("quantile", "weight", "both"):
