@@ -37,16 +37,27 @@ class RunConfig:
         return dataclasses.asdict(self)
 
 
+# Prune settings added to jaxprune with a default that changes what a run computes, and the value
+# every run saved before the setting existed was trained with. Elsewhere a setting absent from a
+# saved config is taken at today's default: the others were added switched off, or (kl_resolution,
+# attention_backward) compute the same to float rounding.
+SAVED_BEFORE = {"ctf_floor": 0.0, "kl_shift": False}
+
+
 def read_settings(method: str, config: dict) -> dict:
     """``config`` (a saved or ``RunConfig.to_dict()`` config) without the prune settings that
     ``method`` never reads: a run of one method is the same run whatever another method's
-    settings were (e.g. an MRMP run saved before ``prune.ctf_floor``'s default changed). Keys
-    that are no setting of this jaxprune are kept, so that reading them back fails by name."""
+    settings were (e.g. an MRMP run saved before ``prune.ctf_floor``'s default changed). A read
+    setting of ``SAVED_BEFORE`` that the config lacks gets the value runs had before it existed
+    (a CTF run without ``ctf_floor`` trained without the floor), so an old run is not taken for
+    one of today's. Keys that are no setting of this jaxprune are kept, so that reading them back
+    fails by name."""
     reads, known = registered(method).settings, {f.name for f in dataclasses.fields(PruneConfig)}
     saved = config.get("prune", {})
     if not isinstance(saved, dict):
         raise TypeError(f"its 'prune' settings are not a mapping: {saved!r}")
     prune = {k: v for k, v in saved.items() if k in reads or k not in known}   # unknown: refused later
+    prune.update({k: v for k, v in SAVED_BEFORE.items() if k in reads and k not in saved})
     return {**config, "prune": prune}
 
 

@@ -42,6 +42,37 @@ def test_done_jobs_of_another_folder_stand_in_for_identical_ones(tmp_path):
     assert reuse_done([same], [other]) == 0                                             # done already
 
 
+def test_a_run_saved_before_a_setting_existed_is_not_taken_for_todays(tmp_path):
+    """The width grid kept CTF runs saved before prune.ctf_floor existed (trained without the
+    floor); the comparison's --reuse copied them as today's CTF, whose floor is 0.005 (0.99: 14 %
+    against 93 %). A saved config without such a setting reads back with the value it had then
+    (run_config.SAVED_BEFORE): not reused, refused as done, and loaded with the floor off."""
+    import json
+    from experiments.jobs import check_done, job_config, reuse_done
+    from jaxprune.run_config import load_run_config
+    other, here = tmp_path / "width", tmp_path / "compare"
+    for name, drop in (("ctf_paper_r0.99_s0", True), ("ctf_r0.99_s0", False)):   # the old run sorts first
+        job = Job("sbu", "d", name, "ctf", ("prune.rate=0.99",), 1, str(other))
+        config = job_config(job).to_dict()
+        if drop:
+            del config["prune"]["ctf_floor"]
+        job.rows_path().parent.mkdir(parents=True)
+        job.rows_path().write_text(json.dumps({"fold": 1, "rates": [], "train_seconds": 1.0, "config": config,
+                                               "old": drop}))
+    wanted = Job("sbu", "d", "ctf_r0.99_s0", "ctf", ("prune.rate=0.99",), 1, str(here))
+    assert reuse_done([wanted], [other]) == 1
+    assert json.loads(wanted.rows_path().read_text())["old"] is False            # today's run, not the old one
+    old = json.loads((other / "ctf_paper_r0.99_s0" / "fold1" / "rows.json").read_text())
+    wanted.rows_path().write_text(json.dumps(old))
+    with pytest.raises(ValueError, match=r"prune.ctf_floor=0.0 there, 0.005 here"):
+        check_done(wanted)
+    assert load_run_config(old, wanted.rows_path()).prune.ctf_floor == 0.0
+    mrmp = job_config(Job("sbu", "d", "mrmp_s0", "mrmp", (), 1, str(here))).to_dict()
+    del mrmp["prune"]["kl_shift"], mrmp["prune"]["ctf_floor"]                      # before the grid's shift
+    config = load_run_config({"config": mrmp}, wanted.rows_path())
+    assert config.prune.kl_shift is False and config.prune.ctf_floor == 0.005   # mrmp never reads the floor
+
+
 def test_pool_seeds_summarises_seeds_times_folds():
     from experiments.jobs import pool_seeds, seed_list
     row = lambda acc: {"target_rate": 0.9, "achieved_rate": 0.9, "accuracy": acc, "kept_params": 10, "flops": 100}  # noqa: E731
