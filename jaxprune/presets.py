@@ -47,11 +47,11 @@ PRESETS: dict[str, dict[str, tuple[str, ...]]] = {
 }
 DEFAULT_PRESET = {"synthetic": "demo", "sbu": "wide", "fpha": "wide", "npz": "wide"}
 # MRMP on the wide network: each step's batch split among the K rates, three times the epochs
-# (about three quarters of the time of an MRMP run on whole batches). Chosen by nested validation on SBU
-# training folds, 3 seeds x 5 splits (experiments/results/tune_mrmp_wide): the smallest mean gap
-# to SRMP over the six rates of four recipes (-0.30 points; whole batches -0.62), ties with whole
-# batches at every rate. ``--set prune.split_batch=false --set train.epochs=2000`` gives the
-# whole-batch MRMP every wide table before 2026-12-07 trained.
+# (about three quarters of the time of an MRMP run on whole batches). Chosen by nested validation
+# on SBU training folds, 3 seeds x 5 splits (experiments/results/tune_mrmp_wide): the smallest
+# mean gap to SRMP over the six rates of four recipes (-0.30 points; whole batches -0.62), ties
+# with whole batches at every rate. ``--set prune.split_batch=false --set train.epochs=2000``
+# gives the whole-batch MRMP every wide table before 2026-12-07 trained.
 METHOD_RECIPES: dict[str, dict[str, tuple[str, ...]]] = {
     "wide": {"mrmp": ("prune.split_batch=true", "train.epochs=6000")},
 }
