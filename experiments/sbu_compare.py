@@ -186,7 +186,8 @@ def table(rows: list[dict], rates, seeds: int = 1) -> str:
 def verdicts(results: dict, rates, seeds) -> str:
     """Markdown: at each rate, each of our methods against the best baseline (highest mean accuracy
     among the baselines at that rate with the most (seed, fold) pairs done, picked on the same test
-    folds, which favours the baselines), and MRMP against SRMP. Differences are paired by (seed, fold) (``experiments.stats.paired``)."""
+    folds, which favours the baselines), and MRMP against SRMP. Differences are paired by (seed,
+    fold) (``experiments.stats.paired``)."""
     lines = ["| rate | method | against | difference (points) | 95 % interval | pairs | verdict |",
              "|---|---|---|---|---|---|---|"]
     baselines = [label for label, _, _ in METHODS if label not in OURS]

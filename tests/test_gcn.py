@@ -262,7 +262,7 @@ def test_dropout_only_with_a_key_and_only_on_the_fc_layers():
 
 def test_jitted_gcn_equals_its_ops_run_one_by_one():
     """jaxlib 0.10.2's XLA:CPU miscompiles some reductions over products of matmul outputs (README,
-    "Known problems": garbage at batch 1 for q_i . k_j written as a broadcast product and sum):
+    "Known problem: jaxlib 0.10.2 on CPU": garbage at batch 1 for q_i . k_j written as a broadcast product and sum):
     the GCN's compiled forward pass and gradient, at the SBU shape and at batch 1 and a test fold's
     size, must give what its operations give run one by one. (The per-pair form is held to this
     one, compiled, by test_edge_attention.)"""
