@@ -186,11 +186,12 @@ def table(rows: list[dict], rates, seeds: int = 1) -> str:
 def verdicts(results: dict, rates, seeds) -> str:
     """Markdown: at each rate, each of our methods against the best baseline (highest mean accuracy
     among the baselines at that rate with the most (seed, fold) pairs done, picked on the same test
-    folds, which favours the baselines), and MRMP against SRMP. Differences are paired by (seed,
-    fold) (``experiments.stats.paired``)."""
+    folds, which favours the baselines) and against the dense network (what pruning costs), and
+    MRMP against SRMP. Differences are paired by (seed, fold) (``experiments.stats.paired``)."""
     lines = ["| rate | method | against | difference (points) | 95 % interval | pairs | verdict |",
              "|---|---|---|---|---|---|---|"]
     baselines = [label for label, _, _ in METHODS if label not in OURS]
+    dense = pair_accuracies(results, "dense", 0.0, seeds)
 
     def line(r, label, against, name):
         diff, half, verdict, n = paired(pair_accuracies(results, label, r, seeds), against)
@@ -207,6 +208,8 @@ def verdicts(results: dict, rates, seeds) -> str:
             best_mean, best, best_acc = max(scored, key=lambda t: t[0])
             for label in OURS:
                 line(r, label, best_acc, f"best baseline: {best} ({best_mean:.2f})")
+        for label in OURS:
+            line(r, label, dense, "dense")
         line(r, "MRMP", pair_accuracies(results, "SRMP", r, seeds), "SRMP")
     return "\n".join(lines) + "\n"
 
@@ -312,7 +315,8 @@ def main(argv=None):
         text += "\nOne seed: a first look, not a result (a seed alone moves a 5-fold mean by 1-3 points).\n"
     text += (f"\nTraining time summed over all {sum(len(r['runs']) for r in results.values())} fold runs: "
              f"{total_train_seconds(results) / 3600:.2f} h of one worker.\n\n"
-             "## MRMP, SRMP and CTF against the best baseline at each rate, and MRMP against SRMP\n\n"
+             "## MRMP, SRMP and CTF against the best baseline and the dense network at each rate, "
+             "and MRMP against SRMP\n\n"
              + verdicts(results, rates, seeds))
     write_tables(out, header + text, rows, "summary.csv")
     plot(rows, out / "accuracy_vs_rate.png")

@@ -51,6 +51,7 @@ def test_verdicts_pair_seeds_and_folds_against_the_best_baseline_and_srmp():
             f"mrmp_s{s}": fake_results({k: a + 3 + 0.1 * k for k, a in shifted.items()}, 0.9),  # ahead
             f"srmp_r0.9_s{s}": fake_results({k: a + (4 if k % 2 else -4) for k, a in shifted.items()}, 0.9),  # noise
             f"ctf_r0.9_s{s}": fake_results({k: a - 2 - 0.1 * k for k, a in shifted.items()}, 0.9),  # behind
+            f"dense_s{s}": fake_results({k: a + 1 for k, a in shifted.items()}, 0.0),     # one point above SNIP
         }
     lines = sbu_compare.verdicts(results, [0.9], [0, 1]).splitlines()[2:]
     rows = {(line.split("|")[2].strip(), line.split("|")[3].strip().split(":")[0]): line for line in lines}
@@ -60,6 +61,8 @@ def test_verdicts_pair_seeds_and_folds_against_the_best_baseline_and_srmp():
     assert rows[("SRMP", "best baseline")].rstrip(" |").endswith("tie")
     assert rows[("CTF", "best baseline")].rstrip(" |").endswith("loss") and "-2.30" in rows[("CTF", "best baseline")]
     assert rows[("MRMP", "SRMP")].rstrip(" |").endswith("tie")      # +3.3 ± 4 against SRMP's noise
+    assert "+2.30" in rows[("MRMP", "dense")] and rows[("MRMP", "dense")].rstrip(" |").endswith("win")
+    assert "-3.30" in rows[("CTF", "dense")] and rows[("CTF", "dense")].rstrip(" |").endswith("loss")
     # a grid in progress: a baseline done for one seed only is not the best baseline, however lucky
     lucky = {"structured_columns_r0.9_s0": fake_results({k: a + 20 for k, a in base.items()}, 0.9)}
     lines = sbu_compare.verdicts({**results, **lucky}, [0.9], [0, 1]).splitlines()[2:]
@@ -67,7 +70,7 @@ def test_verdicts_pair_seeds_and_folds_against_the_best_baseline_and_srmp():
     summary = {(r["method"], r["target_rate"]): r for r in sbu_compare.summary_rows(results, [0.9], [0, 1])}
     assert summary[("snip", 0.9)]["accuracy_mean"] == 86.0 and summary[("snip", 0.9)]["seeds"] == 2
     assert summary[("snip", 0.9)]["folds"] == 5 and summary[("snip", 0.9)]["kept_params_mean"] == 100
-    assert summary[("mrmp", 0.9)]["accuracy_std"] > 0 and ("dense", 0.0) not in summary
+    assert summary[("mrmp", 0.9)]["accuracy_std"] > 0 and summary[("dense", 0.0)]["accuracy_mean"] == 87.0
 
 
 def test_unseen_rates_are_set_against_their_trained_neighbours():
