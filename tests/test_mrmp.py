@@ -270,6 +270,11 @@ def test_run_loss_reads_every_loss_setting_of_the_run(setup):
     whole = task_loss(pruner, forward, 0.2)(params, batch, jax.random.key(2), 10)[1]["ce"]
     assert float(got) == pytest.approx(float(want), rel=1e-6)
     assert abs(float(got) - float(whole)) > 1e-4
+    weighted = override(config, ["prune.rate_weights=3,2,1"])
+    got = run_loss(pruner, forward, weighted)(params, batch, jax.random.key(2), 10)[0]
+    want = task_loss(pruner, forward, 0.2, split_batch=True, rate_weights=(3, 2, 1))(params, batch, jax.random.key(2), 10)[0]
+    plain = task_loss(pruner, forward, 0.2, split_batch=True)(params, batch, jax.random.key(2), 10)[0]
+    assert float(got) == pytest.approx(float(want), rel=1e-6) and abs(float(got) - float(plain)) > 1e-4
 
 
 
@@ -313,6 +318,46 @@ def test_in_place_distillation_teaches_the_sparse_rates_from_the_densest(setup):
     with pytest.raises(ValueError, match="method srmp does not read prune.distill_weight"):
         check_settings("srmp", PruneConfig(distill_weight=0.5))
     check_settings("mrmp", PruneConfig(distill_weight=0.5, distill_temperature=2.0))
+
+def test_rate_weights_weight_each_rates_loss(setup):
+    """prune.rate_weights w: the loss is Σ_k w_k loss_k / Σ_k w_k over the rates in increasing
+    order (each loss_k computed by hand here), equal weights give the plain mean, and weights that
+    do not fit the rates, a single-rate pruner or rates_per_step are refused naming the setting."""
+    params, pruner = setup                                                 # rates 0.5, 0.9, 0.99
+    batch = {"chunks": jax.random.normal(jax.random.key(1), (6, 6, 4)), "labels": jnp.array([0, 1, 2, 0, 1, 2])}
+    w = (3.0, 2.0, 1.0)
+
+    @jax.jit
+    def losses(params):
+        plain = task_loss(pruner, forward, 0.0)(params, batch, jax.random.key(2), 10)[0]
+        equal = task_loss(pruner, forward, 0.0, rate_weights=(2.0, 2.0, 2.0))(params, batch, jax.random.key(2), 10)[0]
+        weighted = task_loss(pruner, forward, 0.0, rate_weights=w)(params, batch, jax.random.key(2), 10)[0]
+        masks = pruner.soft_masks(params, jnp.array([0.5, 0.9, 0.99]), 10)
+        ce = jnp.stack([jnp.mean(-jax.nn.log_softmax(gcn.apply(apply_masks(params, jax.tree.map(lambda m: m[k], masks)),
+                                                               batch["chunks"], CONFIG))[jnp.arange(6), batch["labels"]])
+                        for k in range(3)])
+        return plain, equal, weighted, ce
+    plain, equal, weighted, ce = losses(params)
+    penalty = float(plain) - float(ce.mean())                              # the KL term, the same in all three
+    assert float(ce[2]) != pytest.approx(float(ce[0]), rel=1e-3)           # the rates' losses differ
+    assert float(equal) == pytest.approx(float(plain), rel=1e-6)
+    assert float(weighted) - penalty == pytest.approx(float(jnp.dot(jnp.array(w), ce) / sum(w)), rel=1e-5)
+
+    with pytest.raises(ValueError, match="rate_weights needs one weight per rate of rates \\(3: 0.5,0.9,0.99\\)"):
+        PruneConfig(rates=(0.9, 0.5, 0.99), rate_weights=(1.0, 2.0))
+    with pytest.raises(ValueError, match="rate_weights must be positive"):
+        PruneConfig(rates=(0.5, 0.9), rate_weights=(1.0, -1.0))
+    with pytest.raises(ValueError, match="rate_weights and rates_per_step"):
+        PruneConfig(rates=(0.5, 0.7, 0.9), rate_weights=(1.0, 1.0, 1.0), rates_per_step=2)
+    with pytest.raises(ValueError, match="2 weights for the 3 rates"):
+        task_loss(pruner, forward, 0.0, rate_weights=(1.0, 2.0))(params, batch, jax.random.key(2), 10)
+    magnitude = make_pruner("magnitude", params, gcn.prunable(params), PruneConfig(), total_steps=100)
+    with pytest.raises(ValueError, match="rate_weights: weights per rate need a multi-rate pruner"):
+        task_loss(magnitude, forward, rate_weights=(1.0,))
+    from jaxprune.methods import check_settings
+    with pytest.raises(ValueError, match="method srmp does not read prune.rate_weights"):
+        check_settings("srmp", PruneConfig(rate_weights=(2.0,) * 6))
+
 
 def test_split_batch_too_small_is_refused_before_any_work(tmp_path):
     from jaxprune.data.synthetic import make_synthetic

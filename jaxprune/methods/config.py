@@ -96,6 +96,10 @@ class PruneConfig:
       rates_per_step: MRMP: how many of the K rates each step trains (0, the default: all K).
         m < K draws m of them at random each step (METHOD.md §3's "subset per step" option), so
         a step costs about as much as an m-rate step: cheaper, with fewer updates per rate.
+      rate_weights: MRMP: one positive weight per rate of ``rates`` (in increasing order of rate);
+        the step's loss is Σ_k w_k loss_k / Σ_k w_k instead of the plain mean over the K rates
+        (empty, the default: equal weights). E.g. 3,2,1,1,1,1 gives the least sparse rates more of
+        the shared weights' gradient. Needs every rate every step (rates_per_step 0).
       sandwich: MRMP, with rates_per_step m ≥ 2: every step trains the least and the most sparse
         rate and m − 2 of the others drawn at random (the sandwich rule of universally slimmable
         networks, Yu & Huang 2019); with distill_weight the least sparse one is then always the
@@ -122,6 +126,7 @@ class PruneConfig:
     rate_jitter: float = 1.0
     rates_per_step: int = 0
     sandwich: bool = False
+    rate_weights: tuple[float, ...] = ()
     split_batch: bool = False
     distill_weight: float = 0.0
     distill_temperature: float = 1.0
@@ -166,6 +171,16 @@ class PruneConfig:
             raise ValueError(f"prune setting sandwich needs rates_per_step in [2, {len(self.rates) - 1}] (the "
                              f"least and most sparse of the {len(self.rates)} rates plus some between), "
                              f"got rates_per_step={self.rates_per_step}")
+        if self.rate_weights:
+            if len(self.rate_weights) != len(self.rates):
+                raise ValueError(f"prune setting rate_weights needs one weight per rate of rates ({len(self.rates)}: "
+                                 f"{','.join(f'{r:g}' for r in self.rates)}), got {len(self.rate_weights)}")
+            if not all(0 < w < float("inf") for w in self.rate_weights):
+                raise ValueError(f"prune setting rate_weights must be positive numbers, got "
+                                 f"{','.join(f'{w:g}' for w in self.rate_weights)}")
+            if self.rates_per_step:
+                raise ValueError("prune settings rate_weights and rates_per_step: weights need every rate every "
+                                 "step (rates_per_step=0)")
         if not self.distill_weight >= 0:
             raise ValueError(f"prune setting distill_weight must be >= 0 (0: off), got {self.distill_weight}")
         if not self.distill_temperature > 0:

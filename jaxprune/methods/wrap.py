@@ -8,9 +8,10 @@ The pruner knows nothing of the task. It gives the masks of one training step
 multi-rate pruner, or None for no mask at all) and the penalty terms it adds (``pruner.penalty``:
 KL alignment, budget, L1, ...). The wrapper evaluates ``loss_fn`` on the masked params (for K
 rates, one ``jax.vmap`` over the masks, each rate on the whole batch or, with ``split_batch``, on
-its own 1/K of any batch pytree), averages it and its aux over the rates, and adds the penalty:
+its own 1/K of any batch pytree), averages it and its aux over the rates (the loss weighted by
+``rate_weights`` w_k when given), and adds the penalty:
 
-    total = mean_k loss_fn(params ⊙ M_k, batch_k, key_k) + Σ penalty terms
+    total = Σ_k w_k loss_fn(params ⊙ M_k, batch_k, key_k) / Σ_k w_k + Σ penalty terms
 
 ``metrics`` = {"loss": total, **mean aux (a dict, or {"aux": ...}), **the penalty's metrics}.
 Everything is a pure function of its arguments: jit, grad and vmap it as any JAX function.
@@ -71,7 +72,7 @@ def densest(masks: PyTree) -> jax.Array:
 
 
 def pruned_loss(pruner, loss_fn: Callable, *, has_aux: bool = False, split_batch: bool = False,
-                distill: float = 0.0, temperature: float = 1.0) -> Callable:
+                distill: float = 0.0, temperature: float = 1.0, rate_weights=()) -> Callable:
     """``loss(params, batch, key, step, prune_state=None) -> (total, metrics)`` (module docstring).
 
     ``loss_fn(params, batch, key)`` returns a scalar loss, or (loss, aux) with ``has_aux``.
@@ -80,7 +81,8 @@ def pruned_loss(pruner, loss_fn: Callable, *, has_aux: bool = False, split_batch
     the pruner's schedules; ``prune_state`` is what ``pruner.init`` made (None for most pruners).
     ``distill``: α of in-place distillation, 0 for none (module docstring), needs a multi-rate
     pruner, ``has_aux`` with ``aux["logits"]``, and no ``split_batch`` (the rates must see one
-    batch); ``temperature``: its T.
+    batch); ``temperature``: its T. ``rate_weights``: one positive weight per rate of a
+    multi-rate pruner, in the order of its masks' leading axis (empty: the plain mean).
     """
     if distill:
         if not getattr(pruner, "multi_rate", False):
@@ -92,6 +94,8 @@ def pruned_loss(pruner, loss_fn: Callable, *, has_aux: bool = False, split_batch
             raise ValueError("pruned_loss(distill=...): loss_fn must return (loss, aux) with aux['logits']")
     if not temperature > 0:
         raise ValueError(f"prune setting distill_temperature must be > 0, got {temperature}")
+    if len(rate_weights) and not getattr(pruner, "multi_rate", False):
+        raise ValueError("prune setting rate_weights: weights per rate need a multi-rate pruner (mrmp)")
 
     apply = getattr(pruner, "apply", apply_masks)   # W ⊙ M, or the pruner's own (e.g. straight-through)
 
@@ -130,6 +134,12 @@ def pruned_loss(pruner, loss_fn: Callable, *, has_aux: bool = False, split_batch
                 aux = dict(aux)
                 kd = distillation(aux.pop("logits"), densest(masks), temperature)
                 value, aux = value + distill * kd, {**aux, "distill": kd}
+            if len(rate_weights):
+                if len(rate_weights) != k:
+                    raise ValueError(f"prune setting rate_weights: {len(rate_weights)} weights for the {k} "
+                                     f"rates trained each step")
+                w = jnp.asarray(rate_weights, value.dtype)
+                value = jnp.sum(w * value) / jnp.sum(w)
             value, aux = value.mean(), jax.tree.map(jnp.mean, aux)
         with jax.named_scope("penalty"):
             terms, metrics = pruner.penalty(params, masks, prune_state, penalty_key, step)

@@ -53,17 +53,20 @@ def score_loss(forward):
 
 
 def task_loss(pruner, forward, label_smoothing: float = 0.0, mixup: float = 0.0, split_batch: bool = False,
-              distill: float = 0.0, temperature: float = 1.0):
+              distill: float = 0.0, temperature: float = 1.0, rate_weights=()):
     """The loss ``jaxprune train`` gives ``make_epoch``: ``skeleton_loss`` wrapped for ``pruner``
-    (``jaxprune.methods.wrap.pruned_loss``, with in-place distillation when ``distill`` > 0),
+    (``jaxprune.methods.wrap.pruned_loss``, with in-place distillation when ``distill`` > 0 and
+    the rates' losses weighted by ``rate_weights`` when given),
     ``loss(params, batch, key, step, prune_state)``."""
     return pruned_loss(pruner, skeleton_loss(forward, label_smoothing, mixup, with_logits=bool(distill)), has_aux=True,
-                       split_batch=split_batch, distill=distill, temperature=temperature)
+                       split_batch=split_batch, distill=distill, temperature=temperature,
+                       rate_weights=rate_weights)
 
 
 def run_loss(pruner, forward, config):
     """``task_loss`` with every setting of a ``RunConfig`` that shapes the loss (label smoothing,
-    mixup, the split batch, in-place distillation): the loss of ``jaxprune train``."""
+    mixup, the split batch, in-place distillation, weights per rate): the loss of ``jaxprune train``."""
     tc, prune = config.train, config.prune
+    weights = prune.rate_weights if config.method == "mrmp" else ()
     return task_loss(pruner, forward, tc.label_smoothing, tc.mixup, prune.split_batch, prune.distill_weight,
-                     prune.distill_temperature)
+                     prune.distill_temperature, weights)
