@@ -270,7 +270,7 @@ def test_run_loss_reads_every_loss_setting_of_the_run(setup):
     whole = task_loss(pruner, forward, 0.2)(params, batch, jax.random.key(2), 10)[1]["ce"]
     assert float(got) == pytest.approx(float(want), rel=1e-6)
     assert abs(float(got) - float(whole)) > 1e-4
-    weighted = override(config, ["prune.rate_weights=3,2,1"])
+    weighted = override(config, ["prune.rate_weights=3,2"])          # 0.99 weighs 1
     got = run_loss(pruner, forward, weighted)(params, batch, jax.random.key(2), 10)[0]
     want = task_loss(pruner, forward, 0.2, split_batch=True, rate_weights=(3, 2, 1))(params, batch, jax.random.key(2), 10)[0]
     plain = task_loss(pruner, forward, 0.2, split_batch=True)(params, batch, jax.random.key(2), 10)[0]
@@ -321,8 +321,9 @@ def test_in_place_distillation_teaches_the_sparse_rates_from_the_densest(setup):
 
 def test_rate_weights_weight_each_rates_loss(setup):
     """prune.rate_weights w: the loss is Σ_k w_k loss_k / Σ_k w_k over the rates in increasing
-    order (each loss_k computed by hand here), equal weights give the plain mean, and weights that
-    do not fit the rates, a single-rate pruner or rates_per_step are refused naming the setting."""
+    order (each loss_k computed by hand here; rates past the list weigh 1), equal weights give the
+    plain mean, and more weights than rates, a single-rate pruner or rates_per_step are refused
+    naming the setting."""
     params, pruner = setup                                                 # rates 0.5, 0.9, 0.99
     batch = {"chunks": jax.random.normal(jax.random.key(1), (6, 6, 4)), "labels": jnp.array([0, 1, 2, 0, 1, 2])}
     w = (3.0, 2.0, 1.0)
@@ -343,8 +344,10 @@ def test_rate_weights_weight_each_rates_loss(setup):
     assert float(equal) == pytest.approx(float(plain), rel=1e-6)
     assert float(weighted) - penalty == pytest.approx(float(jnp.dot(jnp.array(w), ce) / sum(w)), rel=1e-5)
 
-    with pytest.raises(ValueError, match="rate_weights needs one weight per rate of rates \\(3: 0.5,0.9,0.99\\)"):
-        PruneConfig(rates=(0.9, 0.5, 0.99), rate_weights=(1.0, 2.0))
+    with pytest.raises(ValueError, match="rate_weights has 4 weights for the 3 rates of rates \\(0.5,0.9,0.99\\)"):
+        PruneConfig(rates=(0.9, 0.5, 0.99), rate_weights=(1.0, 2.0, 1.0, 1.0))
+    assert PruneConfig(rates=(0.9, 0.5, 0.99), rate_weights=(4, 2)).loss_weights() == (4.0, 2.0, 1.0)   # from 0.5 up
+    assert PruneConfig(rates=(0.9, 0.5, 0.99)).loss_weights() == ()
     with pytest.raises(ValueError, match="rate_weights must be positive"):
         PruneConfig(rates=(0.5, 0.9), rate_weights=(1.0, -1.0))
     with pytest.raises(ValueError, match="rate_weights and rates_per_step"):

@@ -96,10 +96,11 @@ class PruneConfig:
       rates_per_step: MRMP: how many of the K rates each step trains (0, the default: all K).
         m < K draws m of them at random each step (METHOD.md §3's "subset per step" option), so
         a step costs about as much as an m-rate step: cheaper, with fewer updates per rate.
-      rate_weights: MRMP: one positive weight per rate of ``rates`` (in increasing order of rate);
-        the step's loss is Σ_k w_k loss_k / Σ_k w_k instead of the plain mean over the K rates
-        (empty, the default: equal weights). E.g. 3,2,1,1,1,1 gives the least sparse rates more of
-        the shared weights' gradient. Needs every rate every step (rates_per_step 0).
+      rate_weights: MRMP: positive weights of the rates' losses, from the least sparse rate up;
+        rates past the list weigh 1 (``loss_weights``). The step's loss is Σ_k w_k loss_k / Σ_k w_k
+        instead of the plain mean over the K rates (empty, the default: equal weights). E.g. 4,2
+        gives the two least sparse rates more of the shared weights' gradient, whatever the rates.
+        Needs every rate every step (rates_per_step 0).
       sandwich: MRMP, with rates_per_step m ≥ 2: every step trains the least and the most sparse
         rate and m − 2 of the others drawn at random (the sandwich rule of universally slimmable
         networks, Yu & Huang 2019); with distill_weight the least sparse one is then always the
@@ -172,9 +173,10 @@ class PruneConfig:
                              f"least and most sparse of the {len(self.rates)} rates plus some between), "
                              f"got rates_per_step={self.rates_per_step}")
         if self.rate_weights:
-            if len(self.rate_weights) != len(self.rates):
-                raise ValueError(f"prune setting rate_weights needs one weight per rate of rates ({len(self.rates)}: "
-                                 f"{','.join(f'{r:g}' for r in self.rates)}), got {len(self.rate_weights)}")
+            if len(self.rate_weights) > len(self.rates):
+                raise ValueError(f"prune setting rate_weights has {len(self.rate_weights)} weights for the "
+                                 f"{len(self.rates)} rates of rates ({','.join(f'{r:g}' for r in self.rates)}); "
+                                 f"give at most one per rate, or none (--set prune.rate_weights=) for equal weights")
             if not all(0 < w < float("inf") for w in self.rate_weights):
                 raise ValueError(f"prune setting rate_weights must be positive numbers, got "
                                  f"{','.join(f'{w:g}' for w in self.rate_weights)}")
@@ -235,3 +237,10 @@ class PruneConfig:
             raise ValueError(f"prune setting regrow_until must be in (0, 1], got {self.regrow_until}")
         if not self.weibull_shape > 0:
             raise ValueError(f"prune setting weibull_shape must be > 0, got {self.weibull_shape}")
+
+    def loss_weights(self) -> tuple[float, ...]:
+        """MRMP's weight of each rate's loss, one per rate of ``rates`` (increasing): ``rate_weights``
+        from the least sparse rate up, 1 past them; () when ``rate_weights`` is empty (the plain mean)."""
+        if not self.rate_weights:
+            return ()
+        return tuple(float(w) for w in self.rate_weights) + (1.0,) * (len(self.rates) - len(self.rate_weights))
