@@ -47,13 +47,14 @@ PRESETS: dict[str, dict[str, tuple[str, ...]]] = {
 }
 DEFAULT_PRESET = {"synthetic": "demo", "sbu": "wide", "fpha": "wide", "npz": "wide"}
 # MRMP on the wide network: each step's batch split among the K rates, three times the epochs
-# (about three quarters of the time of an MRMP run on whole batches). Chosen by nested validation
-# on SBU training folds, 3 seeds x 5 splits (experiments/results/tune_mrmp_wide): the smallest
-# mean gap to SRMP over the six rates of four recipes (-0.30 points; whole batches -0.62), ties
-# with whole batches at every rate. ``--set prune.split_batch=false --set train.epochs=2000``
-# gives the whole-batch MRMP every wide table before 2026-12-07 trained.
+# (about three quarters of the time of an MRMP run on whole batches), and the two least sparse
+# rates' losses weighted 4 and 2 (the others 1). Chosen by nested validation on SBU training
+# folds, 3 seeds x 5 splits (experiments/results/tune_mrmp_wide): of five recipes the only one
+# with no mean loss to SRMP at any of the six rates. Before 2026-12-07 (afternoon) the recipe had
+# no weights; before 2026-12-07 it was whole batches for 2000 epochs: ``--set
+# prune.rate_weights= `` and ``--set prune.split_batch=false --set train.epochs=2000`` give them.
 METHOD_RECIPES: dict[str, dict[str, tuple[str, ...]]] = {
-    "wide": {"mrmp": ("prune.split_batch=true", "train.epochs=6000")},
+    "wide": {"mrmp": ("prune.split_batch=true", "train.epochs=6000", "prune.rate_weights=4,2")},
 }
 
 

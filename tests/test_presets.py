@@ -39,16 +39,20 @@ def test_presets_are_the_validated_recipes():
 
 
 def test_mrmp_on_the_wide_network_gets_its_validated_recipe():
-    """experiments/results/tune_mrmp_wide chose the split batch with 6000 epochs for MRMP on the wide
-    network; it applies after the dataset's layers, to MRMP under that preset only."""
-    recipe = ["prune.split_batch=true", "train.epochs=6000"]
+    """experiments/results/tune_mrmp_wide chose the split batch with 6000 epochs and the rate
+    weights 4, 2 for MRMP on the wide network; it applies after the dataset's layers, to MRMP under
+    that preset only, and its weights fit any list of rates."""
+    recipe = ["prune.split_batch=true", "train.epochs=6000", "prune.rate_weights=4,2"]
     assert preset_settings("sbu", method="mrmp") == preset_settings("sbu") + recipe
-    assert preset_settings("fpha", "wide", "mrmp")[-2:] == recipe
+    assert preset_settings("fpha", "wide", "mrmp")[-3:] == recipe
     for dataset, preset, method in (("sbu", None, "srmp"), ("sbu", None, "dense"), ("sbu", "c8", "mrmp"),
                                     ("synthetic", None, "mrmp")):
         assert preset_settings(dataset, preset, method) == preset_settings(dataset, preset)
     config = job_config(Job("sbu", "d", "mrmp_s0", "mrmp", ("train.epochs=50",), 1, "out"))
     assert config.prune.split_batch and config.train.epochs == 50           # an experiment's --set still wins
+    assert config.prune.loss_weights() == (4.0, 2.0, 1.0, 1.0, 1.0, 1.0)
+    two = job_config(Job("sbu", "d", "mrmp_s0", "mrmp", ("prune.rates=0.5,0.9",), 1, "out"))
+    assert two.prune.loss_weights() == (4.0, 2.0)
     assert job_config(Job("sbu", "d", "srmp_s0", "srmp", (), 1, "out")).train.epochs == 2000
     # distillation needs whole batches: the refusal says where the split came from and how to undo it
     with pytest.raises(SettingError, match=r"wide preset turns split_batch on for mrmp: --set prune.split_batch=false"):
