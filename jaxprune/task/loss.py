@@ -67,6 +67,5 @@ def run_loss(pruner, forward, config):
     """``task_loss`` with every setting of a ``RunConfig`` that shapes the loss (label smoothing,
     mixup, the split batch, in-place distillation, weights per rate): the loss of ``jaxprune train``."""
     tc, prune = config.train, config.prune
-    weights = prune.loss_weights() if config.method == "mrmp" else ()
     return task_loss(pruner, forward, tc.label_smoothing, tc.mixup, prune.split_batch, prune.distill_weight,
-                     prune.distill_temperature, weights)
+                     prune.distill_temperature, prune.loss_weights())
