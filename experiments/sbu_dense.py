@@ -1,38 +1,39 @@
-"""Dense GCN on SBU, 5-fold cross-validation: the reference accuracy (paper: 98.4 %).
+"""Dense GCN on SBU, 5-fold cross-validation over seeds: the reference accuracy (paper: 98.4 %).
 
     python -m experiments.sbu_dense --data-dir ../shared/data/sbu --out runs/sbu_dense
     python -m experiments.sbu_dense --data-dir ../shared/data/sbu --out runs/sbu_nested \
         --select-from runs/tune/validation.jsonl
 
-By default every fold uses SBU's default preset (``jaxprune.presets``: ``wide``; ``--preset`` picks
-another, e.g. ``paper`` or ``c8``). With
-``--select-from``, each outer fold k instead uses the candidate of ``experiments.tune_dense`` with
-the best validation accuracy among the runs made for fold k (which neither trained nor
-validated on fold k): a strictly nested choice. Extra ``--set NAME=VALUE`` apply on top.
-Writes ``results.json``, ``table.md`` and ``curves.png`` (training loss per fold) into ``--out``.
+Every fold is trained at each seed of ``--seeds`` (default 0, 1, 2), seed by seed, in
+``--workers`` processes; the jobs resume (a finished fold is not trained again). By default every
+fold uses SBU's default preset (``jaxprune.presets``: ``wide``; ``--preset`` picks another, e.g.
+``paper`` or ``c8``). With ``--select-from``, each outer fold k instead uses the candidate of
+``experiments.tune_dense`` with the best validation accuracy among the runs made for fold k
+(which neither trained nor validated on fold k): a strictly nested choice. Extra ``--set
+NAME=VALUE`` apply on top.
+
+Writes into ``--out``: ``dense_s<seed>/results.json`` (and each fold's model and metrics),
+``table.md`` / ``table.csv`` (accuracy of every seed and fold, mean ± std over seeds × folds) and
+``curves.png`` (training loss and accuracy of every seed and fold).
 """
 
 from __future__ import annotations
 
 import argparse
 import json
-import platform
+import os
 import sys
 import time
 from pathlib import Path
 
-import numpy as np
+os.environ.setdefault("XLA_FLAGS", "--xla_cpu_multi_thread_eigen=false intra_op_parallelism_threads=1")
 
-from experiments.plotting import pyplot, save
+import numpy as np  # noqa: E402
 
-from jaxprune.config import override
-from jaxprune.datasets import load_dataset
-from jaxprune.presets import PRESETS, preset_name, preset_settings
-from jaxprune.results import write_json_atomic
-from jaxprune.results import results_record
-from jaxprune.run_config import RunConfig
-from jaxprune.run_folder import RunExistsError
-from jaxprune.runner import train_fold
+from experiments.jobs import (Job, collect_all, fold_list, machine_line, run_jobs, seed_list,  # noqa: E402
+                             write_tables)
+from experiments.plotting import pyplot, save  # noqa: E402
+from jaxprune.presets import PRESETS, preset_name  # noqa: E402
 
 
 def select_per_fold(validation_log: Path) -> dict[int, tuple[str, list[str]]]:
@@ -52,28 +53,50 @@ def select_per_fold(validation_log: Path) -> dict[int, tuple[str, list[str]]]:
     return chosen
 
 
-def markdown(results: dict, command: str) -> str:
-    rows = ["| fold | settings | accuracy (%) | train time (s) |", "|---|---|---|---|"]
-    for r in results["runs"]:
-        rows.append(f"| {r['fold']} | {r['candidate']} | {r['rates'][0]['accuracy']:.2f} | {r['train_seconds']:.1f} |")
-    s = results["summary"][0]
-    rows.append(f"| **mean ± std** | | **{s['accuracy_mean']:.2f} ± {s['accuracy_std']:.2f}** | "
-                f"{results['train_seconds']:.1f} (total) |")
-    return (f"# Dense GCN, SBU 5-fold\n\nCommand: `{command}`  \nMachine: {platform.machine()}, "
-            f"{results['backend']} ({', '.join(results['devices'])})\n\n" + "\n".join(rows) + "\n")
+def markdown(per_seed: dict[int, dict], names: dict[int, str], command: str, machine: str) -> tuple[str, list[dict]]:
+    """(markdown, csv rows): every (seed, fold)'s accuracy and training time, each seed's fold mean,
+    and the mean ± std over seeds × folds. ``per_seed``: {seed: results.json object};
+    ``names``: {fold: the settings it trained with}."""
+    folds = sorted(names)
+    lines = ["| seed | " + " | ".join(f"fold {k}" for k in folds) + " | mean over folds | train time (s) |",
+             "|---" * (len(folds) + 3) + "|"]
+    rows, seed_means = [], []
+    for seed, res in per_seed.items():
+        acc = {r["fold"]: r["rates"][0]["accuracy"] for r in res["runs"]}
+        seed_means.append(float(np.mean(list(acc.values()))))
+        lines.append(f"| {seed} | " + " | ".join(f"{acc[k]:.2f}" for k in folds)
+                     + f" | {seed_means[-1]:.2f} | {res['train_seconds']:.0f} |")
+        rows += [{"seed": seed, "fold": r["fold"], "settings": names[r["fold"]], "accuracy": r["rates"][0]["accuracy"],
+                  "train_seconds": r["train_seconds"]} for r in res["runs"]]
+    every = np.array([r["accuracy"] for r in rows])
+    settings = "; ".join(f"fold {k}: {n}" for k, n in names.items()) if len(set(names.values())) > 1 \
+        else next(iter(names.values()))
+    text = (f"# Dense GCN on SBU, {len(folds)} test fold(s), seeds {', '.join(map(str, per_seed))}\n\n"
+            f"Command: `{command}`  \n{machine}  \nSettings: {settings}\n\n"
+            f"**{every.mean():.2f} ± {every.std():.2f} %** (mean ± std over {len(per_seed)} seed(s) × "
+            f"{len(folds)} folds); std of the seeds' fold means {np.std(seed_means):.2f} points.\n\n"
+            + "\n".join(lines) + "\n")
+    return text, rows
 
 
-def plot_curves(histories: dict[int, list[dict]], path: Path) -> bool:
-    """Training loss and accuracy per epoch, one line per fold; False if matplotlib is missing."""
+def plot_curves(out: Path, seeds, folds, path: Path) -> bool:
+    """Training loss and accuracy per epoch of every (seed, fold), read from each fold's
+    ``metrics.jsonl``, coloured by fold; False if matplotlib is missing."""
     plt = pyplot()
     if plt is None:
         return False
     fig, (ax1, ax2) = plt.subplots(1, 2, figsize=(10, 3.5))
-    for fold, hist in histories.items():
-        epochs = [h["epoch"] for h in hist]
-        ax1.semilogy(epochs, [h["loss"] for h in hist], label=f"fold {fold}")
-        ax2.plot(epochs, [100 * h["accuracy"] for h in hist], label=f"fold {fold}")
-    ax1.set(xlabel="epoch", ylabel="training loss (nats)", title="Dense GCN on SBU: training loss")
+    for i, k in enumerate(folds):
+        for j, seed in enumerate(seeds):
+            path_k = out / f"dense_s{seed}" / f"fold{k}" / "metrics.jsonl"
+            if not path_k.exists():      # reused or trained elsewhere: rows only
+                continue
+            hist = [json.loads(line) for line in path_k.read_text().splitlines() if line.strip()]
+            epochs = [h["epoch"] for h in hist]
+            label = f"fold {k}" if j == 0 else None
+            ax1.semilogy(epochs, [h["loss"] for h in hist], color=f"C{i}", lw=0.8, label=label)
+            ax2.plot(epochs, [100 * h["accuracy"] for h in hist], color=f"C{i}", lw=0.8, label=label)
+    ax1.set(xlabel="epoch", ylabel="training loss (nats)", title="Dense GCN on SBU: training loss, every seed")
     ax2.set(xlabel="epoch", ylabel="training accuracy (%)", title="training accuracy (augmented)")
     ax1.legend()
     return save(fig, path)
@@ -84,38 +107,37 @@ def main(argv=None):
     p = argparse.ArgumentParser(description=__doc__.split("\n")[0])
     p.add_argument("--data-dir", required=True, help="SBU root")
     p.add_argument("--out", required=True)
-    p.add_argument("--seed", type=int, default=0)
+    p.add_argument("--seeds", default="0,1,2", help="comma-separated seeds (default 0,1,2), trained seed by seed")
+    p.add_argument("--folds", default="all", help="comma-separated test folds, or all")
     p.add_argument("--select-from", type=Path, help="validation.jsonl of experiments.tune_dense")
     p.add_argument("--set", dest="overrides", action="append", default=[], metavar="NAME=VALUE")
     p.add_argument("--preset", choices=tuple(PRESETS), help="the settings of every fold (default: SBU's, wide)")
-    p.add_argument("--overwrite", action="store_true")
+    p.add_argument("--workers", type=int, default=2, help="parallel processes; 0 = run in this process")
     a = p.parse_args(argv)
+    from jaxprune.datasets import load_dataset
+    seeds = seed_list(a.seeds)
     out = Path(a.out)
-    if (out / "results.json").exists() and not a.overwrite:
-        raise RunExistsError(f"{out / 'results.json'} exists; pass --overwrite to replace it")
     out.mkdir(parents=True, exist_ok=True)
     dataset = load_dataset("sbu", a.data_dir)
+    folds = fold_list(dataset, a.folds)
     chosen = select_per_fold(a.select_from) if a.select_from else {}
+    missing = [k for k in folds if chosen and k not in chosen]
+    if missing:
+        raise SystemExit(f"--select-from {a.select_from}: no tuning runs for outer fold(s) {missing}")
+    default = f"preset {preset_name('sbu', a.preset)}"
+    names = {k: chosen[k][0] if chosen else default for k in folds}
+    names = {k: n + (" + --set" if a.overrides else "") for k, n in names.items()}
     start = time.perf_counter()
-    runs, config_of, histories = [], {}, {}
-    for k in dataset.test_folds:
-        name, overrides = chosen.get(k, (f"preset {preset_name('sbu', a.preset)}", preset_settings("sbu", a.preset)))
-        name += " + --set" if a.overrides else ""
-        config = override(RunConfig(seed=a.seed), [*overrides, *a.overrides])
-        result = train_fold(dataset, k, config, out_dir=out)
-        runs.append({"fold": k, "candidate": name, "rates": result["rates"],
-                     "train_seconds": result["train_seconds"]})
-        config_of[k] = config
-        histories[k] = result["history"]
-    results = results_record(dataset, config_of[1], runs, time.perf_counter() - start, a.data_dir)
-    results["config_per_fold"] = {k: c.to_dict() for k, c in config_of.items()}
-    results["selection"] = "nested, per fold" if chosen else f"preset {preset_name('sbu', a.preset)}"
-    results["overrides"] = a.overrides
-    write_json_atomic(out / "results.json", results)
-    text = markdown(results, "python -m experiments.sbu_dense " + " ".join(argv))
-    (out / "table.md").write_text(text)
-    plot_curves(histories, out / "curves.png")
-    print(text)
+    for s in seeds:                                       # whole seeds first: an interrupted run stays usable
+        run_jobs([Job("sbu", a.data_dir, f"dense_s{s}", "dense",
+                      (*(chosen[k][1] if chosen else ()), *a.overrides, f"seed={s}"), k, str(out),
+                      "none" if chosen else a.preset) for k in folds], a.workers)
+    print(f"trained in {time.perf_counter() - start:.0f} s", flush=True)
+    per_seed = collect_all(dataset, out, [f"dense_s{s}" for s in seeds], folds, a.data_dir)
+    per_seed = {s: per_seed[f"dense_s{s}"] for s in seeds}
+    text, rows = markdown(per_seed, names, "python -m experiments.sbu_dense " + " ".join(argv), machine_line(per_seed))
+    write_tables(out, text, rows)
+    plot_curves(out, seeds, folds, out / "curves.png")
 
 
 if __name__ == "__main__":

@@ -6,7 +6,7 @@ only in ``--seed``, one group of runs per recipe, as a table and a plot.
 
 A group's name may not contain "=" (it ends at the first one).
 
-Each folder is the ``--out`` of ``experiments.sbu_dense`` (or any run with a ``results.json``
+Each folder is one seed's ``dense_s<seed>`` folder of ``experiments.sbu_dense`` (or any run with a ``results.json``
 whose rate-0 rows hold the accuracy). Writes ``seeds.md`` and ``seeds.png`` into ``--out``.
 With ``--ensemble --data-dir D``, each group's table also gets the accuracy of the seeds'
 averaged probabilities (needs every fold's ``model.npz``, which committed results leave out).
