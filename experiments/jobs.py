@@ -321,8 +321,18 @@ def listed(text: str, allowed, option: str) -> list[str]:
 
 
 def fold_list(dataset, text: str) -> list[int]:
-    """The folds of ``--folds``: 'all' (every test fold of ``dataset``) or comma-separated numbers."""
-    return list(dataset.test_folds) if text == "all" else [int(f) for f in text.split(",")]
+    """The folds of ``--folds``: 'all' (every test fold of ``dataset``) or comma-separated test folds
+    of ``dataset`` (else SystemExit naming the option)."""
+    if text == "all":
+        return list(dataset.test_folds)
+    try:
+        folds = [int(f) for f in text.split(",")]
+    except ValueError:
+        folds = []
+    if not folds or any(k not in dataset.test_folds for k in folds):
+        raise SystemExit(f"--folds: expected 'all' or comma-separated test folds of {dataset.name} "
+                         f"({','.join(map(str, dataset.test_folds))}); got {text!r}")
+    return folds
 
 
 def experiment_parser(doc: str, rates, rates_help: str = "pruning rates") -> argparse.ArgumentParser:

@@ -40,13 +40,27 @@ def select_per_fold(validation_log: Path) -> dict[int, tuple[str, list[str]]]:
     """For each outer fold k: (candidate name, overrides) with the best mean validation accuracy
     over the tuning runs made for k. Ties go to the candidate listed first. A candidate tuned
     under a preset is named "name [preset]"; its overrides include the preset's settings."""
-    rows = [json.loads(line) for line in validation_log.read_text().splitlines() if line.strip()]
+    try:
+        text = validation_log.read_text()
+    except OSError as e:
+        raise SystemExit(f"--select-from {validation_log}: cannot be read ({e.strerror or e})") from None
+    rows = []
+    for n, line in enumerate(text.splitlines(), 1):
+        try:
+            row = json.loads(line) if line.strip() else None
+            if row is not None:
+                rows.append({"outer": int(row["outer"]), "candidate": str(row["candidate"]),
+                             "overrides": list(row["overrides"]), "val_accuracy": float(row["val_accuracy"]),
+                             "preset": row.get("preset", "none")})
+        except (ValueError, KeyError, TypeError, AttributeError) as e:
+            raise SystemExit(f"--select-from {validation_log}, line {n}: not a row of experiments.tune_dense "
+                             f"({type(e).__name__}: {e})") from None
     chosen = {}
     for k in sorted({r["outer"] for r in rows}):
         scores = {}
         for r in rows:
             if r["outer"] == k:
-                name = r["candidate"] + (f" [{r['preset']}]" if r.get("preset", "none") != "none" else "")
+                name = r["candidate"] + (f" [{r['preset']}]" if r["preset"] != "none" else "")
                 scores.setdefault(name, (r["overrides"], []))[1].append(r["val_accuracy"])
         name = max(scores, key=lambda n: np.mean(scores[n][1]))
         chosen[k] = (name, scores[name][0])

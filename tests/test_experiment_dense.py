@@ -32,3 +32,21 @@ def test_tiny_sbu_dense_over_two_seeds(sbu_path, tmp_path, capsys):
     log.write_text(json.dumps({"outer": 2, "candidate": "base", "overrides": [], "val_accuracy": 90.0}) + "\n")
     with pytest.raises(SystemExit, match=r"validation.jsonl: no tuning runs for outer fold\(s\) \[1\]"):
         sbu_dense.main([*argv[:4], "--folds", "1", "--select-from", str(log)])
+
+
+def test_bad_folds_and_tuning_logs_are_refused_naming_the_option_and_line(tmp_path):
+    from experiments.jobs import fold_list
+    from jaxprune.data.synthetic import make_synthetic
+    data = make_synthetic(per_class=2, seed=0)
+    assert fold_list(data, "all") == list(data.test_folds) and fold_list(data, "1") == [1]
+    for text in ("x", "", "1,9"):
+        with pytest.raises(SystemExit, match=f"--folds: .*test folds of synthetic.*got {text!r}"):
+            fold_list(data, text)
+    log = tmp_path / "validation.jsonl"
+    good = json.dumps({"outer": 1, "candidate": "a", "overrides": ["x=1"], "val_accuracy": 90.0})
+    for bad in ("{not json", json.dumps({"outer": 1, "candidate": "a"}), "[1, 2]"):
+        log.write_text(good + "\n\n" + bad + "\n")
+        with pytest.raises(SystemExit, match=r"validation.jsonl, line 3: not a row of experiments.tune_dense"):
+            sbu_dense.select_per_fold(log)
+    with pytest.raises(SystemExit, match="missing.jsonl: cannot be read"):
+        sbu_dense.select_per_fold(tmp_path / "missing.jsonl")
