@@ -290,10 +290,12 @@ def main(argv=None):
             else:
                 runs += [(run_name(label, r, s), method, (*extra, f"prune.rate={r}", f"seed={s}"), s) for r in rates]
     start = time.perf_counter()
-    for s in [] if a.report else seeds:                  # whole seeds first: an interrupted grid stays usable
-        jobs = [Job(a.dataset, a.data_dir, name, method, (*overrides, *extra), k, str(out), a.preset)
-                for name, method, extra, seed in runs if seed == s for k in folds]
-        jobs.sort(key=lambda j: j.method != "mrmp")                   # the longest first
+    # one pool, seed-major: seed s's jobs all start before seed s + 1's (an interrupted grid has whole
+    # seeds but for the jobs in flight), and no worker idles while a seed's last job ends, the longest (MRMP) first within a seed
+    jobs = [Job(a.dataset, a.data_dir, name, method, (*overrides, *extra), k, str(out), a.preset)
+            for name, method, extra, seed in sorted(runs, key=lambda r: (seeds.index(r[3]), r[1] != "mrmp"))
+            for k in folds]
+    if not a.report:
         run_jobs(jobs, a.workers, a.reuse)
     wall = time.perf_counter() - start
     results = collect_all(dataset, out, [name for name, _, _, _ in runs], folds, a.data_dir)

@@ -157,9 +157,10 @@ def main(argv=None):
     runs += [(run_name(v, r), "ctf", (f"prune.rate={r}", f"prune.ctf_factors={VARIANTS[v]}"))
              for v in variants for r in rates]
     seeds = seed_list(a.seeds)
-    for s in seeds:                                       # whole seeds first: an interrupted grid stays usable
-        run_jobs([Job(a.dataset, a.data_dir, f"{name}_s{s}", method, (*a.overrides, *extra, f"seed={s}"), k, str(out),
-                      a.preset) for name, method, extra in runs for k in folds], a.workers, a.reuse)
+    # one pool, seed-major: seed s's jobs all start before seed s + 1's (an interrupted grid has whole
+    # seeds but for the jobs in flight), and no worker idles while a seed's last job ends
+    run_jobs([Job(a.dataset, a.data_dir, f"{name}_s{s}", method, (*a.overrides, *extra, f"seed={s}"), k, str(out),
+                  a.preset) for s in seeds for name, method, extra in runs for k in folds], a.workers, a.reuse)
     names = [name for name, _, _ in runs]
     per_seed = collect_all(dataset, out, [f"{n}_s{s}" for n in names for s in seeds], folds, a.data_dir)
     results = pool_seeds(per_seed, names, seeds)

@@ -142,10 +142,10 @@ def main(argv=None):
     names = {k: chosen[k][0] if chosen else default for k in folds}
     names = {k: n + (" + --set" if a.overrides else "") for k, n in names.items()}
     start = time.perf_counter()
-    for s in seeds:                                       # whole seeds first: an interrupted run stays usable
-        run_jobs([Job("sbu", a.data_dir, f"dense_s{s}", "dense",
-                      (*(chosen[k][1] if chosen else ()), *a.overrides, f"seed={s}"), k, str(out),
-                      "none" if chosen else a.preset) for k in folds], a.workers)
+    # one pool, seed-major: seed s's jobs all start before seed s + 1's (an interrupted grid has whole
+    # seeds but for the jobs in flight), and no worker idles while a seed's last job ends
+    run_jobs([Job("sbu", a.data_dir, f"dense_s{s}", "dense", (*(chosen[k][1] if chosen else ()), *a.overrides,
+                  f"seed={s}"), k, str(out), "none" if chosen else a.preset) for s in seeds for k in folds], a.workers)
     print(f"trained in {time.perf_counter() - start:.0f} s", flush=True)
     per_seed = collect_all(dataset, out, [f"dense_s{s}" for s in seeds], folds, a.data_dir)
     per_seed = {s: per_seed[f"dense_s{s}"] for s in seeds}

@@ -199,14 +199,17 @@ def main(argv=None):
         else:
             raise SystemExit(f"--methods: unknown method {m!r}; choose from dense, mrmp, srmp")
     seeds = seed_list(a.seeds)
-    for s in seeds:                                       # whole seeds first: an interrupted grid stays usable
-        jobs = []
+    jobs = []
+    # one pool, seed-major: seed s's jobs all start before seed s + 1's (an interrupted grid has whole
+    # seeds but for the jobs in flight), and no worker idles while a seed's last job ends, the longest (MRMP) first within a seed
+    for s in seeds:
+        seed_jobs = []
         for method, rate in runs:
             extra = mrmp_set if method == "mrmp" else [] if rate is None else [f"prune.rate={rate}"]
-            jobs += [Job(a.dataset, a.data_dir, f"{run_name(method, rate)}_s{s}", method,
-                         (*a.overrides, *extra, f"seed={s}"), k, str(out), a.preset) for k in folds]
-        jobs.sort(key=lambda j: j.method != "mrmp")      # the longest jobs first
-        run_jobs(jobs, a.workers, a.reuse)
+            seed_jobs += [Job(a.dataset, a.data_dir, f"{run_name(method, rate)}_s{s}", method,
+                              (*a.overrides, *extra, f"seed={s}"), k, str(out), a.preset) for k in folds]
+        jobs += sorted(seed_jobs, key=lambda j: j.method != "mrmp")
+    run_jobs(jobs, a.workers, a.reuse)
     names = [run_name(m, r) for m, r in runs]
     per_seed = collect_all(dataset, out, [f"{n}_s{s}" for n in names for s in seeds], folds, a.data_dir)
     results = pool_seeds(per_seed, names, seeds)

@@ -224,9 +224,11 @@ def main(argv=None):
     folds = fold_list(dataset, a.folds)
     runs = plan(methods, rates, widths, seeds)
     start = time.perf_counter()
-    for s in [] if a.report else seeds:                 # whole seeds first: an interrupted grid stays usable
+    # one pool, seed-major: seed s's jobs all start before seed s + 1's (an interrupted grid has whole
+    # seeds but for the jobs in flight), and no worker idles while a seed's last job ends
+    if not a.report:
         run_jobs([Job(a.dataset, a.data_dir, name, method, (*a.overrides, *extra), k, str(out), a.preset)
-                  for name, method, extra, seed in runs if seed == s for k in folds], a.workers, a.reuse)
+                  for s in seeds for name, method, extra, seed in runs if seed == s for k in folds], a.workers, a.reuse)
     wall = time.perf_counter() - start
     results = collect_all(dataset, out, [name for name, _, _, _ in runs], folds, a.data_dir)
     rows = networks(results, methods, rates, widths, seeds)

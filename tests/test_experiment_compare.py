@@ -10,11 +10,16 @@ from conftest import CHEAP_COMPILE
 from experiments import sbu_compare
 
 
-def test_tiny_comparison_over_two_seeds(sbu_path, tmp_path):
+def test_tiny_comparison_over_two_seeds(sbu_path, tmp_path, monkeypatch):
     out = tmp_path / "cmp"
+    calls, real = [], sbu_compare.run_jobs
+    monkeypatch.setattr(sbu_compare, "run_jobs", lambda jobs, *a: calls.append(jobs) or real(jobs, *a))
     sbu_compare.main(["--data-dir", str(sbu_path), "--out", str(out), "--preset", "c8", "--folds", "1",
                       "--rates", "0.9", "--methods", "mrmp,magnitude_global", "--workers", "0", "--seeds", "0,1",
                       "--unseen-rates", "0.93,0.9", "--set", "train.epochs=3", *CHEAP_COMPILE])
+    # one pool, seed-major, MRMP (the longest job) first within a seed: no barrier between seeds
+    assert [[(j.run[-2:], j.method) for j in jobs] for jobs in calls] == [
+        [("s0", "mrmp"), ("s0", "dense"), ("s0", "magnitude"), ("s1", "mrmp"), ("s1", "dense"), ("s1", "magnitude")]]
     table = (out / "table.md").read_text()
     assert "network: preset c8, C = 8" in table and "Dense:" in table and "over 2 seed(s) × 1 fold(s)" in table
     assert "| MRMP |" in table and "| magnitude, global |" in table
