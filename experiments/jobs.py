@@ -193,7 +193,9 @@ def run_jobs(jobs: list[Job], workers: int, reuse=()) -> None:
     """Runs the jobs not yet done, in ``workers`` spawned processes (0: in this one), with progress.
     Holds each output folder's lock (``lock_folder``) meanwhile. A prune setting that none of the
     jobs' methods reads (``check_read``) or a run whose settings do not build is refused first.
-    ``reuse``: folders whose done jobs stand in for identical ones here (``reuse_done``)."""
+    ``reuse``: folders whose done jobs stand in for identical ones here (``reuse_done``). A job listed
+    twice runs once (two copies would train in one folder at once)."""
+    jobs = list(dict.fromkeys(jobs))
     check_read(jobs)
     from jaxprune.config import SettingError
     for job in {j.run: j for j in jobs}.values():        # every run's settings build, before any training
@@ -260,11 +262,14 @@ def collect_all(dataset, out: Path, runs, folds, data_dir: str) -> dict:
 
 
 def seed_list(text: str) -> list[int]:
-    """The seeds of ``--seeds`` ("0,1,2"), or SystemExit naming the option."""
+    """The seeds of ``--seeds`` ("0,1,2"), or SystemExit naming the option (a repeated seed too:
+    two jobs would train in one folder)."""
     try:
         seeds = [int(t) for t in text.split(",") if t.strip()]
     except ValueError:
         seeds = []
+    if len(set(seeds)) < len(seeds):
+        raise SystemExit(f"--seeds: a seed is repeated in {text!r}")
     if not seeds:
         raise SystemExit(f"--seeds: expected comma-separated integers, e.g. 0,1,2; got {text!r}")
     return seeds
@@ -320,17 +325,17 @@ def listed(text: str, allowed, option: str) -> list[str]:
     return names
 
 
-def fold_list(dataset, text: str) -> list[int]:
-    """The folds of ``--folds``: 'all' (every test fold of ``dataset``) or comma-separated test folds
-    of ``dataset`` (else SystemExit naming the option)."""
+def fold_list(dataset, text: str, option: str = "--folds") -> list[int]:
+    """The folds of ``option``: 'all' (every test fold of ``dataset``) or distinct comma-separated
+    test folds of ``dataset`` (else SystemExit naming the option)."""
     if text == "all":
         return list(dataset.test_folds)
     try:
         folds = [int(f) for f in text.split(",")]
     except ValueError:
         folds = []
-    if not folds or any(k not in dataset.test_folds for k in folds):
-        raise SystemExit(f"--folds: expected 'all' or comma-separated test folds of {dataset.name} "
+    if not folds or len(set(folds)) < len(folds) or any(k not in dataset.test_folds for k in folds):
+        raise SystemExit(f"{option}: expected 'all' or distinct comma-separated test folds of {dataset.name} "
                          f"({','.join(map(str, dataset.test_folds))}); got {text!r}")
     return folds
 

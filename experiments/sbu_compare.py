@@ -15,9 +15,10 @@ lasso, chosen by nested validation on training folds (``experiments.tune_dense``
 ``experiments/results/tune_baselines``); all are written in each run's results, none was chosen
 on a test fold.
 
-Every run is trained at each seed of ``--seeds`` (default 0, 1, 2), seed by seed, so that an
-interrupted grid has whole seeds; jobs run in ``--workers`` processes and resume (a finished fold
-is not trained again); ``--report`` writes the tables of a grid in progress without training.
+Every run is trained at each seed of ``--seeds`` (default 0, 1, 2); the jobs run in one pool of
+``--workers`` processes, seed-major (a seed's jobs all start before the next seed's, so that an
+interrupted grid has whole seeds but for the jobs in flight), and resume (a finished fold is not
+trained again); ``--report`` writes the tables of a grid in progress without training.
 Accuracies are pooled over seeds × folds, and each comparison is paired by (seed, fold).
 
 MRMP is also scored at ``--unseen-rates`` (default 0.8, 0.93, 0.97), rates not in its trained list,
@@ -291,9 +292,10 @@ def main(argv=None):
                 runs += [(run_name(label, r, s), method, (*extra, f"prune.rate={r}", f"seed={s}"), s) for r in rates]
     start = time.perf_counter()
     # one pool, seed-major: seed s's jobs all start before seed s + 1's (an interrupted grid has whole
-    # seeds but for the jobs in flight), and no worker idles while a seed's last job ends, the longest (MRMP) first within a seed
+    # seeds but for the jobs in flight), and no worker idles while a seed's last job ends; within a
+    # seed the longest (MRMP) first
     jobs = [Job(a.dataset, a.data_dir, name, method, (*overrides, *extra), k, str(out), a.preset)
-            for name, method, extra, seed in sorted(runs, key=lambda r: (seeds.index(r[3]), r[1] != "mrmp"))
+            for name, method, extra, _ in sorted(runs, key=lambda r: (seeds.index(r[3]), r[1] != "mrmp"))
             for k in folds]
     if not a.report:
         run_jobs(jobs, a.workers, a.reuse)

@@ -143,7 +143,7 @@ def main(argv=None):
     p.add_argument("--variants", default=",".join(VARIANTS), help=f"any of {','.join(VARIANTS)}")
     p.add_argument("--no-dense", action="store_true", help="skip the dense reference run")
     p.add_argument("--batch", type=int, default=256, help="batch of the speed-up measurement (0: skip it)")
-    p.add_argument("--seeds", default="0,1,2", help="comma-separated seeds (default 0,1,2), trained seed by seed")
+    p.add_argument("--seeds", default="0,1,2", help="comma-separated seeds (default 0,1,2), trained seed-major")
     a = p.parse_args(argv)
     from jaxprune.datasets import load_dataset
     from jaxprune.serving import parse_rates

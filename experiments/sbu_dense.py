@@ -4,15 +4,16 @@
     python -m experiments.sbu_dense --data-dir ../shared/data/sbu --out runs/sbu_nested \
         --select-from runs/tune/validation.jsonl
 
-Every fold is trained at each seed of ``--seeds`` (default 0, 1, 2), seed by seed, in
-``--workers`` processes; the jobs resume (a finished fold is not trained again). By default every
+Every fold is trained at each seed of ``--seeds`` (default 0, 1, 2), seed-major, in one pool of
+``--workers`` processes (XLA single-threaded in each); the jobs resume (a finished fold is not trained again). By default every
 fold uses SBU's default preset (``jaxprune.presets``: ``wide``; ``--preset`` picks another, e.g.
 ``paper`` or ``c8``). With ``--select-from``, each outer fold k instead uses the candidate of
 ``experiments.tune_dense`` with the best validation accuracy among the runs made for fold k
 (which neither trained nor validated on fold k): a strictly nested choice. Extra ``--set
 NAME=VALUE`` apply on top.
 
-Writes into ``--out``: ``dense_s<seed>/results.json`` (and each fold's model and metrics),
+Writes into ``--out``: ``dense_s<seed>/results.json`` (its ``config`` is fold 1's; with
+``--select-from`` each fold's own settings are in its ``fold<k>/rows.json``; each fold's model and metrics),
 ``table.md`` / ``table.csv`` (accuracy of every seed and fold, mean ± std over seeds × folds) and
 ``curves.png`` (training loss and accuracy of every seed and fold).
 """
@@ -49,10 +50,12 @@ def select_per_fold(validation_log: Path) -> dict[int, tuple[str, list[str]]]:
         try:
             row = json.loads(line) if line.strip() else None
             if row is not None:
+                if not isinstance(row, dict) or not isinstance(row.get("overrides"), list):
+                    raise TypeError("expected an object whose overrides are a list of NAME=VALUE")
                 rows.append({"outer": int(row["outer"]), "candidate": str(row["candidate"]),
-                             "overrides": list(row["overrides"]), "val_accuracy": float(row["val_accuracy"]),
-                             "preset": row.get("preset", "none")})
-        except (ValueError, KeyError, TypeError, AttributeError) as e:
+                             "overrides": [str(o) for o in row["overrides"]],
+                             "val_accuracy": float(row["val_accuracy"]), "preset": row.get("preset", "none")})
+        except (ValueError, KeyError, TypeError) as e:
             raise SystemExit(f"--select-from {validation_log}, line {n}: not a row of experiments.tune_dense "
                              f"({type(e).__name__}: {e})") from None
     chosen = {}
@@ -121,7 +124,7 @@ def main(argv=None):
     p = argparse.ArgumentParser(description=__doc__.split("\n")[0])
     p.add_argument("--data-dir", required=True, help="SBU root")
     p.add_argument("--out", required=True)
-    p.add_argument("--seeds", default="0,1,2", help="comma-separated seeds (default 0,1,2), trained seed by seed")
+    p.add_argument("--seeds", default="0,1,2", help="comma-separated seeds (default 0,1,2), trained seed-major")
     p.add_argument("--folds", default="all", help="comma-separated test folds, or all")
     p.add_argument("--select-from", type=Path, help="validation.jsonl of experiments.tune_dense")
     p.add_argument("--set", dest="overrides", action="append", default=[], metavar="NAME=VALUE")
@@ -131,6 +134,9 @@ def main(argv=None):
     from jaxprune.datasets import load_dataset
     seeds = seed_list(a.seeds)
     out = Path(a.out)
+    if (out / "results.json").exists():
+        raise SystemExit(f"{out / 'results.json'}: {out} is an sbu_dense folder from before --seeds (one seed, "
+                         "its results.json at the top); choose another --out")
     out.mkdir(parents=True, exist_ok=True)
     dataset = load_dataset("sbu", a.data_dir)
     folds = fold_list(dataset, a.folds)

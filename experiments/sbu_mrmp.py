@@ -6,7 +6,7 @@
 One MRMP model per fold trains all ``--rates`` at once and is then served at every rate of the
 grid (trained and unseen); SRMP trains one model per fold and rate. Every model uses the
 dataset's preset (``jaxprune settings --dataset sbu``) plus ``--set`` overrides, at each seed of
-``--seeds`` (default 0, 1, 2; seed by seed). Jobs run in ``--workers`` processes and are
+``--seeds`` (default 0, 1, 2; seed-major in one pool). Jobs run in ``--workers`` processes and are
 resumable: a finished (method, rate, seed, fold) is not trained again.
 
 Writes into ``--out``: ``<run>_s<seed>/results.json`` per run (dense, mrmp, srmp_r<rate>), ``table.md``
@@ -179,7 +179,7 @@ def main(argv=None):
     argv = sys.argv[1:] if argv is None else argv
     p = experiment_parser(__doc__, RATES, "rates MRMP trains together and SRMP trains one by one")
     p.add_argument("--methods", default="dense,mrmp,srmp")
-    p.add_argument("--seeds", default="0,1,2", help="comma-separated seeds (default 0,1,2), trained seed by seed")
+    p.add_argument("--seeds", default="0,1,2", help="comma-separated seeds (default 0,1,2), trained seed-major")
     a = p.parse_args(argv)
     from jaxprune.datasets import load_dataset
     from jaxprune.serving import parse_rates
@@ -201,7 +201,8 @@ def main(argv=None):
     seeds = seed_list(a.seeds)
     jobs = []
     # one pool, seed-major: seed s's jobs all start before seed s + 1's (an interrupted grid has whole
-    # seeds but for the jobs in flight), and no worker idles while a seed's last job ends, the longest (MRMP) first within a seed
+    # seeds but for the jobs in flight), and no worker idles while a seed's last job ends; within a
+    # seed the longest (MRMP) first
     for s in seeds:
         seed_jobs = []
         for method, rate in runs:

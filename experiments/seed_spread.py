@@ -1,8 +1,8 @@
 """How much a recipe's test accuracy moves with the seed: per-fold accuracy of runs that differ
-only in ``--seed``, one group of runs per recipe, as a table and a plot.
+only in their seed, one group of runs per recipe, as a table and a plot.
 
     python -m experiments.seed_spread --out runs/seeds \
-        --group "C 8 (preset)=runs/c8_s0,runs/c8_s1" --group "C 64 + crops=runs/w_s0,runs/w_s1"
+        --group "C 8=runs/c8/dense_s0,runs/c8/dense_s1" --group "C 64=runs/w/dense_s0,runs/w/dense_s1"
 
 A group's name may not contain "=" (it ends at the first one).
 

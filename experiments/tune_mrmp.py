@@ -169,13 +169,13 @@ def main(argv=None):
     out.mkdir(parents=True, exist_ok=True)
     dataset = load_dataset(a.dataset, a.data_dir)
     folds = fold_list(dataset, "all")
-    pairs = splits(fold_list(dataset, a.outer), a.inner, folds)
+    pairs = splits(fold_list(dataset, a.outer, "--outer"), a.inner, folds)
     jobs = plan(candidates, rates, seeds, pairs, a.dataset, a.data_dir, str(out), a.preset, tuple(a.overrides))
     start = time.perf_counter()
     # one pool, seed-major: seed s's jobs all start before seed s + 1's (an interrupted grid has whole
     # seeds but for the jobs in flight), and no worker idles while a seed's last job ends
-    if not a.report:
-        run_jobs([j for s in seeds for j in jobs if j.run.endswith(f"_s{s}")], a.workers, a.reuse)
+    if not a.report:                                      # plan lists them seed-major, MRMP first
+        run_jobs(jobs, a.workers, a.reuse)
     wall = time.perf_counter() - start
     table_rows = rows(scores(jobs, rates), [n for n, _ in candidates], rates)
     from jaxprune.presets import preset_name

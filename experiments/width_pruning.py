@@ -10,8 +10,9 @@ On SBU (5 folds, each seed of ``--seeds``), under the default preset ``wide``:
   rate), CTF and the two strongest baselines of ``experiments.sbu_compare`` (lottery rewinding
   and SNIP: the best mean accuracy over its six rates), ``--methods``.
 
-Jobs resume (a finished fold is not trained again), and run seed by seed, so that an
-interrupted grid has whole seeds; ``--report`` writes the tables of a grid in progress (every
+Jobs resume (a finished fold is not trained again), and run seed-major in one pool (a seed's
+jobs all start before the next seed's), so that an interrupted grid has whole seeds but for the
+jobs in flight; ``--report`` writes the tables of a grid in progress (every
 network with all folds of at least one seed done) without training. Writes ``table.md`` / ``table.csv`` (one row per network:
 accuracy mean ± std over seeds × folds, kept weights, FLOPs), ``budgets.md`` (for each dense
 width: the most accurate pruned network that keeps no more weights, and each method's least
@@ -46,7 +47,7 @@ SLUG = {"SRMP": "srmp", "MRMP": "mrmp", "CTF": "ctf", "lottery rewinding": "lott
 
 
 def plan(methods, rates, widths, seeds) -> list[tuple[str, str, tuple[str, ...], int]]:
-    """[(run name, method, settings, seed)] in the order they train: seed by seed, dense first."""
+    """[(run name, method, settings, seed)] in the order they train: seed-major, dense first."""
     runs = []
     for s in seeds:
         runs += [(f"dense_c{w}_s{s}", "dense", (f"model.channels={w}", f"seed={s}"), s) for w in widths]

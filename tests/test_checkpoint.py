@@ -18,11 +18,11 @@ import jax.numpy as jnp
 import numpy as np
 import pytest
 
-from conftest import CHEAP_COMPILE
+from conftest import CHEAP_COMPILE, CHEAP_SETTING
 from jaxprune import checkpoint, runner
 from jaxprune.cli import main
+from jaxprune.config import override
 from jaxprune.data.synthetic import make_synthetic
-from jaxprune.models.gcn import ModelConfig
 from jaxprune.optim import make_optimizer
 from jaxprune.run_config import RunConfig
 from jaxprune.run_folder import RunExistsError
@@ -240,8 +240,8 @@ def test_finished_folds_are_skipped(tmp_path, monkeypatch):
     fold 2 is only evaluated, and the figures are those of the uninterrupted run."""
     data = make_synthetic(per_class=6, num_classes=4, min_len=6, max_len=12)
     data = dataclasses.replace(data, folds=np.where(np.arange(len(data.labels)) % 2, 1, 2).astype(np.int32))
-    config = RunConfig(model=ModelConfig(channels=4, hidden=16, attention_backward="autodiff"),
-                       train=TrainConfig(epochs=3, batch_size=8))   # CHEAP_SETTING: not a test of the backward
+    config = override(RunConfig(train=TrainConfig(epochs=3, batch_size=8)),
+                      ["model.channels=4", "model.hidden=16", CHEAP_SETTING])
     out = tmp_path / "run"
     first = run(data, config, out_dir=out, progress=False)
     (out / "results.json").unlink()

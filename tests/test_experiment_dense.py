@@ -50,3 +50,35 @@ def test_bad_folds_and_tuning_logs_are_refused_naming_the_option_and_line(tmp_pa
             sbu_dense.select_per_fold(log)
     with pytest.raises(SystemExit, match="missing.jsonl: cannot be read"):
         sbu_dense.select_per_fold(tmp_path / "missing.jsonl")
+
+
+def test_repeats_are_refused_or_run_once_and_an_old_folder_is_kept(tmp_path, monkeypatch):
+    from experiments import jobs
+    from jaxprune.data.synthetic import make_synthetic
+    with pytest.raises(SystemExit, match="--seeds: a seed is repeated"):
+        jobs.seed_list("0,1,0")
+    with pytest.raises(SystemExit, match="--outer: expected 'all' or distinct"):
+        jobs.fold_list(make_synthetic(per_class=2, seed=0), "1,1", "--outer")
+    trained = []
+
+    def fake_train(job):
+        trained.append(job)
+        job.rows_path().parent.mkdir(parents=True, exist_ok=True)
+        job.rows_path().write_text(json.dumps({"fold": job.fold, "rates": [], "train_seconds": 0.0,
+                                               "config": jobs.job_config(job).to_dict()}))
+        return str(job.rows_path())
+    monkeypatch.setattr(jobs, "train_job", fake_train)
+    job = jobs.Job("sbu", "unused", "dense_s0", "dense", ("seed=0",), 1, str(tmp_path / "grid"))
+    jobs.run_jobs([job, job], workers=0)                  # two copies would share one fold folder
+    assert trained == [job]
+
+    log = tmp_path / "validation.jsonl"
+    log.write_text(json.dumps({"outer": 1, "candidate": "a", "overrides": "x=1", "val_accuracy": 90.0}) + "\n")
+    with pytest.raises(SystemExit, match="line 1: not a row .*overrides are a list"):
+        sbu_dense.select_per_fold(log)
+    old = tmp_path / "old"
+    old.mkdir()
+    (old / "results.json").write_text("{}")
+    with pytest.raises(SystemExit, match="from before --seeds"):
+        sbu_dense.main(["--data-dir", "unused", "--out", str(old)])
+    assert sorted(p.name for p in old.iterdir()) == ["results.json"]
