@@ -9,7 +9,8 @@ from jaxprune.models import gcn
 
 
 def test_ops_are_named_by_the_scopes_of_the_network():
-    config = gcn.GCNConfig(num_nodes=30, num_features=6, num_classes=4, edges=SBU_BONES, channels=4, hidden=8)
+    config = gcn.GCNConfig(num_nodes=30, num_features=6, num_classes=4, edges=SBU_BONES, channels=4, hidden=8,
+                           num_blocks=1)   # one block: 6 s alone, 12 s with three (the per-pair backward compiles)
     params = gcn.init(jax.random.key(0), config)
     x = jnp.ones((8, 30, 6))
     compiled = jax.jit(jax.grad(lambda p: jnp.sum(gcn.apply(p, x, config) ** 2))).lower(params).compile()
