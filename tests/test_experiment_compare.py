@@ -3,6 +3,7 @@ MRMP and a baseline at two seeds through the common code path; the pooling over 
 the paired verdicts on results made up so that every figure is known."""
 
 import csv
+import importlib.util
 
 import pytest
 
@@ -32,6 +33,8 @@ def test_tiny_comparison_over_two_seeds(sbu_path, tmp_path, monkeypatch):
     for r in rows[1:]:
         assert abs(float(r["achieved_rate_mean"]) - float(r["target_rate"])) < 0.02
     assert (out / "magnitude_global_r0.9_s1" / "results.json").exists() and (out / "mrmp_s0" / "results.json").exists()
+    plot = out / "accuracy_vs_rate.png"           # needs the optional [plot] extra
+    assert plot.exists() == (importlib.util.find_spec("matplotlib") is not None)
     seeds = [(out / f"dense_s{s}" / "fold1" / "rows.json").read_text() for s in (0, 1)]
     assert seeds[0] != seeds[1]                                     # each seed is its own training
     with pytest.raises(SystemExit, match="--methods: unknown"):
