@@ -229,7 +229,7 @@ def _clamped(ax, x, y, err, floor: float, color, **style) -> None:
             ax.annotate(f"{yi:.1f}", (xi, floor), textcoords="offset points", xytext=(4, 4), fontsize=7, color=color)
 
 
-def plot(rows: list[dict], results: dict, rates, seeds, path: Path) -> bool:
+def plot(rows: list[dict], results: dict, seeds, path: Path) -> bool:
     """Two panels against the achieved rate: each method's accuracy (mean over seeds × folds, bars:
     std for ours), and each method's paired difference from dense by (seed, fold) (bars: the 95 %
     interval for ours, ``experiments.stats.paired``), where differences of a point show. Each
@@ -353,7 +353,7 @@ def main(argv=None):
              "and MRMP against SRMP\n\n"
              + verdicts(results, rates, seeds))
     write_tables(out, header + text, rows, "summary.csv")
-    plot(rows, results, rates, seeds, out / "accuracy_vs_rate.png")
+    plot(rows, results, seeds, out / "accuracy_vs_rate.png")
 
 
 if __name__ == "__main__":
