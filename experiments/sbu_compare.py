@@ -249,7 +249,8 @@ def plot(rows: list[dict], results: dict, seeds, path: Path) -> bool:
         pts = sorted((r["achieved_rate_mean"], r["accuracy_mean"], r["accuracy_std"]) for r in mine if r["trained"])
         extra = [(r["achieved_rate_mean"], r["accuracy_mean"]) for r in mine if not r["trained"]]
         if extra:                                  # MRMP at its unlisted rates: hollow, off the line
-            ax.scatter(*zip(*extra), facecolor="white", edgecolor=color, zorder=3, label=f"{label}, rates outside its list")
+            ax.scatter(*zip(*extra), facecolor="white", edgecolor=color, zorder=3,
+                       label=f"{label}, rates outside its list")
         if pts:
             x, y, e = zip(*pts)
             _clamped(ax, x, y, e if ours else None, floor, color, **style)

@@ -5,17 +5,17 @@
         --select-from runs/tune/validation.jsonl
 
 Every fold is trained at each seed of ``--seeds`` (default 0, 1, 2), seed-major, in one pool of
-``--workers`` processes (XLA single-threaded in each); the jobs resume (a finished fold is not trained again). By default every
-fold uses SBU's default preset (``jaxprune.presets``: ``wide``; ``--preset`` picks another, e.g.
-``paper`` or ``c8``). With ``--select-from``, each outer fold k instead uses the candidate of
-``experiments.tune_dense`` with the best validation accuracy among the runs made for fold k
-(which neither trained nor validated on fold k): a strictly nested choice. Extra ``--set
-NAME=VALUE`` apply on top.
+``--workers`` processes (XLA single-threaded in each); the jobs resume (a finished fold is not
+trained again). By default every fold uses SBU's default preset (``jaxprune.presets``: ``wide``;
+``--preset`` picks another, e.g. ``paper`` or ``c8``). With ``--select-from``, each outer fold k
+instead uses the candidate of ``experiments.tune_dense`` with the best validation accuracy among
+the runs made for fold k (which neither trained nor validated on fold k): a strictly nested
+choice. Extra ``--set NAME=VALUE`` apply on top.
 
 Writes into ``--out``: ``dense_s<seed>/results.json`` (its ``config`` is fold 1's; with
-``--select-from`` each fold's own settings are in its ``fold<k>/rows.json``; each fold's model and metrics),
-``table.md`` / ``table.csv`` (accuracy of every seed and fold, mean ± std over seeds × folds) and
-``curves.png`` (training loss and accuracy of every seed and fold).
+``--select-from`` each fold's own settings are in its ``fold<k>/rows.json``) with each fold's
+model and metrics, ``table.md`` / ``table.csv`` (accuracy of every seed and fold, mean ± std over
+seeds × folds) and ``curves.png`` (training loss and accuracy of every seed and fold).
 """
 
 from __future__ import annotations
@@ -31,8 +31,8 @@ os.environ.setdefault("XLA_FLAGS", "--xla_cpu_multi_thread_eigen=false intra_op_
 
 import numpy as np  # noqa: E402
 
-from experiments.jobs import (Job, collect_all, fold_list, machine_line, run_jobs, seed_list,  # noqa: E402
-                             write_tables)
+from experiments.jobs import (Job, collect_all, fold_list, machine_line, pool_seeds, run_jobs,  # noqa: E402
+                             seed_list, write_tables)
 from experiments.plotting import pyplot, save  # noqa: E402
 from jaxprune.presets import PRESETS, preset_name  # noqa: E402
 
@@ -70,11 +70,12 @@ def select_per_fold(validation_log: Path) -> dict[int, tuple[str, list[str]]]:
     return chosen
 
 
-def markdown(per_seed: dict[int, dict], names: dict[int, str], command: str, machine: str) -> tuple[str, list[dict]]:
+def markdown(results: dict, seeds, names: dict[int, str], command: str, machine: str) -> tuple[str, list[dict]]:
     """(markdown, csv rows): every (seed, fold)'s accuracy and training time, each seed's fold mean,
-    and the mean ± std over seeds × folds. ``per_seed``: {seed: results.json object};
-    ``names``: {fold: the settings it trained with}."""
+    and the mean ± std over seeds × folds (``pool_seeds``). ``results``: {"dense_s<seed>":
+    results.json object}; ``names``: {fold: the settings it trained with}."""
     folds = sorted(names)
+    per_seed = {s: results[f"dense_s{s}"] for s in seeds}
     lines = ["| seed | " + " | ".join(f"fold {k}" for k in folds) + " | mean over folds | train time (s) |",
              "|---" * (len(folds) + 3) + "|"]
     rows, seed_means = [], []
@@ -85,13 +86,14 @@ def markdown(per_seed: dict[int, dict], names: dict[int, str], command: str, mac
                      + f" | {seed_means[-1]:.2f} | {res['train_seconds']:.0f} |")
         rows += [{"seed": seed, "fold": r["fold"], "settings": names[r["fold"]], "accuracy": r["rates"][0]["accuracy"],
                   "train_seconds": r["train_seconds"]} for r in res["runs"]]
-    every = np.array([r["accuracy"] for r in rows])
+    every = pool_seeds(results, ["dense"], seeds)["dense"]["summary"][0]
     settings = "; ".join(f"fold {k}: {n}" for k, n in names.items()) if len(set(names.values())) > 1 \
         else next(iter(names.values()))
     text = (f"# Dense GCN on SBU, {len(folds)} test fold(s), seeds {', '.join(map(str, per_seed))}\n\n"
             f"Command: `{command}`  \n{machine}  \nSettings: {settings}\n\n"
-            f"**{every.mean():.2f} ± {every.std():.2f} %** (mean ± std over {len(per_seed)} seed(s) × "
-            f"{len(folds)} folds); std of the seeds' fold means {np.std(seed_means):.2f} points.\n\n"
+            f"**{every['accuracy_mean']:.2f} ± {every['accuracy_std']:.2f} %** "
+            f"(mean ± std over {len(per_seed)} seed(s) × {len(folds)} folds); "
+            f"std of the seeds' fold means {np.std(seed_means):.2f} points.\n\n"
             + "\n".join(lines) + "\n")
     return text, rows
 
@@ -144,18 +146,17 @@ def main(argv=None):
     missing = [k for k in folds if chosen and k not in chosen]
     if missing:
         raise SystemExit(f"--select-from {a.select_from}: no tuning runs for outer fold(s) {missing}")
-    default = f"preset {preset_name('sbu', a.preset)}"
-    names = {k: chosen[k][0] if chosen else default for k in folds}
-    names = {k: n + (" + --set" if a.overrides else "") for k, n in names.items()}
+    extra = " + --set" if a.overrides else ""
+    names = {k: (chosen[k][0] if chosen else f"preset {preset_name('sbu', a.preset)}") + extra for k in folds}
     start = time.perf_counter()
     # one pool, seed-major: seed s's jobs all start before seed s + 1's (an interrupted grid has whole
     # seeds but for the jobs in flight), and no worker idles while a seed's last job ends
     run_jobs([Job("sbu", a.data_dir, f"dense_s{s}", "dense", (*(chosen[k][1] if chosen else ()), *a.overrides,
                   f"seed={s}"), k, str(out), "none" if chosen else a.preset) for s in seeds for k in folds], a.workers)
     print(f"trained in {time.perf_counter() - start:.0f} s", flush=True)
-    per_seed = collect_all(dataset, out, [f"dense_s{s}" for s in seeds], folds, a.data_dir)
-    per_seed = {s: per_seed[f"dense_s{s}"] for s in seeds}
-    text, rows = markdown(per_seed, names, "python -m experiments.sbu_dense " + " ".join(argv), machine_line(per_seed))
+    results = collect_all(dataset, out, [f"dense_s{s}" for s in seeds], folds, a.data_dir)
+    text, rows = markdown(results, seeds, names, "python -m experiments.sbu_dense " + " ".join(argv),
+                          machine_line(results))
     write_tables(out, text, rows)
     plot_curves(out, seeds, folds, out / "curves.png")
 

@@ -51,9 +51,9 @@ DEFAULT_PRESET = {"synthetic": "demo", "sbu": "wide", "fpha": "wide", "npz": "wi
 # rates' losses weighted 4 and 2 (the others 1). Chosen by nested validation on SBU training
 # folds, 3 seeds x 5 splits (experiments/results/tune_mrmp_wide): of five recipes the only one
 # with no mean loss to SRMP at any of the six rates (on the test folds of the comparison grid it
-# trails SRMP by 1.2-1.8 points from 0.5 to 0.95, tying the recipe before it). Before 2026-12-07 (afternoon) the recipe had
-# no weights; before 2026-12-07 it was whole batches for 2000 epochs: ``--set prune.rate_weights=``
-# and ``--set prune.split_batch=false --set train.epochs=2000`` give them.
+# trails SRMP by 1.2-1.8 points from 0.5 to 0.95, tying the recipe before it). Before 2026-12-07
+# (afternoon) the recipe had no weights; before 2026-12-07 it was whole batches for 2000 epochs:
+# ``--set prune.rate_weights=`` and ``--set prune.split_batch=false --set train.epochs=2000`` give them.
 METHOD_RECIPES: dict[str, dict[str, tuple[str, ...]]] = {
     "wide": {"mrmp": ("prune.split_batch=true", "train.epochs=6000", "prune.rate_weights=4,2")},
 }
