@@ -215,6 +215,36 @@ def verdicts(results: dict, rates, seeds) -> str:
     return "\n".join(lines) + "\n"
 
 
+BY_FOLD = (("MRMP", "SRMP"), ("MRMP", "dense"), ("SRMP", "dense"), ("CTF", "dense"))
+
+
+def by_fold(results: dict, rates, seeds, folds) -> str:
+    """Markdown: for each pair of ``BY_FOLD``, the paired difference a − b (points) on each test
+    fold, averaged over the seeds and ``rates`` where both are done, with the range of the seeds'
+    own means. A fold whose seeds all agree in sign is a fold effect (its subjects favour one
+    method; more seeds do not average it away), one whose seeds disagree is noise."""
+    lines = ["| a − b | " + " | ".join(f"fold {k}" for k in folds) + " |", "|---" * (len(folds) + 1) + "|"]
+    for a, b in BY_FOLD:
+        diffs = {}                                       # (fold, seed) -> differences over the rates
+        for r in rates:
+            x = pair_accuracies(results, a, r, seeds)
+            y = pair_accuracies(results, b, 0.0 if b == "dense" else r, seeds)
+            for s, k in set(x) & set(y):
+                diffs.setdefault((k, s), []).append(x[(s, k)] - y[(s, k)])
+        if not diffs:
+            continue
+        cells = []
+        for k in folds:
+            per_seed = [np.mean(d) for (kk, _), d in sorted(diffs.items()) if kk == k]
+            cells.append("-" if not per_seed else f"{np.mean(per_seed):+.2f}"
+                         + (f" [{min(per_seed):+.1f}, {max(per_seed):+.1f}]" if len(per_seed) > 1 else ""))
+        lines.append(f"| {a} − {b} | " + " | ".join(cells) + " |")
+    if len(lines) == 2:
+        return ""
+    return ("\n## Where the differences are: each test fold, mean over seeds and rates\n\n"
+            "Cells: mean a − b in points [range of the seeds' own means].\n\n" + "\n".join(lines) + "\n")
+
+
 def total_train_seconds(results: dict) -> float:
     """Training seconds summed over every fold of every run (one worker's time, excluding evaluation)."""
     return sum(run["train_seconds"] for res in results.values() for run in res["runs"])
@@ -352,7 +382,7 @@ def main(argv=None):
              f"{total_train_seconds(results) / 3600:.2f} h of one worker.\n\n"
              "## MRMP, SRMP and CTF against the best baseline and the dense network at each rate, "
              "and MRMP against SRMP\n\n"
-             + verdicts(results, rates, seeds))
+             + verdicts(results, rates, seeds) + by_fold(results, rates, seeds, folds))
     write_tables(out, header + text, rows, "summary.csv")
     plot(rows, results, seeds, out / "accuracy_vs_rate.png")
 

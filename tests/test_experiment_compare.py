@@ -89,3 +89,26 @@ def test_unseen_rates_are_set_against_their_trained_neighbours():
     assert "| 0.93 | 83.00 ± 1.00 | 0.930 | 0.9: 80.00, 0.95: 90.00 | -2.00 |" in text
     assert "| 0.97 |" not in text                                  # no trained rate above it
     assert sbu_compare.unseen_table(rows[:1], [0.9]) == ""
+
+
+def test_by_fold_separates_a_fold_effect_from_seed_noise():
+    base = {1: 90.0, 2: 85.0}
+    results = {}
+    for s in (0, 1):
+        results |= {
+            f"dense_s{s}": fake_results(base, 0.0),
+            f"srmp_r0.9_s{s}": fake_results(base, 0.9),
+            f"srmp_r0.99_s{s}": fake_results(base, 0.99),
+            # fold 1: 3 points behind on both seeds (-2 at 0.9, -4 at 0.99); fold 2: +4 on seed 0, -4 on seed 1
+            f"mrmp_s{s}": {"runs": [{"fold": k, "rates": [
+                {"target_rate": r, "accuracy": a + (-2 - 2 * (r > 0.95) if k == 1 else 4 - 8 * s),
+                 "achieved_rate": r, "kept_params": 1, "flops": 1} for r in (0.9, 0.99)]}
+                for k, a in base.items()], "train_seconds": 1.0},
+        }
+    text = sbu_compare.by_fold(results, [0.9, 0.99], [0, 1], [1, 2])
+    rows = {line.split("|")[1].strip(): [c.strip() for c in line.split("|")[2:4]]
+            for line in text.splitlines() if line.startswith("| MRMP") or line.startswith("| SRMP")}
+    assert rows["MRMP − SRMP"] == ["-3.00 [-3.0, -3.0]", "+0.00 [-4.0, +4.0]"]
+    assert rows["MRMP − dense"] == rows["MRMP − SRMP"] and rows["SRMP − dense"] == ["+0.00 [+0.0, +0.0]"] * 2
+    assert "CTF" not in text                                        # no CTF runs: no row
+    assert sbu_compare.by_fold({}, [0.9], [0], [1]) == ""
