@@ -291,6 +291,17 @@ def pool_seeds(results: dict, names, seeds) -> dict:
     return pooled
 
 
+def pairs_at(pooled: dict | None, rate: float) -> dict[tuple[int, int], float]:
+    """{(seed, fold): test accuracy %} at ``rate`` of a run pooled by ``pool_seeds`` (None: {}),
+    the keys on which two methods are paired (``experiments.stats.paired``)."""
+    out = {}
+    for run in [] if pooled is None else pooled["runs"]:
+        row = next((r for r in run["rates"] if abs(r["target_rate"] - rate) < 1e-9), None)
+        if row is not None:
+            out[(run["seed"], run["fold"])] = row["accuracy"]
+    return out
+
+
 def write_tables(out: Path, markdown: str, rows: list[dict], csv_name: str = "table.csv",
                  markdown_name: str = "table.md") -> None:
     """Writes ``out/<markdown_name>`` and (when there are rows) ``out/<csv_name>``, and prints the markdown."""

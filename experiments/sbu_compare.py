@@ -50,7 +50,7 @@ os.environ.setdefault("XLA_FLAGS", "--xla_cpu_multi_thread_eigen=false intra_op_
 import numpy as np  # noqa: E402
 
 from experiments.jobs import (Job, collect_all, experiment_parser, fold_list, listed, machine_line,  # noqa: E402
-                             pool_seeds, run_jobs, seed_list, write_tables)
+                             pairs_at, pool_seeds, run_jobs, seed_list, write_tables)
 from experiments.plotting import pyplot, save  # noqa: E402
 from experiments.stats import paired  # noqa: E402
 
@@ -115,13 +115,7 @@ def row_at(results: dict, rate: float) -> dict | None:
 
 def pair_accuracies(results: dict, label: str, rate: float, seeds) -> dict[tuple[int, int], float]:
     """{(seed, fold): test accuracy %} of ``label`` at ``rate`` over the seeds whose run is done."""
-    pooled = pooled_at(results, label, rate, seeds)
-    out = {}
-    for run in [] if pooled is None else pooled["runs"]:
-        row = next((r for r in run["rates"] if abs(r["target_rate"] - rate) < 1e-9), None)
-        if row is not None:
-            out[(run["seed"], run["fold"])] = row["accuracy"]
-    return out
+    return pairs_at(pooled_at(results, label, rate, seeds), rate)
 
 
 def summary_rows(results: dict, rates, seeds, unseen=()) -> list[dict]:

@@ -8,7 +8,8 @@ dataset's preset plus ``--set`` overrides, at each seed of ``--seeds`` (default 
 run gives the reference. Jobs run in ``--workers`` processes and are resumable.
 
 Writes into ``--out``: ``<variant>_r<rate>_s<seed>/results.json`` and ``dense_s<seed>/results.json``, ``table.md``
-and ``table.csv`` (accuracy mean ± std, achieved rate, share of the pruned weights removed
+and ``table.csv`` (accuracy mean ± std, its difference from dense and, for the ablations, from
+full CTF at the same rate, paired by (seed, fold), achieved rate, share of the pruned weights removed
 structurally, FLOPs of the masked and of the compact network, measured speed-up of the compact
 network over the dense one on the fold-1 model, batch ``--batch``), and ``ctf_vs_rate.png``.
 """
@@ -24,8 +25,9 @@ os.environ.setdefault("XLA_FLAGS", "--xla_cpu_multi_thread_eigen=false intra_op_
 import numpy as np  # noqa: E402
 
 from experiments.jobs import (Job, collect_all, experiment_parser, fold_list, listed, machine_line,  # noqa: E402
-                             pool_seeds, run_jobs, seed_list, write_tables)
+                             pairs_at, pool_seeds, run_jobs, seed_list, write_tables)
 from experiments.plotting import pyplot, save  # noqa: E402
+from experiments.stats import paired, paired_cell  # noqa: E402
 
 RATES = (0.5, 0.7, 0.9, 0.95, 0.98)
 VARIANTS = {"ctf": "block,column,row,entry", "ctf_entry": "entry", "ctf_coarse": "block,column,row"}
@@ -67,11 +69,15 @@ def _mean(results, rate, key):
 
 
 def tables(results: dict, rates, speed: dict) -> tuple[str, list[dict]]:
-    """(markdown, csv rows): one row per (variant, rate)."""
+    """(markdown, csv rows): one row per (variant, rate), with its difference from dense and (the
+    ablations) from full CTF at the same rate, paired by (seed, fold) (``results``: ``pool_seeds``'s)."""
     dense = results.get("dense")
     dense_flops = _mean(dense, 0.0, "flops") if dense else None
-    head = "| variant | target rate | accuracy % (mean ± std) | achieved rate (worst fold) | structured share of pruning | MFLOPs masked | MFLOPs compact | compact speed-up (batch) |"
-    lines = [head, "|---|---|---|---|---|---|---|---|"]
+    head = ("| variant | target rate | accuracy % (mean ± std) | − dense, paired | − CTF (full), paired | "
+            "achieved rate (worst fold) | structured share of pruning | MFLOPs masked | MFLOPs compact | "
+            "compact speed-up (batch) |")
+    lines = [head, "|---" * 10 + "|"]
+    dense_pairs = pairs_at(dense, 0.0)
     rows = []
     for variant in VARIANTS:
         for r in rates:
@@ -81,14 +87,19 @@ def tables(results: dict, rates, speed: dict) -> tuple[str, list[dict]]:
             s = _at(res, r)
             worst = max(abs(row["achieved_rate"] - r) for run in res["runs"] for row in run["rates"])
             sp = speed.get(run_name(variant, r))
+            mine = pairs_at(res, r)
+            full = {} if variant == "ctf" else pairs_at(results.get(run_name("ctf", r)), r)
+            vs_dense, vs_full = paired(mine, dense_pairs), paired(mine, full)      # NaN without pairs
             row = {"variant": variant, "target_rate": r, "accuracy_mean": s["accuracy_mean"],
-                   "accuracy_std": s["accuracy_std"], "achieved_rate": s["achieved_rate"],
+                   "accuracy_std": s["accuracy_std"], "minus_dense": vs_dense[0], "minus_dense_half": vs_dense[1],
+                   "minus_full": vs_full[0], "minus_full_half": vs_full[1], "achieved_rate": s["achieved_rate"],
                    "worst_rate_error": worst, "kept_params": s["kept_params_mean"],
                    "structured_fraction": _mean(res, r, "structured_fraction"), "flops": s["flops_mean"],
                    "compact_flops": _mean(res, r, "compact_flops"),
                    "compact_speedup": None if sp is None else sp["speedup"]}
             rows.append(row)
             lines.append(f"| {LABELS[variant]} | {r:g} | {row['accuracy_mean']:.2f} ± {row['accuracy_std']:.2f} | "
+                         f"{paired_cell(mine, dense_pairs)} | {paired_cell(mine, full)} | "
                          f"{row['achieved_rate']:.4f} ({100 * worst:.2f} pts) | {100 * row['structured_fraction']:.1f} % | "
                          f"{row['flops'] / 1e6:.3f} | {row['compact_flops'] / 1e6:.3f} | "
                          + ("-" if sp is None else f"{sp['speedup']:.2f}× ({sp['dense_ms']:.2f} → {sp['compact_ms']:.2f} ms)")
@@ -98,7 +109,9 @@ def tables(results: dict, rates, speed: dict) -> tuple[str, list[dict]]:
         d = _at(dense, 0.0)
         top = (f"Dense: {d['accuracy_mean']:.2f} ± {d['accuracy_std']:.2f} %, {dense_flops / 1e6:.3f} MFLOPs, "
                f"{int(_mean(dense, 0.0, 'total_params'))} prunable weights.\n\n")
-    note = ("\n\nStructured share: the fraction of the pruned weights that compaction removes physically "
+    note = ("\n\nPaired: mean difference in points over the (seed, fold) pairs both ran, ± the half-width of "
+            "its 95 % t-interval, and the verdict (win / loss when the interval excludes 0). "
+            "Structured share: the fraction of the pruned weights that compaction removes physically "
             "(whole channels, attention dimensions, hidden units, FC inputs); the rest are zeros inside "
             "the compact kernels. MFLOPs masked count non-zero weights only; compact counts the smaller "
             "dense matrices. Speed-up: jitted inference of the fold-1 model, dense / compact median latency "

@@ -9,10 +9,11 @@ dataset's preset (``jaxprune settings --dataset sbu``) plus ``--set`` overrides,
 ``--seeds`` (default 0, 1, 2; seed-major in one pool). Jobs run in ``--workers`` processes and are
 resumable: a finished (method, rate, seed, fold) is not trained again.
 
-Writes into ``--out``: ``<run>_s<seed>/results.json`` per run (dense, mrmp, srmp_r<rate>), ``table.md``
-(accuracy mean ± std per rate and method), ``fidelity.md`` (achieved vs target rate of the MRMP
-models, overall and per layer), ``accuracy_vs_rate.png`` and ``weights_vs_prior.png`` (each
-layer's latent weights of the fold-1 MRMP model against its prior).
+Writes into ``--out``: ``<run>_s<seed>/results.json`` per run (dense, mrmp, srmp_r<rate>),
+``table.md`` (accuracy mean ± std per rate and method; MRMP against SRMP and against dense,
+paired by (seed, fold)), ``fidelity.md`` (achieved vs target rate of the MRMP models, overall
+and per layer), ``accuracy_vs_rate.png`` and ``weights_vs_prior.png`` (each layer's latent
+weights of the fold-1 MRMP model against its prior).
 """
 
 from __future__ import annotations
@@ -25,9 +26,10 @@ os.environ.setdefault("XLA_FLAGS", "--xla_cpu_multi_thread_eigen=false intra_op_
 
 import numpy as np  # noqa: E402
 
-from experiments.jobs import (Job, collect_all, experiment_parser, fold_list, machine_line, pool_seeds,  # noqa: E402
-                             run_jobs, seed_list)
+from experiments.jobs import (Job, collect_all, experiment_parser, fold_list, machine_line, pairs_at,  # noqa: E402
+                             pool_seeds, run_jobs, seed_list)
 from experiments.plotting import pyplot, save  # noqa: E402
+from experiments.stats import paired_cell  # noqa: E402
 
 RATES = (0.5, 0.7, 0.9, 0.95, 0.98, 0.99)
 
@@ -37,7 +39,8 @@ def run_name(method: str, rate: float | None) -> str:
 
 
 def accuracy_table(results: dict, rates) -> tuple[str, dict]:
-    """Markdown: one row per rate; dense, MRMP (trained or served) and SRMP (its own rate)."""
+    """Markdown: one row per rate; dense, MRMP (trained or served) and SRMP (its own rate), and
+    MRMP against SRMP and against dense paired by (seed, fold) (``results``: ``pool_seeds``'s)."""
     def cell(summary_row):
         return "-" if summary_row is None else \
             f"{summary_row['accuracy_mean']:.2f} ± {summary_row['accuracy_std']:.2f} ({summary_row['achieved_rate']:.3f})"
@@ -48,16 +51,20 @@ def accuracy_table(results: dict, rates) -> tuple[str, dict]:
         return next((s for s in res["summary"] if abs(s["target_rate"] - r) < 1e-9), None)
 
     dense = at(results.get("dense"), 0.0)
+    dense_pairs = pairs_at(results.get("dense"), 0.0)
     mrmp = results.get("mrmp")
     trained = set(mrmp["config"]["prune"]["rates"]) if mrmp else set()
     grid = sorted({s["target_rate"] for s in (mrmp or {"summary": []})["summary"]} | set(rates))
-    lines = ["| rate | trained by MRMP | MRMP accuracy % (achieved rate) | SRMP accuracy % (achieved rate) |",
-             "|---|---|---|---|"]
+    lines = ["| rate | trained by MRMP | MRMP accuracy % (achieved rate) | SRMP accuracy % (achieved rate) | "
+             "MRMP − SRMP, paired | MRMP − dense, paired |", "|---|---|---|---|---|---|"]
     for r in grid:
-        lines.append(f"| {r:g} | {'yes' if r in trained else 'no'} | {cell(at(mrmp, r))} | "
-                     f"{cell(at(results.get(run_name('srmp', r)), r))} |")
+        srmp = results.get(run_name("srmp", r))
+        lines.append(f"| {r:g} | {'yes' if r in trained else 'no'} | {cell(at(mrmp, r))} | {cell(at(srmp, r))} | "
+                     f"{paired_cell(pairs_at(mrmp, r), pairs_at(srmp, r))} | {paired_cell(pairs_at(mrmp, r), dense_pairs)} |")
     head = f"Dense: {cell(dense)}\n\n" if dense else ""
-    return head + "\n".join(lines) + "\n", {"dense": dense}
+    note = ("\nPaired: mean difference in points over the (seed, fold) pairs both ran, ± the half-width of "
+            "its 95 % t-interval, and the verdict (win / loss when the interval excludes 0).\n")
+    return head + "\n".join(lines) + "\n" + note, {"dense": dense}
 
 
 def fidelity_table(mrmp: dict) -> tuple[str, dict]:

@@ -22,6 +22,8 @@ def paired(a: dict, b: dict) -> tuple[float, float, str, int]:
 
 def paired_cell(a: dict, b: dict) -> str:
     """'+1.23 ± 0.45 tie' (mean a − b in points, 95 % half-width, verdict) of ``paired(a, b)``;
-    without the interval below two pairs."""
-    diff, half, verdict, _ = paired(a, b)
+    without the interval below two pairs; '-' without a common key."""
+    diff, half, verdict, n = paired(a, b)
+    if not n:
+        return "-"
     return f"{diff:+.2f}" + ("" if np.isnan(half) else f" ± {half:.2f}") + f" {verdict}"

@@ -27,3 +27,24 @@ def test_tiny_sbu_ctf_experiment(sbu_path, tmp_path, capsys):
     assert "[1/" not in capsys.readouterr().out
     plot = out / "ctf_vs_rate.png"
     assert plot.exists() == (importlib.util.find_spec("matplotlib") is not None)
+
+
+def test_table_pairs_each_variant_with_dense_and_the_ablations_with_full_ctf():
+    from experiments.jobs import pool_seeds
+    row = lambda r, acc: {"target_rate": r, "achieved_rate": r, "accuracy": acc, "kept_params": 1,  # noqa: E731
+                          "flops": 10, "compact_flops": 20, "structured_fraction": 0.5, "total_params": 100}
+    offsets = {"dense": 0.0, "ctf_r0.9": 1.0, "ctf_coarse_r0.9": -3.0}     # ctf_entry not run
+    per_seed = {f"{name}_s{s}": {"runs": [{"fold": k, "rates": [row(0.0 if name == "dense" else 0.9,
+                                                                   90 + off + k * s + (0.2 * k if off < 0 else 0))]}
+                                          for k in (1, 2)], "train_seconds": 1.0}
+                for name, off in offsets.items() for s in (0, 1)}
+    results = pool_seeds(per_seed, list(offsets), [0, 1])
+    table, rows = sbu_ctf.tables(results, [0.9], {})
+    cells = {line.split("|")[1].strip(): [c.strip() for c in line.split("|")[4:6]] for line in table.splitlines()
+             if "| 0.9 |" in line}
+    assert cells["CTF (full)"] == ["+1.00 ± 0.00 win", "-"]
+    assert cells["coarse only (structured)"][0].startswith("-2.70 ± ")      # -3 + 0.2 k over 4 pairs
+    assert cells["coarse only (structured)"][1].startswith("-3.70 ± ") and cells["coarse only (structured)"][1].endswith("loss")
+    full, coarse = rows
+    assert full["minus_dense"] == 1.0 and full["minus_full"] != full["minus_full"]    # NaN: no pairs with itself
+    assert abs(coarse["minus_full"] + 3.7) < 1e-9 and coarse["minus_full_half"] > 0

@@ -74,7 +74,7 @@ def test_a_run_saved_before_a_setting_existed_is_not_taken_for_todays(tmp_path):
 
 
 def test_pool_seeds_summarises_seeds_times_folds():
-    from experiments.jobs import pool_seeds, seed_list
+    from experiments.jobs import pairs_at, pool_seeds, seed_list
     row = lambda acc: {"target_rate": 0.9, "achieved_rate": 0.9, "accuracy": acc, "kept_params": 10, "flops": 100}  # noqa: E731
     results = {f"srmp_s{s}": {"runs": [{"fold": k, "rates": [row(80.0 + 10 * s + k)]} for k in (1, 2)],
                               "train_seconds": 5.0, "config": {"seed": s}} for s in (0, 1)}
@@ -83,6 +83,8 @@ def test_pool_seeds_summarises_seeds_times_folds():
     (summary,) = pooled["srmp"]["summary"]
     assert summary["folds"] == 4 and summary["accuracy_mean"] == 86.5 and pooled["srmp"]["train_seconds"] == 10.0
     assert [r["seed"] for r in pooled["srmp"]["runs"]] == [0, 0, 1, 1]
+    assert pairs_at(pooled["srmp"], 0.9) == {(0, 1): 81.0, (0, 2): 82.0, (1, 1): 91.0, (1, 2): 92.0}
+    assert pairs_at(pooled["srmp"], 0.5) == {} and pairs_at(pooled.get("ctf"), 0.9) == {}
     assert seed_list("0, 1,2") == [0, 1, 2]
     with pytest.raises(SystemExit, match="--seeds: expected comma-separated integers"):
         seed_list("a,b")
