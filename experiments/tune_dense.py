@@ -21,7 +21,8 @@ draws; README "Measured"), so ``--seeds`` trains every candidate once per seed (
 runs and the mean of each seed.
 
 Writes ``out/validation.jsonl`` (one row per run, appended, resumable) and
-``out/validation.md`` (candidate x outer fold table).
+``out/validation.md`` (candidate x outer fold table, each candidate against the first paired
+by split).
 """
 
 from __future__ import annotations
@@ -58,15 +59,22 @@ def _job(args):
 
 def table(rows) -> str:
     """Markdown: per candidate, the mean validation accuracy for each outer fold (runs in
-    brackets), over all its runs, and per seed (rows without a seed are seed 0). Where the rows
-    hold several presets, a candidate is named with its preset: "name [preset]"."""
+    brackets), over all its runs, and per seed (rows without a seed are seed 0), and its
+    difference from the first candidate (the reference, e.g. ``base``) paired by (seed, outer,
+    inner) split (``experiments.stats.paired_cell``). Where the rows hold several presets, a
+    candidate is named with its preset: "name [preset]"."""
     import numpy as np
+    from experiments.stats import paired_cell
     rows = [{**r, "preset": r.get("preset", "none")} for r in rows]
     several = len({r["preset"] for r in rows}) > 1
     rows = [{**r, "candidate": f"{r['candidate']} [{r['preset']}]" if several else r["candidate"]} for r in rows]
     names = list(dict.fromkeys(r["candidate"] for r in rows))
-    lines = ["| candidate | " + " | ".join(f"outer {k}" for k in range(1, 6)) + " | mean | per seed |",
-             "|---" * 8 + "|"]
+
+    def splits(name):
+        return {(r.get("seed", 0), r["outer"], r["inner"]): r["val_accuracy"] for r in rows if r["candidate"] == name}
+    reference = splits(names[0]) if names else {}
+    lines = ["| candidate | " + " | ".join(f"outer {k}" for k in range(1, 6)) + " | mean | per seed | "
+             f"− {names[0] if names else 'first'}, paired |", "|---" * 9 + "|"]
     for n in names:
         mine = [r for r in rows if r["candidate"] == n]
         cells = []
@@ -76,8 +84,9 @@ def table(rows) -> str:
         seeds = sorted({r.get("seed", 0) for r in mine})
         per_seed = ", ".join(f"s{s} {np.mean([r['val_accuracy'] for r in mine if r.get('seed', 0) == s]):.1f}"
                              for s in seeds)
+        versus = "-" if n == names[0] else paired_cell(splits(n), reference)
         lines.append(f"| {n} | " + " | ".join(cells) +
-                     f" | {np.mean([r['val_accuracy'] for r in mine]):.2f} | {per_seed} |")
+                     f" | {np.mean([r['val_accuracy'] for r in mine]):.2f} | {per_seed} | {versus} |")
     return "\n".join(lines)
 
 
