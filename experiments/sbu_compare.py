@@ -52,7 +52,7 @@ import numpy as np  # noqa: E402
 from experiments.jobs import (Job, collect_all, experiment_parser, fold_list, listed, machine_line,  # noqa: E402
                              pairs_at, pool_seeds, run_jobs, seed_list, write_tables)
 from experiments.plotting import pyplot, save  # noqa: E402
-from experiments.stats import paired  # noqa: E402
+from experiments.stats import paired, seed_range_cell  # noqa: E402
 
 RATES = (0.5, 0.7, 0.9, 0.95, 0.98, 0.99)
 OURS = ("MRMP", "SRMP", "CTF")    # the papers' methods; every other label below is a baseline
@@ -227,11 +227,7 @@ def by_fold(results: dict, rates, seeds, folds) -> str:
                 diffs.setdefault((k, s), []).append(x[(s, k)] - y[(s, k)])
         if not diffs:
             continue
-        cells = []
-        for k in folds:
-            per_seed = [np.mean(d) for (kk, _), d in sorted(diffs.items()) if kk == k]
-            cells.append("-" if not per_seed else f"{np.mean(per_seed):+.2f}"
-                         + (f" [{min(per_seed):+.1f}, {max(per_seed):+.1f}]" if len(per_seed) > 1 else ""))
+        cells = [seed_range_cell([np.mean(d) for (kk, _), d in sorted(diffs.items()) if kk == k]) for k in folds]
         lines.append(f"| {a} − {b} | " + " | ".join(cells) + " |")
     if len(lines) == 2:
         return ""

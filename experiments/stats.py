@@ -27,3 +27,13 @@ def paired_cell(a: dict, b: dict) -> str:
     if not n:
         return "-"
     return f"{diff:+.2f}" + ("" if np.isnan(half) else f" ± {half:.2f}") + f" {verdict}"
+
+
+def seed_range_cell(per_seed: list[float]) -> str:
+    """'-1.23 [-2.0, -0.5]': the mean of each seed's mean difference in points, with the range of
+    the seeds' means (none for one seed, '-' for none). Seeds that all agree in sign mark an effect
+    of the split itself (its subjects), which more seeds do not average away."""
+    if not per_seed:
+        return "-"
+    cell = f"{np.mean(per_seed):+.2f}"
+    return cell + (f" [{min(per_seed):+.1f}, {max(per_seed):+.1f}]" if len(per_seed) > 1 else "")

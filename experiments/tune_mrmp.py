@@ -13,7 +13,8 @@ validation jobs, resumable; ``--report`` writes the tables without training).
 
 Writes into ``--out``: ``validation.md`` (per candidate and rate: mean ± std validation
 accuracy over seeds × splits, its paired difference from SRMP with a 95 % t-interval and
-verdict, and the worst |achieved − target| rate), ``validation.csv`` and ``gap_vs_rate.png``.
+verdict, and the worst |achieved − target| rate; then each candidate's gap on each split, with
+the range of its seeds), ``validation.csv`` and ``gap_vs_rate.png``.
 """
 
 from __future__ import annotations
@@ -31,7 +32,7 @@ import numpy as np  # noqa: E402
 from experiments.jobs import (Job, experiment_parser, fold_list, machine_line, run_jobs, seed_list,  # noqa: E402
                              write_tables)
 from experiments.plotting import pyplot, save  # noqa: E402
-from experiments.stats import paired  # noqa: E402
+from experiments.stats import paired, seed_range_cell  # noqa: E402
 
 RATES = (0.5, 0.7, 0.9, 0.95, 0.98, 0.99)
 
@@ -124,6 +125,29 @@ def markdown(table_rows: list[dict], header: str) -> str:
     return "\n".join(lines) + "\n"
 
 
+def by_split(found: dict, names, rates) -> str:
+    """Markdown: each candidate's gap to SRMP on each (test, validation) split, averaged over the
+    rates, with the range of the seeds' own means (``experiments.stats.seed_range_cell``): a split
+    where every seed is below 0 is one whose validation subjects the recipe serves worse."""
+    splits_seen = sorted({(k, j) for name in names for by_key in found.get(name, {}).values() for _, k, j in by_key})
+    lines = []
+    for name in names:
+        per = {}                                          # (k, j, seed) -> differences over the rates
+        for r in rates:
+            mine, ref = found.get(name, {}).get(r, {}), found.get(f"srmp_r{r:g}", {}).get(r, {})
+            for key in set(mine) & set(ref):
+                per.setdefault((key[1], key[2], key[0]), []).append(mine[key][0] - ref[key][0])
+        if per:
+            cells = [seed_range_cell([np.mean(d) for (kk, jj, _), d in sorted(per.items()) if (kk, jj) == split])
+                     for split in splits_seen]
+            lines.append(f"| {name} | " + " | ".join(cells) + " |")
+    if not lines:
+        return ""
+    head = "| candidate | " + " | ".join(f"test {k}, validation {j}" for k, j in splits_seen) + " |"
+    return ("\n## MRMP − SRMP on each split, mean over the rates [range of the seeds' means]\n\n"
+            + "\n".join([head, "|---" * (len(splits_seen) + 1) + "|", *lines]) + "\n")
+
+
 def plot(table_rows: list[dict], path: Path) -> bool:
     plt = pyplot()
     if plt is None or not table_rows:
@@ -177,14 +201,16 @@ def main(argv=None):
     if not a.report:                                      # plan lists them seed-major, MRMP first
         run_jobs(jobs, a.workers, a.reuse)
     wall = time.perf_counter() - start
-    table_rows = rows(scores(jobs, rates), [n for n, _ in candidates], rates)
+    found = scores(jobs, rates)
+    table_rows = rows(found, [n for n, _ in candidates], rates)
     from jaxprune.presets import preset_name
     header = (f"# MRMP recipes against SRMP by nested validation ({a.dataset.upper()}, preset "
               f"{preset_name(a.dataset, a.preset)}, seeds {a.seeds}, {len(pairs)} (test, validation) splits)\n\n"
               f"Command: `python -m experiments.tune_mrmp {' '.join(argv)}`  \n"
               f"{machine_line()}; this invocation's wall time {wall / 60:.1f} min (jobs already done were not rerun)\n\n"
               + "\n".join(f"- {n}: {'; '.join(o) or 'the preset as it is'}" for n, o in candidates))
-    write_tables(out, markdown(table_rows, header), table_rows, "validation.csv", "validation.md")
+    text = markdown(table_rows, header) + by_split(found, [n for n, _ in candidates], rates)
+    write_tables(out, text, table_rows, "validation.csv", "validation.md")
     plot(table_rows, out / "gap_vs_rate.png")
 
 

@@ -52,6 +52,10 @@ def test_splits_plan_and_the_gap_to_srmp():
     text = tune_mrmp.markdown([early], "# t")
     assert "| base | 0.9 | 6 | 81.50 ± 0.96 | not trained yet | - | - | - | 0.00 |" in text and "nan" not in text
     assert "none yet (no SRMP reference trained)" in text
+    split_table = tune_mrmp.by_split(found, ["base"], (0.5, 0.9)).splitlines()
+    assert split_table[3].startswith("| candidate | test 1, validation 2 | test 1, validation 3 |")
+    assert split_table[-1] == "| base | -1.50 [-1.5, -1.5] | -2.50 [-2.5, -2.5] | -1.50 [-1.5, -1.5] |"
+    assert tune_mrmp.by_split({"base": found["base"]}, ["base"], (0.9,)) == ""
 
 
 def test_tiny_round_on_sbu(sbu_path, tmp_path):
