@@ -52,7 +52,7 @@ import numpy as np  # noqa: E402
 from experiments.jobs import (Job, collect_all, experiment_parser, fold_list, listed, machine_line,  # noqa: E402
                              pairs_at, pool_seeds, run_jobs, seed_list, write_tables)
 from experiments.plotting import pyplot, save  # noqa: E402
-from experiments.stats import paired, seed_range_cell  # noqa: E402
+from experiments.stats import paired, seed_range_cells  # noqa: E402
 
 RATES = (0.5, 0.7, 0.9, 0.95, 0.98, 0.99)
 OURS = ("MRMP", "SRMP", "CTF")    # the papers' methods; every other label below is a baseline
@@ -214,25 +214,24 @@ BY_FOLD = (("MRMP", "SRMP"), ("MRMP", "dense"), ("SRMP", "dense"), ("CTF", "dens
 
 def by_fold(results: dict, rates, seeds, folds) -> str:
     """Markdown: for each pair of ``BY_FOLD``, the paired difference a − b (points) on each test
-    fold, averaged over the seeds and ``rates`` where both are done, with the range of the seeds'
-    own means. A fold whose seeds all agree in sign is a fold effect (its subjects favour one
-    method; more seeds do not average it away), one whose seeds disagree is noise."""
+    fold, the mean over seeds of each seed's mean over ``rates``, with the range of the seeds'
+    means (``experiments.stats.seed_range_cells``): whether a fold's difference holds on every
+    seed or moves with it."""
     lines = ["| a − b | " + " | ".join(f"fold {k}" for k in folds) + " |", "|---" * (len(folds) + 1) + "|"]
+    dense = pair_accuracies(results, "dense", 0.0, seeds)
     for a, b in BY_FOLD:
-        diffs = {}                                       # (fold, seed) -> differences over the rates
+        diffs = {}                                       # (fold, seed, rate) -> a − b
         for r in rates:
             x = pair_accuracies(results, a, r, seeds)
-            y = pair_accuracies(results, b, 0.0 if b == "dense" else r, seeds)
-            for s, k in set(x) & set(y):
-                diffs.setdefault((k, s), []).append(x[(s, k)] - y[(s, k)])
-        if not diffs:
-            continue
-        cells = [seed_range_cell([np.mean(d) for (kk, _), d in sorted(diffs.items()) if kk == k]) for k in folds]
-        lines.append(f"| {a} − {b} | " + " | ".join(cells) + " |")
+            y = dense if b == "dense" else pair_accuracies(results, b, r, seeds)
+            diffs |= {(k, s, r): x[(s, k)] - y[(s, k)] for s, k in set(x) & set(y)}
+        if diffs:
+            lines.append(f"| {a} − {b} | " + " | ".join(seed_range_cells(diffs, folds)) + " |")
     if len(lines) == 2:
         return ""
     return ("\n## Where the differences are: each test fold, mean over seeds and rates\n\n"
-            "Cells: mean a − b in points [range of the seeds' own means].\n\n" + "\n".join(lines) + "\n")
+            "Cells: mean a − b in points [range of the seeds' own means over the rates every seed has].\n\n"
+            + "\n".join(lines) + "\n")
 
 
 def total_train_seconds(results: dict) -> float:

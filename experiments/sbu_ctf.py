@@ -27,7 +27,7 @@ import numpy as np  # noqa: E402
 from experiments.jobs import (Job, collect_all, experiment_parser, fold_list, listed, machine_line,  # noqa: E402
                              pairs_at, pool_seeds, run_jobs, seed_list, write_tables)
 from experiments.plotting import pyplot, save  # noqa: E402
-from experiments.stats import paired, paired_cell  # noqa: E402
+from experiments.stats import paired, paired_text  # noqa: E402
 
 RATES = (0.5, 0.7, 0.9, 0.95, 0.98)
 VARIANTS = {"ctf": "block,column,row,entry", "ctf_entry": "entry", "ctf_coarse": "block,column,row"}
@@ -68,6 +68,13 @@ def _mean(results, rate, key):
     return float(np.mean([r[key] for r in rows]))
 
 
+def _paired_fields(name: str, result: tuple) -> dict:
+    """CSV fields of a ``paired`` result: ``name`` (mean difference, points), ``name_half`` (95 %
+    half-width) and ``name_pairs``; empty (None) where there is no pair or no interval."""
+    diff, half, _, n = result
+    return {name: diff if n else None, f"{name}_half": None if np.isnan(half) else half, f"{name}_pairs": n}
+
+
 def tables(results: dict, rates, speed: dict) -> tuple[str, list[dict]]:
     """(markdown, csv rows): one row per (variant, rate), with its difference from dense and (the
     ablations) from full CTF at the same rate, paired by (seed, fold) (``results``: ``pool_seeds``'s)."""
@@ -89,17 +96,17 @@ def tables(results: dict, rates, speed: dict) -> tuple[str, list[dict]]:
             sp = speed.get(run_name(variant, r))
             mine = pairs_at(res, r)
             full = {} if variant == "ctf" else pairs_at(results.get(run_name("ctf", r)), r)
-            vs_dense, vs_full = paired(mine, dense_pairs), paired(mine, full)      # NaN without pairs
+            vs_dense, vs_full = paired(mine, dense_pairs), paired(mine, full)
             row = {"variant": variant, "target_rate": r, "accuracy_mean": s["accuracy_mean"],
-                   "accuracy_std": s["accuracy_std"], "minus_dense": vs_dense[0], "minus_dense_half": vs_dense[1],
-                   "minus_full": vs_full[0], "minus_full_half": vs_full[1], "achieved_rate": s["achieved_rate"],
+                   "accuracy_std": s["accuracy_std"], **_paired_fields("minus_dense", vs_dense),
+                   **_paired_fields("minus_full", vs_full), "achieved_rate": s["achieved_rate"],
                    "worst_rate_error": worst, "kept_params": s["kept_params_mean"],
                    "structured_fraction": _mean(res, r, "structured_fraction"), "flops": s["flops_mean"],
                    "compact_flops": _mean(res, r, "compact_flops"),
                    "compact_speedup": None if sp is None else sp["speedup"]}
             rows.append(row)
             lines.append(f"| {LABELS[variant]} | {r:g} | {row['accuracy_mean']:.2f} ± {row['accuracy_std']:.2f} | "
-                         f"{paired_cell(mine, dense_pairs)} | {paired_cell(mine, full)} | "
+                         f"{paired_text(vs_dense)} | {paired_text(vs_full)} | "
                          f"{row['achieved_rate']:.4f} ({100 * worst:.2f} pts) | {100 * row['structured_fraction']:.1f} % | "
                          f"{row['flops'] / 1e6:.3f} | {row['compact_flops'] / 1e6:.3f} | "
                          + ("-" if sp is None else f"{sp['speedup']:.2f}× ({sp['dense_ms']:.2f} → {sp['compact_ms']:.2f} ms)")

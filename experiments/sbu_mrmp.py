@@ -59,8 +59,9 @@ def accuracy_table(results: dict, rates) -> tuple[str, dict]:
              "MRMP − SRMP, paired | MRMP − dense, paired |", "|---|---|---|---|---|---|"]
     for r in grid:
         srmp = results.get(run_name("srmp", r))
+        mine = pairs_at(mrmp, r)
         lines.append(f"| {r:g} | {'yes' if r in trained else 'no'} | {cell(at(mrmp, r))} | {cell(at(srmp, r))} | "
-                     f"{paired_cell(pairs_at(mrmp, r), pairs_at(srmp, r))} | {paired_cell(pairs_at(mrmp, r), dense_pairs)} |")
+                     f"{paired_cell(mine, pairs_at(srmp, r))} | {paired_cell(mine, dense_pairs)} |")
     head = f"Dense: {cell(dense)}\n\n" if dense else ""
     note = ("\nPaired: mean difference in points over the (seed, fold) pairs both ran, ± the half-width of "
             "its 95 % t-interval, and the verdict (win / loss when the interval excludes 0).\n")

@@ -32,7 +32,7 @@ import numpy as np  # noqa: E402
 from experiments.jobs import (Job, experiment_parser, fold_list, machine_line, run_jobs, seed_list,  # noqa: E402
                              write_tables)
 from experiments.plotting import pyplot, save  # noqa: E402
-from experiments.stats import paired, seed_range_cell  # noqa: E402
+from experiments.stats import paired, seed_range_cells  # noqa: E402
 
 RATES = (0.5, 0.7, 0.9, 0.95, 0.98, 0.99)
 
@@ -126,21 +126,18 @@ def markdown(table_rows: list[dict], header: str) -> str:
 
 
 def by_split(found: dict, names, rates) -> str:
-    """Markdown: each candidate's gap to SRMP on each (test, validation) split, averaged over the
-    rates, with the range of the seeds' own means (``experiments.stats.seed_range_cell``): a split
-    where every seed is below 0 is one whose validation subjects the recipe serves worse."""
+    """Markdown: each candidate's gap to SRMP on each (test, validation) split, the mean over seeds
+    of each seed's mean over the rates, with the range of the seeds' means
+    (``experiments.stats.seed_range_cells``): whether a split's gap holds on every seed."""
     splits_seen = sorted({(k, j) for name in names for by_key in found.get(name, {}).values() for _, k, j in by_key})
     lines = []
     for name in names:
-        per = {}                                          # (k, j, seed) -> differences over the rates
+        diffs = {}                                        # ((k, j), seed, rate) -> MRMP − SRMP
         for r in rates:
             mine, ref = found.get(name, {}).get(r, {}), found.get(f"srmp_r{r:g}", {}).get(r, {})
-            for key in set(mine) & set(ref):
-                per.setdefault((key[1], key[2], key[0]), []).append(mine[key][0] - ref[key][0])
-        if per:
-            cells = [seed_range_cell([np.mean(d) for (kk, jj, _), d in sorted(per.items()) if (kk, jj) == split])
-                     for split in splits_seen]
-            lines.append(f"| {name} | " + " | ".join(cells) + " |")
+            diffs |= {((k, j), s, r): mine[(s, k, j)][0] - ref[(s, k, j)][0] for s, k, j in set(mine) & set(ref)}
+        if diffs:
+            lines.append(f"| {name} | " + " | ".join(seed_range_cells(diffs, splits_seen)) + " |")
     if not lines:
         return ""
     head = "| candidate | " + " | ".join(f"test {k}, validation {j}" for k, j in splits_seen) + " |"

@@ -57,6 +57,6 @@ def test_table_pairs_each_candidate_with_the_first_by_split():
     rows = [{"candidate": c, "seed": s, "outer": k, "inner": k % 5 + 1, "val_accuracy": 90.0 + k + d + 0.1 * s}
             for c, d in (("base", 0.0), ("b", 2.0)) for s in (0, 1) for k in range(1, 6)]
     rows.append({"candidate": "c", "seed": 0, "outer": 1, "inner": 2, "val_accuracy": 50.0})
-    lines = {l.split("|")[1].strip(): l.split("|")[-2].strip() for l in table(rows).splitlines()[2:]}
+    lines = {line.split("|")[1].strip(): line.split("|")[-2].strip() for line in table(rows).splitlines()[2:]}
     assert lines == {"base": "-", "b": "+2.00 ± 0.00 win", "c": "-41.00 one pair: no verdict"}
     assert "− base, paired |" in table(rows).splitlines()[0]

@@ -52,9 +52,14 @@ def test_splits_plan_and_the_gap_to_srmp():
     text = tune_mrmp.markdown([early], "# t")
     assert "| base | 0.9 | 6 | 81.50 ± 0.96 | not trained yet | - | - | - | 0.00 |" in text and "nan" not in text
     assert "none yet (no SRMP reference trained)" in text
+    # by split: MRMP 80 everywhere; SRMP 81 + s at 0.5 and 83 + 2 s at 0.9, the latter not yet done for
+    # seed 1 on split (1, 3), which is then averaged over 0.5 alone (seed 0: -1, seed 1: -2)
+    found = {"base": {r: {(s, 1, j): (80.0, r) for s in (0, 1) for j in (2, 3)} for r in (0.5, 0.9)},
+             "srmp_r0.5": {0.5: {(s, 1, j): (81.0 + s, 0.5) for s in (0, 1) for j in (2, 3)}},
+             "srmp_r0.9": {0.9: {(s, 1, j): (83.0 + 2 * s, 0.9) for s, j in ((0, 2), (1, 2), (0, 3))}}}
     split_table = tune_mrmp.by_split(found, ["base"], (0.5, 0.9)).splitlines()
-    assert split_table[3].startswith("| candidate | test 1, validation 2 | test 1, validation 3 |")
-    assert split_table[-1] == "| base | -1.50 [-1.5, -1.5] | -2.50 [-2.5, -2.5] | -1.50 [-1.5, -1.5] |"
+    assert split_table[3] == "| candidate | test 1, validation 2 | test 1, validation 3 |"
+    assert split_table[-1] == "| base | -2.75 [-3.5, -2.0] | -1.50 [-2.0, -1.0] |"
     assert tune_mrmp.by_split({"base": found["base"]}, ["base"], (0.9,)) == ""
 
 
