@@ -3,6 +3,8 @@
 from __future__ import annotations
 
 import dataclasses
+import functools
+import json
 from pathlib import Path
 
 from jaxprune.config import SettingError, flatten, override
@@ -47,10 +49,11 @@ SAVED_BEFORE = {"ctf_floor": 0.0, "kl_shift": False}
 def read_settings(method: str, config: dict) -> dict:
     """``config`` (a saved or ``RunConfig.to_dict()`` config) without the prune settings that
     ``method`` never reads: a run of one method is the same run whatever another method's
-    settings were (e.g. an MRMP run saved before ``prune.ctf_floor``'s default changed). A read
-    setting of ``SAVED_BEFORE`` that the config lacks gets the value runs had before it existed
-    (a CTF run without ``ctf_floor`` trained without the floor), so an old run is not taken for
-    one of today's. Keys that are no setting of this jaxprune are kept, so that reading them back
+    settings were (e.g. an MRMP run saved before ``prune.ctf_floor``'s default changed). Every
+    read setting the config lacks gets the value runs had before it existed: ``SAVED_BEFORE``'s,
+    else today's default (such settings were added switched off). So an old run is not taken for
+    one of today's that sets it otherwise (an MRMP run saved before ``rate_weights`` is not a run
+    with weights). Keys that are no setting of this jaxprune are kept, so that reading them back
     fails by name."""
     reads, known = registered(method).settings, {f.name for f in dataclasses.fields(PruneConfig)}
     saved = config.get("prune", {})
@@ -58,7 +61,19 @@ def read_settings(method: str, config: dict) -> dict:
         raise TypeError(f"its 'prune' settings are not a mapping: {saved!r}")
     prune = {k: v for k, v in saved.items() if k in reads or k not in known}   # unknown: refused later
     prune.update({k: v for k, v in SAVED_BEFORE.items() if k in reads and k not in saved})
-    return {**config, "prune": prune}
+    out = {**config, "prune": prune}
+    for section, defaults in _defaults(method).items():   # the rest of what it lacks: as runs were then
+        if isinstance(defaults, dict) and isinstance(out.get(section, {}), dict):
+            absent = {k: v for k, v in defaults.items()
+                      if k not in out.get(section, {}) and (section != "prune" or k in reads)}
+            out[section] = {**out.get(section, {}), **absent}
+    return out
+
+
+@functools.cache
+def _defaults(method: str) -> dict:
+    """Today's default settings of a ``method`` run as its saved JSON holds them (lists, not tuples)."""
+    return json.loads(json.dumps(RunConfig(method=method).to_dict()))
 
 
 def load_run_config(results: dict, path: Path) -> RunConfig:

@@ -73,6 +73,30 @@ def test_a_run_saved_before_a_setting_existed_is_not_taken_for_todays(tmp_path):
     assert config.prune.kl_shift is False and config.prune.ctf_floor == 0.005   # mrmp never reads the floor
 
 
+def test_a_run_saved_before_a_setting_existed_is_taken_at_its_default_then(tmp_path):
+    """A setting added switched off reads back from a config that lacks it as its default: an MRMP
+    run saved before prune.rate_weights was reused (and passed as done) for a job asking for
+    weights 4,2 (2026-12-07, a validation round); now only for a job without weights."""
+    import json
+    from experiments.jobs import check_done, job_config, reuse_done
+    other, here = tmp_path / "round", tmp_path / "probe"
+    old = Job("sbu", "d", "split_long_s0", "mrmp", ("prune.rate_weights=",), 3, str(other), None, 4)
+    config = job_config(old).to_dict()
+    del config["prune"]["rate_weights"]
+    old.rows_path().parent.mkdir(parents=True)
+    old.rows_path().write_text(json.dumps({"fold": 3, "validation": 4, "rates": [], "train_seconds": 1.0,
+                                           "config": config}))
+    weighted = Job("sbu", "d", "weighted_s0", "mrmp", ("prune.rate_weights=4,2",), 3, str(here), None, 4)
+    plain = Job("sbu", "d", "split_long_s0", "mrmp", ("prune.rate_weights=",), 3, str(here), None, 4)
+    assert reuse_done([weighted, plain], [other]) == 1
+    assert plain.rows_path().exists() and not weighted.rows_path().exists()
+    check_done(plain)
+    weighted.rows_path().parent.mkdir(parents=True)
+    weighted.rows_path().write_text(old.rows_path().read_text())
+    with pytest.raises(ValueError, match=r"prune.rate_weights=\[\] there, \[4.0, 2.0\] here"):
+        check_done(weighted)
+
+
 def test_pool_seeds_summarises_seeds_times_folds():
     from experiments.jobs import pairs_at, pool_seeds, seed_list
     row = lambda acc: {"target_rate": 0.9, "achieved_rate": 0.9, "accuracy": acc, "kept_params": 10, "flops": 100}  # noqa: E731
