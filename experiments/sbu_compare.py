@@ -32,9 +32,9 @@ refuses to resume under the default, unless given ``--unseen-rates ''``.
 and 0.98, 300 epochs, seed 0.
 
 Writes into ``--out``: ``<run>_s<seed>/results.json`` per run, ``table.md`` (accuracy mean ± std
-and achieved rate per method and rate, and the paired verdicts), ``summary.csv`` (one row per
-method and target rate: ``SUMMARY_COLUMNS``, methods as the CLI spells them, then the table's
-label) and ``accuracy_vs_rate.png``.
+and achieved rate per method and rate, the paired verdicts, and each test fold's differences),
+``summary.csv`` (one row per method and target rate: ``SUMMARY_COLUMNS``, methods as the CLI
+spells them, then the table's label) and ``accuracy_vs_rate.png``.
 """
 
 from __future__ import annotations
