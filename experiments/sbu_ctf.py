@@ -27,7 +27,7 @@ import numpy as np  # noqa: E402
 from experiments.jobs import (Job, collect_all, experiment_parser, fold_list, listed, machine_line,  # noqa: E402
                              pairs_at, pool_seeds, run_jobs, seed_list, write_tables)
 from experiments.plotting import pyplot, save  # noqa: E402
-from experiments.stats import paired, paired_text  # noqa: E402
+from experiments.stats import PAIRED_NOTE, paired, paired_text  # noqa: E402
 
 RATES = (0.5, 0.7, 0.9, 0.95, 0.98)
 VARIANTS = {"ctf": "block,column,row,entry", "ctf_entry": "entry", "ctf_coarse": "block,column,row"}
@@ -116,8 +116,7 @@ def tables(results: dict, rates, speed: dict) -> tuple[str, list[dict]]:
         d = _at(dense, 0.0)
         top = (f"Dense: {d['accuracy_mean']:.2f} ± {d['accuracy_std']:.2f} %, {dense_flops / 1e6:.3f} MFLOPs, "
                f"{int(_mean(dense, 0.0, 'total_params'))} prunable weights.\n\n")
-    note = ("\n\nPaired: mean difference in points over the (seed, fold) pairs both ran, ± the half-width of "
-            "its 95 % t-interval, and the verdict (win / loss when the interval excludes 0). "
+    note = (f"\n\n{PAIRED_NOTE} "
             "Structured share: the fraction of the pruned weights that compaction removes physically "
             "(whole channels, attention dimensions, hidden units, FC inputs); the rest are zeros inside "
             "the compact kernels. MFLOPs masked count non-zero weights only; compact counts the smaller "

@@ -29,7 +29,7 @@ import numpy as np  # noqa: E402
 from experiments.jobs import (Job, collect_all, experiment_parser, fold_list, machine_line, pairs_at,  # noqa: E402
                              pool_seeds, run_jobs, seed_list)
 from experiments.plotting import pyplot, save  # noqa: E402
-from experiments.stats import paired_cell  # noqa: E402
+from experiments.stats import PAIRED_NOTE, paired_cell  # noqa: E402
 
 RATES = (0.5, 0.7, 0.9, 0.95, 0.98, 0.99)
 
@@ -63,9 +63,7 @@ def accuracy_table(results: dict, rates) -> tuple[str, dict]:
         lines.append(f"| {r:g} | {'yes' if r in trained else 'no'} | {cell(at(mrmp, r))} | {cell(at(srmp, r))} | "
                      f"{paired_cell(mine, pairs_at(srmp, r))} | {paired_cell(mine, dense_pairs)} |")
     head = f"Dense: {cell(dense)}\n\n" if dense else ""
-    note = ("\nPaired: mean difference in points over the (seed, fold) pairs both ran, ± the half-width of "
-            "its 95 % t-interval, and the verdict (win / loss when the interval excludes 0).\n")
-    return head + "\n".join(lines) + "\n" + note, {"dense": dense}
+    return head + "\n".join(lines) + f"\n\n{PAIRED_NOTE}\n", {"dense": dense}
 
 
 def fidelity_table(mrmp: dict) -> tuple[str, dict]:

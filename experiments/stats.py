@@ -20,6 +20,10 @@ def paired(a: dict, b: dict) -> tuple[float, float, str, int]:
     return float(d.mean()), half, "tie" if abs(d.mean()) <= half else ("win" if d.mean() > 0 else "loss"), len(d)
 
 
+PAIRED_NOTE = ("Paired: mean difference in points over the (seed, fold) pairs both ran, ± the half-width of "
+               "its 95 % t-interval, and the verdict (win / loss when the interval excludes 0).")
+
+
 def paired_text(result: tuple[float, float, str, int]) -> str:
     """'+1.23 ± 0.45 tie' of a ``paired`` result (mean a − b in points, 95 % half-width, verdict);
     without the interval below two pairs; '-' without a pair."""
