@@ -362,6 +362,55 @@ def test_rate_weights_weight_each_rates_loss(setup):
         check_settings("srmp", PruneConfig(rate_weights=(2.0,) * 6))
 
 
+def test_rate_curriculum_brings_the_rates_in_from_the_least_sparse(setup):
+    """prune.rate_curriculum f: with T = 100 steps and rates 0.5, 0.9, 0.99 they join at steps 0,
+    25 and 50 (f = 0.5); before a rate joins its loss weighs 0, so the step's loss is over the rates
+    joined (each loss_k by hand), with rate_weights on top; the step is traced under jit; bad
+    settings are refused naming them."""
+    from jaxprune.methods.rate_curriculum import curriculum, join_steps
+    from jaxprune.run_config import RunConfig
+    from jaxprune.task.loss import run_loss
+    params, pruner = setup                                                 # rates 0.5, 0.9, 0.99, T = 100
+    np.testing.assert_array_equal(join_steps(3, 100, 0.5), [0, 25, 50])
+    np.testing.assert_array_equal(join_steps(6, 1000, 0.8), [0, 160, 320, 480, 640, 800])
+    weights = jax.jit(curriculum((4.0, 2.0, 1.0), 100, 0.5))
+    np.testing.assert_array_equal(weights(24), [4, 0, 0])
+    np.testing.assert_array_equal(weights(25), [4, 2, 0])
+    np.testing.assert_array_equal(weights(99), [4, 2, 1])
+
+    batch = {"chunks": jax.random.normal(jax.random.key(1), (6, 6, 4)), "labels": jnp.array([0, 1, 2, 0, 1, 2])}
+    config = override(RunConfig(method="mrmp"), ["prune.rates=0.5,0.9,0.99", "prune.rate_jitter=0",
+                                                 "prune.allocation=uniform", "prune.rate_curriculum=0.5"])
+    weighted = override(config, ["prune.rate_weights=3,2"])
+    plain, curr, curr_weighted = (jax.jit(run_loss(pruner, forward, c)) for c in
+                                  (override(config, ["prune.rate_curriculum=0"]), config, weighted))
+
+    def by_hand(step):
+        masks = pruner.soft_masks(params, jnp.array([0.5, 0.9, 0.99]), step)
+        return jnp.stack([jnp.mean(-jax.nn.log_softmax(gcn.apply(apply_masks(params, jax.tree.map(lambda m: m[k], masks)),
+                                                                 batch["chunks"], CONFIG))[jnp.arange(6), batch["labels"]])
+                          for k in range(3)])
+    key = jax.random.key(2)
+    for step, w in ((10, (1, 0, 0)), (30, (1, 1, 0)), (60, (1, 1, 1))):
+        ce = by_hand(step)
+        penalty = float(plain(params, batch, key, step)[0]) - float(ce.mean())   # the KL term, the same in each
+        want = float(jnp.dot(jnp.array(w, jnp.float32), ce)) / sum(w)
+        assert float(curr(params, batch, key, step)[0]) - penalty == pytest.approx(want, rel=1e-5), step
+        w3 = jnp.array(w, jnp.float32) * jnp.array([3.0, 2.0, 1.0])
+        assert float(curr_weighted(params, batch, key, step)[0]) - penalty == pytest.approx(
+            float(jnp.dot(w3, ce) / w3.sum()), rel=1e-5), step
+    ce = by_hand(10)
+    assert float(ce[0]) != pytest.approx(float(ce.mean()), rel=1e-3)       # so step 10 tells the two apart
+
+    with pytest.raises(ValueError, match=r"rate_curriculum must be in \[0, 1\)"):
+        PruneConfig(rate_curriculum=1.0)
+    with pytest.raises(ValueError, match="rate_curriculum and rates_per_step"):
+        PruneConfig(rate_curriculum=0.5, rates_per_step=3)
+    from jaxprune.methods import check_settings
+    with pytest.raises(ValueError, match="method srmp does not read prune.rate_curriculum"):
+        check_settings("srmp", PruneConfig(rate_curriculum=0.5))
+
+
 def test_split_batch_too_small_is_refused_before_any_work(tmp_path):
     from jaxprune.data.synthetic import make_synthetic
     from jaxprune.run_config import RunConfig

@@ -174,8 +174,8 @@ register("srmp", lambda params, prunable, prune, total, blocks: mrmp.build(
     settings=("rate", *_MULTI_RATE), serves_any_rate=True)
 register("mrmp", lambda params, prunable, prune, total, blocks: mrmp.build(
     params, prunable, prune, prune.rates, _anneal(prune, total), total),
-    settings=("rates", "rate_jitter", "rates_per_step", "sandwich", "rate_weights", "distill_weight",
-              "distill_temperature", *_MULTI_RATE), trained_rates=lambda prune: prune.rates,
+    settings=("rates", "rate_jitter", "rates_per_step", "sandwich", "rate_weights", "rate_curriculum",
+              "distill_weight", "distill_temperature", *_MULTI_RATE), trained_rates=lambda prune: prune.rates,
     serves_any_rate=True)
 register("ctf", lambda params, prunable, prune, total, blocks: ctf.build(
     params, prunable, prune, _anneal(prune, total), blocks),

@@ -101,6 +101,12 @@ class PruneConfig:
         instead of the plain mean over the K rates (empty, the default: equal weights). E.g. 4,2
         gives the two least sparse rates more of the shared weights' gradient, whatever the rates.
         Needs every rate every step (rates_per_step 0).
+      rate_curriculum: MRMP: the share f of the training steps over which the rates join the
+        loss, from the least to the most sparse (progressive shrinking of once-for-all networks,
+        Cai et al. 2020; ``jaxprune.methods.rate_curriculum``): rate k of K joins at step
+        f·T·k/(K − 1) and weighs 0 before it (0, the default: every rate from the start).
+        With split_batch a rate not yet joined leaves its slice of the batch unused. Needs every
+        rate every step (rates_per_step 0).
       sandwich: MRMP, with rates_per_step m ≥ 2: every step trains the least and the most sparse
         rate and m − 2 of the others drawn at random (the sandwich rule of universally slimmable
         networks, Yu & Huang 2019); with distill_weight the least sparse one is then always the
@@ -128,6 +134,7 @@ class PruneConfig:
     rates_per_step: int = 0
     sandwich: bool = False
     rate_weights: tuple[float, ...] = ()
+    rate_curriculum: float = 0.0
     split_batch: bool = False
     distill_weight: float = 0.0
     distill_temperature: float = 1.0
@@ -183,6 +190,12 @@ class PruneConfig:
             if self.rates_per_step:
                 raise ValueError("prune settings rate_weights and rates_per_step: weights need every rate every "
                                  "step (rates_per_step=0)")
+        if not 0.0 <= self.rate_curriculum < 1.0:
+            raise ValueError(f"prune setting rate_curriculum must be in [0, 1) (0: every rate from the start), "
+                             f"got {self.rate_curriculum}")
+        if self.rate_curriculum and self.rates_per_step:
+            raise ValueError("prune settings rate_curriculum and rates_per_step: the curriculum needs every rate "
+                             "every step (rates_per_step=0)")
         if not self.distill_weight >= 0:
             raise ValueError(f"prune setting distill_weight must be >= 0 (0: off), got {self.distill_weight}")
         if not self.distill_temperature > 0:

@@ -9,7 +9,7 @@ multi-rate pruner, or None for no mask at all) and the penalty terms it adds (``
 KL alignment, budget, L1, ...). The wrapper evaluates ``loss_fn`` on the masked params (for K
 rates, one ``jax.vmap`` over the masks, each rate on the whole batch or, with ``split_batch``, on
 its own 1/K of any batch pytree), averages it and its aux over the rates (the loss weighted by
-``rate_weights`` w_k when given), and adds the penalty:
+``rate_weights`` w_k when given, constant or a function of the step), and adds the penalty:
 
     total = Σ_k w_k loss_fn(params ⊙ M_k, batch_k, key_k) / Σ_k w_k + Σ penalty terms
 
@@ -82,8 +82,11 @@ def pruned_loss(pruner, loss_fn: Callable, *, has_aux: bool = False, split_batch
     ``distill``: α of in-place distillation, 0 for none (module docstring), needs a multi-rate
     pruner, ``has_aux`` with ``aux["logits"]``, and no ``split_batch`` (the rates must see one
     batch); ``temperature``: its T. ``rate_weights``: one positive weight per rate of a
-    multi-rate pruner, in the order of its masks' leading axis (empty: the plain mean).
+    multi-rate pruner, in the order of its masks' leading axis (empty: the plain mean), or a
+    function ``step -> (K,)`` of non-negative weights, the first positive (e.g. a curriculum,
+    ``jaxprune.methods.rate_curriculum``).
     """
+    weighted = callable(rate_weights) or len(rate_weights) > 0
     if distill:
         if not getattr(pruner, "multi_rate", False):
             raise ValueError("prune setting distill_weight: in-place distillation needs a multi-rate pruner (mrmp)")
@@ -94,7 +97,7 @@ def pruned_loss(pruner, loss_fn: Callable, *, has_aux: bool = False, split_batch
             raise ValueError("pruned_loss(distill=...): loss_fn must return (loss, aux) with aux['logits']")
     if not temperature > 0:
         raise ValueError(f"prune setting distill_temperature must be > 0, got {temperature}")
-    if len(rate_weights) and not getattr(pruner, "multi_rate", False):
+    if weighted and not getattr(pruner, "multi_rate", False):
         raise ValueError("prune setting rate_weights: weights per rate need a multi-rate pruner (mrmp)")
 
     apply = getattr(pruner, "apply", apply_masks)   # W ⊙ M, or the pruner's own (e.g. straight-through)
@@ -134,11 +137,11 @@ def pruned_loss(pruner, loss_fn: Callable, *, has_aux: bool = False, split_batch
                 aux = dict(aux)
                 kd = distillation(aux.pop("logits"), densest(masks), temperature)
                 value, aux = value + distill * kd, {**aux, "distill": kd}
-            if len(rate_weights):
-                if len(rate_weights) != k:
-                    raise ValueError(f"prune setting rate_weights: {len(rate_weights)} weights for the {k} "
+            if weighted:
+                w = jnp.asarray(rate_weights(step) if callable(rate_weights) else rate_weights, value.dtype)
+                if w.shape != (k,):
+                    raise ValueError(f"prune setting rate_weights: {w.size} weights for the {k} "
                                      f"rates trained each step")
-                w = jnp.asarray(rate_weights, value.dtype)
                 value = jnp.sum(w * value) / jnp.sum(w)
             value, aux = value.mean(), jax.tree.map(jnp.mean, aux)
         with jax.named_scope("penalty"):

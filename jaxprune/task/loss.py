@@ -11,6 +11,7 @@ from __future__ import annotations
 import jax
 
 from jaxprune.losses import accuracy, cross_entropy
+from jaxprune.methods.rate_curriculum import curriculum
 from jaxprune.methods.wrap import pruned_loss
 
 
@@ -65,7 +66,11 @@ def task_loss(pruner, forward, label_smoothing: float = 0.0, mixup: float = 0.0,
 
 def run_loss(pruner, forward, config):
     """``task_loss`` with every setting of a ``RunConfig`` that shapes the loss (label smoothing,
-    mixup, the split batch, in-place distillation, weights per rate): the loss of ``jaxprune train``."""
+    mixup, the split batch, in-place distillation, weights per rate and their curriculum): the loss
+    of ``jaxprune train``."""
     tc, prune = config.train, config.prune
+    weights = prune.loss_weights()
+    if prune.rate_curriculum:
+        weights = curriculum(weights or (1.0,) * len(prune.rates), pruner.total_steps, prune.rate_curriculum)
     return task_loss(pruner, forward, tc.label_smoothing, tc.mixup, prune.split_batch, prune.distill_weight,
-                     prune.distill_temperature, prune.loss_weights())
+                     prune.distill_temperature, weights)
