@@ -404,6 +404,8 @@ def test_rate_curriculum_brings_the_rates_in_from_the_least_sparse(setup):
 
     with pytest.raises(ValueError, match=r"rate_curriculum must be in \[0, 1\)"):
         PruneConfig(rate_curriculum=1.0)
+    with pytest.raises(ValueError, match="rate_curriculum: the curriculum needs the run's number of optimizer steps"):
+        curriculum((1.0, 1.0), 0, 0.5)                                   # else every rate would join at step 0
     with pytest.raises(ValueError, match="rate_curriculum and rates_per_step"):
         PruneConfig(rate_curriculum=0.5, rates_per_step=3)
     from jaxprune.methods import check_settings

@@ -9,6 +9,13 @@ import dataclasses
 SERVE_RATES = (0.1, 0.2, 0.3, 0.4, 0.5, 0.6, 0.7, 0.8, 0.9, 0.93, 0.95, 0.97, 0.98, 0.99)
 
 
+
+def check_curriculum(fraction: float) -> None:
+    """ValueError naming prune.rate_curriculum unless 0 <= ``fraction`` < 1."""
+    if not 0.0 <= fraction < 1.0:
+        raise ValueError(f"prune setting rate_curriculum must be in [0, 1) (0: every rate from the start), "
+                         f"got {fraction}")
+
 def check_rates(name: str, rates) -> tuple[float, ...]:
     """``rates`` as a sorted tuple of distinct floats in [0, 1); a ValueError naming ``name`` else."""
     try:
@@ -105,8 +112,9 @@ class PruneConfig:
         loss, from the least to the most sparse (progressive shrinking of once-for-all networks,
         Cai et al. 2020; ``jaxprune.methods.rate_curriculum``): rate k of K joins at step
         f·T·k/(K − 1) and weighs 0 before it (0, the default: every rate from the start).
-        With split_batch a rate not yet joined leaves its slice of the batch unused. Needs every
-        rate every step (rates_per_step 0).
+        With split_batch a rate not yet joined leaves its slice of the batch unused. With f at or
+        above anneal_fraction the sparsest rate joins after σ's annealing, so it trains only on
+        crisp masks. Needs every rate every step (rates_per_step 0).
       sandwich: MRMP, with rates_per_step m ≥ 2: every step trains the least and the most sparse
         rate and m − 2 of the others drawn at random (the sandwich rule of universally slimmable
         networks, Yu & Huang 2019); with distill_weight the least sparse one is then always the
@@ -190,9 +198,7 @@ class PruneConfig:
             if self.rates_per_step:
                 raise ValueError("prune settings rate_weights and rates_per_step: weights need every rate every "
                                  "step (rates_per_step=0)")
-        if not 0.0 <= self.rate_curriculum < 1.0:
-            raise ValueError(f"prune setting rate_curriculum must be in [0, 1) (0: every rate from the start), "
-                             f"got {self.rate_curriculum}")
+        check_curriculum(self.rate_curriculum)
         if self.rate_curriculum and self.rates_per_step:
             raise ValueError("prune settings rate_curriculum and rates_per_step: the curriculum needs every rate "
                              "every step (rates_per_step=0)")

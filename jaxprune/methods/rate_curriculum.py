@@ -21,12 +21,15 @@ import jax
 import jax.numpy as jnp
 import numpy as np
 
+from jaxprune.methods.config import check_curriculum
+
 
 def join_steps(num_rates: int, total_steps: int, fraction: float) -> np.ndarray:
     """(K,) int: the optimizer step at which each rate (least sparse first) joins the loss."""
-    if not 0.0 <= fraction < 1.0:
-        raise ValueError(f"prune setting rate_curriculum must be in [0, 1) (0: every rate from the start), "
-                         f"got {fraction}")
+    check_curriculum(fraction)
+    if fraction and total_steps < 1:
+        raise ValueError(f"prune setting rate_curriculum: the curriculum needs the run's number of optimizer "
+                         f"steps, got {total_steps} (build the pruner with total_steps)")
     share = np.arange(num_rates) / max(num_rates - 1, 1)
     return np.round(fraction * total_steps * share).astype(np.int64)
 

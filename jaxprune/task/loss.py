@@ -71,6 +71,7 @@ def run_loss(pruner, forward, config):
     tc, prune = config.train, config.prune
     weights = prune.loss_weights()
     if prune.rate_curriculum:
-        weights = curriculum(weights or (1.0,) * len(prune.rates), pruner.total_steps, prune.rate_curriculum)
+        weights = curriculum(weights or (1.0,) * len(prune.rates), getattr(pruner, "total_steps", 0),
+                             prune.rate_curriculum)
     return task_loss(pruner, forward, tc.label_smoothing, tc.mixup, prune.split_batch, prune.distill_weight,
                      prune.distill_temperature, weights)
