@@ -9,12 +9,12 @@ import dataclasses
 SERVE_RATES = (0.1, 0.2, 0.3, 0.4, 0.5, 0.6, 0.7, 0.8, 0.9, 0.93, 0.95, 0.97, 0.98, 0.99)
 
 
-
 def check_curriculum(fraction: float) -> None:
     """ValueError naming prune.rate_curriculum unless 0 <= ``fraction`` < 1."""
     if not 0.0 <= fraction < 1.0:
         raise ValueError(f"prune setting rate_curriculum must be in [0, 1) (0: every rate from the start), "
                          f"got {fraction}")
+
 
 def check_rates(name: str, rates) -> tuple[float, ...]:
     """``rates`` as a sorted tuple of distinct floats in [0, 1); a ValueError naming ``name`` else."""
