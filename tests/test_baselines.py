@@ -90,9 +90,10 @@ def test_schedules_prune_at_the_right_steps():
     gradual = make_pruner("gradual", params, prunable, PruneConfig(rate=0.9, finetune_fraction=0.5, gradual_updates=4),
                           100)
     state = gradual.init(params, None)
+    update = jax.jit(gradual.update_fn)                                    # as training runs it (eager: 15 s)
     kept = []
     for step in range(1, 101):
-        _, state = gradual.update_fn(params, state, step)
+        _, state = update(params, state, step)
         kept.append(float(state["masks"]["w"].mean()))
     assert kept[9] == 1.0 and kept[19] < 1.0 and kept[48] > 0.1 and kept[49] == pytest.approx(0.1) and kept[-1] == pytest.approx(0.1)
     assert all(a >= b for a, b in zip(kept, kept[1:]))                     # monotone: never regrows

@@ -1,6 +1,7 @@
 """MRMP / SRMP: the K masked networks in one vmap, the loss and its gradient, rate jitter within
 strata, nested hard masks at any rate, and the prior scales saved and restored."""
 
+from functools import partial
 from statistics import NormalDist
 
 import chex
@@ -265,17 +266,20 @@ def test_run_loss_reads_every_loss_setting_of_the_run(setup):
                                                  "train.label_smoothing=0.2"])
     pruner = make_pruner("mrmp", params, gcn.prunable(params), config.prune, total_steps=100)
     batch = {"chunks": jax.random.normal(jax.random.key(1), (6, 6, 4)), "labels": jnp.array([0, 1, 2, 0, 1, 2])}
-    got = run_loss(pruner, forward, config)(params, batch, jax.random.key(2), 10)[1]["ce"]
-    want = task_loss(pruner, forward, 0.2, split_batch=True)(params, batch, jax.random.key(2), 10)[1]["ce"]
-    whole = task_loss(pruner, forward, 0.2)(params, batch, jax.random.key(2), 10)[1]["ce"]
-    assert float(got) == pytest.approx(float(want), rel=1e-6)
-    assert abs(float(got) - float(whole)) > 1e-4
     weighted = override(config, ["prune.rate_weights=3,2"])          # 0.99 weighs 1
-    got = run_loss(pruner, forward, weighted)(params, batch, jax.random.key(2), 10)[0]
-    want = task_loss(pruner, forward, 0.2, split_batch=True, rate_weights=(3, 2, 1))(params, batch, jax.random.key(2), 10)[0]
-    plain = task_loss(pruner, forward, 0.2, split_batch=True)(params, batch, jax.random.key(2), 10)[0]
-    assert float(got) == pytest.approx(float(want), rel=1e-6) and abs(float(got) - float(plain)) > 1e-4
 
+    @jax.jit                                                            # one program (eager: 10 s)
+    def losses(params, key):
+        return (run_loss(pruner, forward, config)(params, batch, key, 10)[1]["ce"],
+                task_loss(pruner, forward, 0.2, split_batch=True)(params, batch, key, 10)[1]["ce"],
+                task_loss(pruner, forward, 0.2)(params, batch, key, 10)[1]["ce"],
+                run_loss(pruner, forward, weighted)(params, batch, key, 10)[0],
+                task_loss(pruner, forward, 0.2, split_batch=True, rate_weights=(3, 2, 1))(params, batch, key, 10)[0],
+                task_loss(pruner, forward, 0.2, split_batch=True)(params, batch, key, 10)[0])
+    got, want, whole, got_weighted, want_weighted, plain = map(float, losses(params, jax.random.key(2)))
+    assert got == pytest.approx(want, rel=1e-6)
+    assert abs(got - whole) > 1e-4
+    assert got_weighted == pytest.approx(want_weighted, rel=1e-6) and abs(got_weighted - plain) > 1e-4
 
 
 def test_in_place_distillation_teaches_the_sparse_rates_from_the_densest(setup):
@@ -385,10 +389,13 @@ def test_rate_curriculum_brings_the_rates_in_from_the_least_sparse(setup):
     plain, curr, curr_weighted = (jax.jit(run_loss(pruner, forward, c)) for c in
                                   (override(config, ["prune.rate_curriculum=0"]), config, weighted))
 
-    def by_hand(step):
+    @partial(jax.jit, static_argnames="split")
+    def by_hand(step, split=False):                                        # (3,) each rate's cross-entropy
         masks = pruner.soft_masks(params, jnp.array([0.5, 0.9, 0.99]), step)
+        part = lambda x, k: x[2 * k:2 * k + 2] if split else x            # noqa: E731 - split: rate k's slice
         return jnp.stack([jnp.mean(-jax.nn.log_softmax(gcn.apply(apply_masks(params, jax.tree.map(lambda m: m[k], masks)),
-                                                                 batch["chunks"], CONFIG))[jnp.arange(6), batch["labels"]])
+                                                                 part(batch["chunks"], k), CONFIG))
+                                   [jnp.arange(part(batch["labels"], k).shape[0]), part(batch["labels"], k)])
                           for k in range(3)])
     key = jax.random.key(2)
     for step, w in ((10, (1, 0, 0)), (30, (1, 1, 0)), (60, (1, 1, 1))):
@@ -401,6 +408,13 @@ def test_rate_curriculum_brings_the_rates_in_from_the_least_sparse(setup):
             float(jnp.dot(w3, ce) / w3.sum()), rel=1e-5), step
     ce = by_hand(10)
     assert float(ce[0]) != pytest.approx(float(ce.mean()), rel=1e-3)       # so step 10 tells the two apart
+
+    # with split_batch, rate k sees samples 2k, 2k + 1, and a rate not yet joined leaves its slice unused
+    split = jax.jit(run_loss(pruner, forward, override(config, ["prune.split_batch=true"])))
+    ce = by_hand(30, split=True)
+    penalty = float(plain(params, batch, key, 30)[0]) - float(by_hand(30).mean())
+    assert float(split(params, batch, key, 30)[0]) - penalty == pytest.approx(float(ce[:2].mean()), rel=1e-5)
+    assert float(ce[:2].mean()) != pytest.approx(float(ce.mean()), rel=1e-3)
 
     with pytest.raises(ValueError, match=r"rate_curriculum must be in \[0, 1\)"):
         PruneConfig(rate_curriculum=1.0)
