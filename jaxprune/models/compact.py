@@ -45,7 +45,7 @@ import numpy as np
 from jax.experimental import sparse
 
 from jaxprune.masks.bandstop import apply_masks
-from jaxprune.models.edge_attention import edge_mix, project
+from jaxprune.models.edge_attention import batch_major, edge_mix, feature_major, project
 from jaxprune.models.gcn import ATTENTION_FORWARDS, GCNConfig
 from jaxprune.models.layers import masked_bias
 
@@ -119,7 +119,7 @@ def compact_blocks_by_pairs(net: CompactGCN, features: jax.Array) -> jax.Array:
     ((·, J, B), as ``edge_attention.edge_blocks``): node features (B, J, F) -> (B, J, C'_last),
     equal to ``compact_block``'s to float rounding."""
     mix = edge_mix(np.asarray(net.graph, bool), scale=net.attention_scale)
-    h = jnp.transpose(features, (2, 1, 0))                               # (F, J, B)
+    h = feature_major(features)                                          # (F, J, B)
     for b in range(net.num_blocks):
         att, conv = net.params[f"block{b}"]["attention"], net.params[f"block{b}"]["conv"]
 
@@ -135,7 +135,7 @@ def compact_blocks_by_pairs(net: CompactGCN, features: jax.Array) -> jax.Array:
                 mixed = mix(q, _project(kernel(att["key"]), h), v, att["bias"])
         with jax.named_scope("graph_conv"):
             h = jax.nn.relu(mixed + conv["bias"][:, None, None])
-    return jnp.transpose(h, (2, 1, 0))
+    return batch_major(h)
 
 
 def compact_block(net: CompactGCN, b: int, h: jax.Array, num_features: int) -> jax.Array:
