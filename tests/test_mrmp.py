@@ -415,6 +415,7 @@ def test_rate_curriculum_brings_the_rates_in_from_the_least_sparse(setup):
     penalty = float(plain(params, batch, key, 30)[0]) - float(by_hand(30).mean())
     assert float(split(params, batch, key, 30)[0]) - penalty == pytest.approx(float(ce[:2].mean()), rel=1e-5)
     assert float(ce[:2].mean()) != pytest.approx(float(ce.mean()), rel=1e-3)
+    assert float(ce[:2].mean()) != pytest.approx(float(by_hand(30)[:2].mean()), rel=1e-3)   # and slices, not the batch
 
     with pytest.raises(ValueError, match=r"rate_curriculum must be in \[0, 1\)"):
         PruneConfig(rate_curriculum=1.0)

@@ -22,7 +22,8 @@ zeros left inside its kernels are unstructured sparsity (``to_bcoo`` stores them
 do: "dense", the (B, J, J) products, or "edges", over the graph's pairs only
 (``jaxprune.models.edge_attention``). Compaction shrinks every product but the attention's
 softmax over J × J logits, so the per-pair form pays more here than in the dense network
-(``benchmarks/results/ctf_inference.md``: from batch 256 on the 2-core CPU).
+(``benchmarks/results/ctf_inference.md``, 2-core CPU: faster at batch 256, at 4096 faster or
+slower by run and rate; time both).
 
 Compact params::
 
