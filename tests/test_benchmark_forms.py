@@ -2,6 +2,7 @@
 benchmarks.train_wall's table reports every per-fold accuracy that two checkouts disagree on, and
 interleaved timing times every call in every round."""
 
+import contextlib
 import dataclasses
 
 import jax
@@ -101,3 +102,19 @@ def test_attention_share_swaps_the_attention_while_tracing_and_restores_it():
     assert gcn.attention is attention
     np.testing.assert_allclose(out["before"], out["autodiff"], rtol=1e-6, atol=1e-6)
     assert float(jnp.max(jnp.abs(out["fixed adjacency"] - out["autodiff"]))) > 1e-3
+
+
+def test_layout_barriers_swaps_only_the_barriers_while_tracing_and_restores_them():
+    from benchmarks.layout_barriers import bare_transposes
+    from jaxprune.models import edge_attention
+    config, params, x = small_gcn()
+    config = dataclasses.replace(config, attention_forward="edges")
+    hlo, out = {}, {}
+    for form in ("barriers", "bare"):
+        with bare_transposes() if form == "bare" else contextlib.nullcontext():
+            lowered = jax.jit(lambda p, x: gcn.apply(p, x, config)).lower(params, x)
+            hlo[form], out[form] = lowered.as_text(), lowered.compile()(params, x)
+    np.testing.assert_array_equal(out["barriers"], out["bare"])           # the same values either way
+    assert "optimization_barrier" in hlo["barriers"] and "optimization_barrier" not in hlo["bare"]
+    restored = jax.jit(edge_attention.feature_major).lower(x).as_text()   # the library's own again
+    assert "optimization_barrier" in restored

@@ -39,8 +39,9 @@ def project(w: jax.Array, h: jax.Array) -> jax.Array:
 def feature_major(x: jax.Array) -> jax.Array:
     """(B, J, F) -> (F, J, B) as a copy of its own: the barrier after the transpose keeps XLA from
     fusing it into the first block's projections, where on XLA:CPU it ran 2-3x slower than alone
-    (C = 8, batch 4096: 5.7 against 2.0 ms). With ``batch_major``: C = 8 per-pair forward passes
-    2-24 % faster, C = 64 neutral (README, "Layout barriers"). Values are unchanged."""
+    (C = 8, batch 4096: 5.7 against 2.0 ms). With ``batch_major`` the whole pass gains little:
+    0.76-1.07x the time with bare transposes over four runs (benchmarks.layout_barriers; README,
+    "Layout barriers"). Values are unchanged."""
     return jax.lax.optimization_barrier(jnp.transpose(x, (2, 1, 0)))
 
 
