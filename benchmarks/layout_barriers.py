@@ -29,7 +29,7 @@ FORMS = ("barriers", "bare")
 
 @contextlib.contextmanager
 def bare_transposes():
-    """The per-pair blocks traced in the block transpose without barriers (values are the same)."""
+    """While open, programs traced with the per-pair blocks transpose without barriers (same values)."""
     kept = edge_attention.feature_major, edge_attention.batch_major
     edge_attention.feature_major = edge_attention.batch_major = lambda x: jnp.transpose(x, (2, 1, 0))
     try:
@@ -39,7 +39,8 @@ def bare_transposes():
 
 
 def programs(preset: str, batches) -> dict:
-    """{name: form -> (call, args)} of the ``preset`` network's per-pair programs."""
+    """{name: maker} of the ``preset`` network's per-pair programs; ``maker()`` traces, compiles and
+    returns ``(call, args)`` for ``timing.interleaved_medians``."""
     made = {f"forward, batch {b}": (lambda b=b: forward_call(preset, b, "edges")) for b in batches}
     for method, label in (("dense", "dense"), ("mrmp", "MRMP K = 6")):
         rates = RATE_SETS[6] if method == "mrmp" else (0.9,)
