@@ -12,8 +12,8 @@ transpose of the per-pair slices was a pad-and-add of the whole activation per p
 the code as written), so served logits do not change; the train step's loss and gradients agree
 with autodiff's to float rounding (tests). Reverse mode (``jax.grad``, ``jax.vjp``) and
 ``jax.vmap`` work; forward mode (``jax.jvp``, ``jax.hessian``) does not: set
-``model.attention_backward=autodiff`` for it. Measured: README, "Train steps differentiated over
-the graph's pairs" (``benchmarks.attention_share`` times the forms side by side).
+``model.attention_backward=autodiff`` for it. Measured: benchmarks/README.md, "Train steps
+differentiated over the graph's pairs" (``benchmarks.attention_share`` times the forms side by side).
 """
 
 from __future__ import annotations
@@ -40,8 +40,8 @@ def feature_major(x: jax.Array) -> jax.Array:
     """(B, J, F) -> (F, J, B) as a copy of its own: the barrier after the transpose keeps XLA from
     fusing it into the first block's projections, where on XLA:CPU it ran 2-3x slower than alone
     (C = 8, batch 4096: 5.7 against 2.0 ms). With ``batch_major`` the whole pass gains little:
-    0.76-1.07x the time with bare transposes over four runs (benchmarks.layout_barriers; README,
-    "Layout barriers"). Values are unchanged."""
+    0.76-1.07x the time with bare transposes over four runs (benchmarks.layout_barriers;
+    benchmarks/README.md, "Layout barriers"). Values are unchanged."""
     return jax.lax.optimization_barrier(jnp.transpose(x, (2, 1, 0)))
 
 
