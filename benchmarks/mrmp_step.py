@@ -36,7 +36,7 @@ from jaxprune.optim import make_optimizer
 from jaxprune.run_config import RunConfig
 from jaxprune.task.forward import gcn_config, make_forward
 from jaxprune.train import init_state, make_epoch
-from jaxprune.task.loss import run_loss
+from jaxprune.task.loss import run_loss, score_loss
 
 RATE_SETS = {1: (0.9,), 2: (0.5, 0.9), 4: (0.5, 0.7, 0.9, 0.99), 6: (0.5, 0.7, 0.9, 0.95, 0.98, 0.99), 8: (0.5, 0.6, 0.7, 0.8, 0.9, 0.95, 0.98, 0.99)}
 
@@ -44,12 +44,13 @@ RATE_SETS = {1: (0.9,), 2: (0.5, 0.9), 4: (0.5, 0.7, 0.9, 0.99), 6: (0.5, 0.7, 0
 def train_step(method: str, rates, batch: int, preset: str = "wide", seed: int = 0, per_step: int = 0,
                extra: tuple[str, ...] = ()):
     """(jitted train step ``epoch(state, data)``, ``make_state()``, data) of ``method`` on the
-    ``preset`` network: the loss of ``jaxprune train`` for those settings (``run_loss``), over a
+    ``preset`` network: the loss of ``jaxprune train`` for those settings (``run_loss``), and the
+    method's own state and per-step update (a baseline's masks, as the runner builds them), over a
     random SBU-shaped training set of exactly one batch. ``per_step``: ``prune.rates_per_step``;
     ``extra``: more settings, NAME=VALUE. The step donates its state."""
     dataset = make_synthetic(seed=seed)                       # SBU skeleton: 30 joints, 2 persons
     own = {"mrmp": [f"prune.rates={','.join(map(str, rates))}", f"prune.rates_per_step={per_step}"],
-           "srmp": [f"prune.rate={rates[0]}"]}          # each method is given only the settings it reads
+           "srmp": [f"prune.rate={rates[0]}"], "ste": [f"prune.rate={rates[0]}"]}   # only the settings it reads
     sets = [*preset_settings("sbu", preset), *own.get(method, []), *extra]
     config = override(RunConfig(method=method), sets)
     model = gcn_config(dataset, config)
@@ -57,11 +58,12 @@ def train_step(method: str, rates, batch: int, preset: str = "wide", seed: int =
     params = gcn.init(jax.random.key(seed), model)
     optimizer = make_optimizer(1e-3, "constant", 1000, 0.01)
     pruner = make_pruner(method, params, gcn.prunable(params), config.prune, 1000)
-    epoch = make_epoch(run_loss(pruner, forward, config), optimizer, batch, batch)
+    epoch = make_epoch(run_loss(pruner, forward, config), optimizer, batch, batch, update_fn=pruner.update_fn)
     rng = np.random.default_rng(seed)
     data = {"chunks": jnp.asarray(rng.normal(size=(batch, dataset.num_joints, config.features.chunks, 3)), jnp.float32),
             "labels": jnp.asarray(rng.integers(0, dataset.num_classes, batch), jnp.int32)}
-    return epoch, lambda: init_state(params, optimizer, jax.random.key(seed + 1)), data
+    prune_state = pruner.init(params, jax.random.key(seed + 2), data, score_loss(forward))   # as the runner does
+    return epoch, lambda: init_state(params, optimizer, jax.random.key(seed + 1), prune_state), data
 
 
 def step_call(method: str, rates, batch: int, preset: str = "wide", **kw):

@@ -118,3 +118,19 @@ def test_layout_barriers_swaps_only_the_barriers_while_tracing_and_restores_them
     assert "optimization_barrier" in hlo["barriers"] and "optimization_barrier" not in hlo["bare"]
     restored = jax.jit(edge_attention.feature_major).lower(x).as_text()   # the library's own again
     assert "optimization_barrier" in restored
+
+
+def test_keep_count_times_the_argsort_only_where_it_swaps_it_in():
+    # benchmarks.keep_count traces the STE step with the former argsort rule patched in: the rule
+    # the masks call must change while patched, and come back after
+    from unittest import mock
+    from benchmarks.keep_count import by_sort
+    from jaxprune.masks import hard
+    params = {"w": jax.random.normal(jax.random.key(0), (40, 30))}
+    def masks():   # a new function each time: jax caches a traced function's program
+        return jax.jit(lambda p: hard.magnitude_masks(p, {"w": True}, 0.9, "global"))
+    with mock.patch.object(hard, "top_count", by_sort):
+        patched, m_sort = masks().lower(params).as_text(), masks()(params)["w"]
+    own, m_own = masks().lower(params).as_text(), masks()(params)["w"]
+    assert "sort" in patched and "sort" not in own
+    np.testing.assert_array_equal(m_sort, m_own)

@@ -18,13 +18,42 @@ import jax.numpy as jnp
 PyTree = Any
 
 
+def _sort_key(scores: jax.Array) -> jax.Array:
+    """uint32 keys ordered as the float32 ``scores`` are, with sort's conventions: -0.0 equals 0.0,
+    and NaN is below everything (a descending sort ranks it last)."""
+    x = jnp.where(scores == 0, 0.0, scores.astype(jnp.float32))
+    bits = jax.lax.bitcast_convert_type(x, jnp.uint32)
+    negative = (bits >> 31) == 1
+    key = jnp.where(negative, ~bits, bits | jnp.uint32(0x80000000))
+    return jnp.where(jnp.isnan(x), jnp.uint32(0), key)
+
+
+def top_count(scores: jax.Array, count) -> jax.Array:
+    """Bools like the 1-D ``scores``: True at its ``count`` (int, may be traced) largest entries, ties
+    broken by position, NaN last: the entries a stable descending sort puts first.
+
+    Without a sort: the count-th largest key is found bit by bit (32 passes that count the entries
+    above a candidate), then the ties at it are taken in order. On a 2-core CPU, 257,920 scores:
+    5.2 ms against 90 ms for the argsort and its inverse permutation it replaced, and an STE train
+    step (masks recomputed every step) 25 ms against 112 ms (``benchmarks.keep_count``)."""
+    key = _sort_key(scores)
+    count = jnp.asarray(count, jnp.int32)
+
+    def bit(i, t):                       # the largest t with #(key >= t) >= count, from the top bit down
+        candidate = t | (jnp.uint32(1) << (31 - i).astype(jnp.uint32))
+        return jnp.where(jnp.sum(key >= candidate, dtype=jnp.int32) >= count, candidate, t)
+    threshold = jax.lax.fori_loop(0, 32, bit, jnp.uint32(0))
+    above = key > threshold
+    ties = key == threshold
+    room = count - jnp.sum(above, dtype=jnp.int32)
+    return (above | (ties & (jnp.cumsum(ties, dtype=jnp.int32) <= room))) & (count > 0)
+
+
 def _keep_largest(scores: jax.Array, rate) -> jax.Array:
     """0/1 (float32) keeping the round((1 − rate)·n) largest entries of a 1-D ``scores`` (n entries)."""
     n = scores.size
     keep = jnp.clip(jnp.round((1.0 - jnp.asarray(rate, jnp.float32)) * n), 0, n)
-    order = jnp.argsort(-scores, stable=True)
-    rank = jnp.zeros((n,), jnp.int32).at[order].set(jnp.arange(n, dtype=jnp.int32))
-    return (rank < keep).astype(jnp.float32)
+    return top_count(scores, keep.astype(jnp.int32)).astype(jnp.float32)
 
 
 def _split(flat: jax.Array, leaves: list) -> list:

@@ -60,7 +60,7 @@ import jax.numpy as jnp
 import numpy as np
 
 from jaxprune.masks.bandstop import apply_masks
-from jaxprune.masks.hard import column_masks, magnitude_masks, random_masks, snip_masks
+from jaxprune.masks.hard import column_masks, magnitude_masks, random_masks, snip_masks, top_count
 from jaxprune.methods.base import at_trained_rate
 from jaxprune.methods.config import PruneConfig
 
@@ -175,14 +175,6 @@ class StraightThrough(Schedule):
         return params, {"masks": _fill(pruner.rule(params, sparsity), params)}
 
 
-def _rank_below(scores: jax.Array, count) -> jax.Array:
-    """Bools like ``scores``: True at its ``count`` (traced int) largest entries, ties by position."""
-    flat = scores.ravel()
-    order = jnp.argsort(-flat, stable=True)
-    rank = jnp.zeros(flat.shape, jnp.int32).at[order].set(jnp.arange(flat.size, dtype=jnp.int32))
-    return (rank < count).reshape(scores.shape)
-
-
 @dataclasses.dataclass(frozen=True)
 class DropAndGrow(Schedule):
     """Dynamic sparse training at a fixed count per layer: every ``every`` steps until ``stop``,
@@ -223,10 +215,10 @@ class DropAndGrow(Schedule):
                     new_p.append(w); new_m.append(m); continue
                 active = m > 0
                 count = jnp.round(frac * jnp.sum(active)).astype(jnp.int32)
-                dropped = _rank_below(jnp.where(active, -jnp.abs(w), -jnp.inf), count)
+                dropped = top_count(jnp.where(active, -jnp.abs(w), -jnp.inf).ravel(), count).reshape(w.shape)
                 kept = active & ~dropped
                 score = jax.random.uniform(k, w.shape) if self.grow == "random" else jnp.abs(g)
-                grown = _rank_below(jnp.where(kept, -jnp.inf, score), count)
+                grown = top_count(jnp.where(kept, -jnp.inf, score).ravel(), count).reshape(w.shape)
                 new_m.append((kept | grown).astype(m.dtype))
                 new_p.append(jnp.where(grown, 0.0, w))
             return (jax.tree_util.tree_unflatten(treedef, new_p), jax.tree_util.tree_unflatten(treedef, new_m))
