@@ -36,7 +36,7 @@ def test_the_edge_form_equals_the_gcn_with_gradients():
                                rtol=1e-5, atol=1e-6)
     got = jax.jit(jax.grad(loss(apply_edges), argnums=(0, 1)))(params, x)
     xla = lambda p, x, c: gcn.apply(p, x, dataclasses.replace(c, attention_backward="autodiff"))
-    want = jax.grad(loss(xla), argnums=(0, 1))(params, x)
+    want = jax.jit(jax.grad(loss(xla), argnums=(0, 1)))(params, x)
     for g, w in zip(jax.tree.leaves(got), jax.tree.leaves(want)):
         np.testing.assert_allclose(g, w, rtol=1e-4, atol=1e-5)
 

@@ -30,7 +30,8 @@ def _sort_key(scores: jax.Array) -> jax.Array:
 
 def top_count(scores: jax.Array, count) -> jax.Array:
     """Bools like the 1-D ``scores``: True at its ``count`` (int, may be traced) largest entries, ties
-    broken by position, NaN last: the entries a stable descending sort puts first.
+    broken by position, NaN last: the entries a stable descending sort puts first. Scores are
+    compared as float32 (wider floats are rounded first, which can make near-equal scores ties).
 
     Without a sort: the count-th largest key is found bit by bit (32 passes that count the entries
     above a candidate), then the ties at it are taken in order. On a 2-core CPU, 257,920 scores:
