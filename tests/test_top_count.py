@@ -36,11 +36,24 @@ def corpus():
 def test_equals_the_stable_sort_at_every_count(name, scores):
     fast = jax.jit(jax.vmap(top_count, in_axes=(None, 0)))     # the count traced, as in a schedule
     slow = jax.jit(jax.vmap(by_sort, in_axes=(None, 0)))
-    counts = jnp.arange(scores.size + 1, dtype=jnp.int32)
+    counts = jnp.arange(-1, scores.size + 2, dtype=jnp.int32)                  # below 0 and above n too
     got, want = np.asarray(fast(scores, counts)), np.asarray(slow(scores, counts))
     first_wrong = np.flatnonzero((got != want).any(axis=1))
-    assert first_wrong.size == 0, f"{name}: count {first_wrong[0]} differs"
-    assert (got.sum(axis=1) == np.asarray(counts)).all()
+    assert first_wrong.size == 0, f"{name}: count {counts[first_wrong[0]]} differs"
+    assert (got.sum(axis=1) == np.clip(np.asarray(counts), 0, scores.size)).all()
+
+
+def test_eager_and_wider_floats_rank_as_float32_sorts_them():
+    # without jit (the loop's index is then a Python int), and on float64 input whose scores
+    # become ties (-1e-50 and 0 are both zero in float32: the first by position is kept)
+    scores = np.array([-1e-50, 0.0, 1.0, 0.5])
+    with jax.disable_jit():
+        got = np.asarray(top_count(scores, 2))
+    np.testing.assert_array_equal(got, np.asarray(by_sort(jnp.asarray(scores, jnp.float32), 2)))
+    np.testing.assert_array_equal(got, [False, False, True, True])
+    np.testing.assert_array_equal(np.asarray(top_count(scores, 3)), [True, False, True, True])
+    with pytest.raises(ValueError, match="1-D"):
+        top_count(jnp.ones((2, 3)), 1)
 
 
 def test_global_magnitude_masks_keep_exact_counts_on_a_large_net():

@@ -21,7 +21,8 @@ PyTree = Any
 def _sort_key(scores: jax.Array) -> jax.Array:
     """uint32 keys ordered as the float32 ``scores`` are, with sort's conventions: -0.0 equals 0.0,
     and NaN is below everything (a descending sort ranks it last)."""
-    x = jnp.where(scores == 0, 0.0, scores.astype(jnp.float32))
+    x = jnp.asarray(scores, jnp.float32)
+    x = jnp.where(x == 0, 0.0, x)
     bits = jax.lax.bitcast_convert_type(x, jnp.uint32)
     negative = (bits >> 31) == 1
     key = jnp.where(negative, ~bits, bits | jnp.uint32(0x80000000))
@@ -29,7 +30,7 @@ def _sort_key(scores: jax.Array) -> jax.Array:
 
 
 def top_count(scores: jax.Array, count) -> jax.Array:
-    """Bools like the 1-D ``scores``: True at its ``count`` (int, may be traced) largest entries, ties
+    """Bools like the 1-D ``scores``: True at its ``count`` (an integer, may be traced) largest entries, ties
     broken by position, NaN last: the entries a stable descending sort puts first. Scores are
     compared as float32 (wider floats are rounded first, which can make near-equal scores ties).
 
@@ -37,11 +38,13 @@ def top_count(scores: jax.Array, count) -> jax.Array:
     above a candidate), then the ties at it are taken in order. On a 2-core CPU, 257,920 scores:
     5.2 ms against 90 ms for the argsort and its inverse permutation it replaced, and an STE train
     step (masks recomputed every step) 25 ms against 112 ms (``benchmarks.keep_count``)."""
+    if jnp.ndim(scores) != 1:
+        raise ValueError(f"top_count ranks a 1-D array of scores, got shape {jnp.shape(scores)}")
     key = _sort_key(scores)
     count = jnp.asarray(count, jnp.int32)
 
     def bit(i, t):                       # the largest t with #(key >= t) >= count, from the top bit down
-        candidate = t | (jnp.uint32(1) << (31 - i).astype(jnp.uint32))
+        candidate = t | (jnp.uint32(1) << (jnp.uint32(31) - jnp.asarray(i, jnp.uint32)))
         return jnp.where(jnp.sum(key >= candidate, dtype=jnp.int32) >= count, candidate, t)
     threshold = jax.lax.fori_loop(0, 32, bit, jnp.uint32(0))
     above = key > threshold
