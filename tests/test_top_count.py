@@ -5,14 +5,8 @@ import jax.numpy as jnp
 import numpy as np
 import pytest
 
+from benchmarks.keep_count import by_sort   # the reference: the stable argsort top_count replaced
 from jaxprune.masks.hard import magnitude_masks, top_count
-
-
-def by_sort(scores, count):
-    """The reference: rank by a stable argsort of −scores (jax's sort: −0.0 = 0.0, NaN last)."""
-    order = jnp.argsort(-scores, stable=True)
-    rank = jnp.zeros(scores.shape, jnp.int32).at[order].set(jnp.arange(scores.size, dtype=jnp.int32))
-    return rank < count
 
 
 def corpus():
