@@ -8,8 +8,9 @@ key bit by bit (32 counting passes) and takes the ties at it in order, with the 
 (``tests/test_top_count.py``). Rows: the mask alone on n random magnitudes (n = the prunable
 weights of the c8 and wide SBU networks, and 2M), and one jitted STE train step (its magnitude
 masks, layer by layer as the comparison runs it, are recomputed from the weights after every
-step) on the ``wide`` network, batch 256, with each form, beside a dense step. All rows timed in interleaved rounds
-(``timing.interleaved_medians``). Writes ``keep_count.json`` and ``keep_count.md`` into ``--out``.
+step) on the ``wide`` network, batch 256, with each form, beside a dense step. All rows timed in
+interleaved rounds (``timing.interleaved_medians``). Writes ``keep_count.json`` and
+``keep_count.md`` into ``--out``.
 """
 
 from __future__ import annotations
