@@ -46,5 +46,6 @@ from jaxprune.runner import resume, run, train_fold
 from jaxprune.serving import evaluate_run, export_run
 from jaxprune.task.loss import skeleton_loss
 from jaxprune.train import TrainConfig, TrainState, fit, init_state, make_epoch
+from jaxprune.weight_average import averaged_params, params_ema
 
 __version__ = "0.2.0"

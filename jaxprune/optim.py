@@ -8,6 +8,8 @@ import jax
 import jax.numpy as jnp
 import optax
 
+from jaxprune.weight_average import params_ema
+
 LR_RULES = ("constant", "cosine", "loss_trend")
 
 
@@ -39,8 +41,9 @@ def scale_by_loss_trend(factor: float = 0.99, min_scale: float = 1e-3,
 
 
 def make_optimizer(learning_rate: float, lr_rule: str, total_steps: int,
-                   weight_decay: float = 0.0) -> optax.GradientTransformationExtraArgs:
-    """Adam (AdamW when weight_decay > 0) under ``lr_rule`` in LR_RULES.
+                   weight_decay: float = 0.0, ema: float = 0.0) -> optax.GradientTransformationExtraArgs:
+    """Adam (AdamW when weight_decay > 0) under ``lr_rule`` in LR_RULES, with ``ema`` > 0 followed by
+    ``jaxprune.weight_average.params_ema(ema)`` (read back with ``averaged_params``).
 
     "cosine" decays the rate from ``learning_rate`` to 1% of it over ``total_steps``; "loss_trend"
     is ``scale_by_loss_trend`` on top of a constant rate. The returned transformation accepts
@@ -56,4 +59,6 @@ def make_optimizer(learning_rate: float, lr_rule: str, total_steps: int,
     parts = [base]
     if lr_rule == "loss_trend":
         parts.append(scale_by_loss_trend())
+    if ema:
+        parts.append(params_ema(ema))
     return optax.chain(*parts)

@@ -22,6 +22,7 @@ from jaxprune.methods.wrap import split_among
 from jaxprune.model_io import save_model
 from jaxprune.models import gcn
 from jaxprune.optim import make_optimizer
+from jaxprune.weight_average import averaged_params
 from jaxprune.parallel import mesh_for_batch, replicate, shard_rows, to_local
 from jaxprune.results import results_record, write_json_atomic
 from jaxprune.run_config import RunConfig, load_run_config
@@ -70,17 +71,26 @@ def train_fold(dataset: SkeletonDataset, test_fold: int, config: RunConfig, *, o
     tc = config.train
     n = len(data.train_labels)
     total_steps = tc.epochs * steps_per_epoch(n, tc.batch_size)
-    optimizer = make_optimizer(tc.learning_rate, tc.lr_rule, total_steps, tc.weight_decay)
+    optimizer = make_optimizer(tc.learning_rate, tc.lr_rule, total_steps, tc.weight_decay, tc.ema)
     pruner = make_pruner(config.method, params, gcn.prunable(params), config.prune, total_steps,
                          gcn.ctf_blocks(params))
+    if tc.ema and pruner.update_fn is not None:
+        raise ValueError(f"training setting ema is not available with method {config.method!r}: it rewrites the "
+                         f"parameters between steps (masks, rewinds or regrowth), which the average would mix; "
+                         f"leave train.ema at 0")
     mesh = mesh_for_batch(tc.devices, min(tc.batch_size, n))
     loss = run_loss(pruner, forward, config)
     epoch_fn = make_epoch(loss, optimizer, n, tc.batch_size, mesh, pruner.update_fn)
     trained = np.asarray(pruner.trained_rates, np.float32)
 
+    def served(s):   # the parameters a run serves: the moving average with train.ema, else the last
+        average = averaged_params(s.opt_state, tc.ema) if tc.ema else None
+        return s.params if average is None else average
+
     def evaluate(s):   # monitoring only: hard-masked accuracy at each trained rate
-        params = to_local(s.params)
-        masks = pruner.finish(to_local(s.prune_state)).hard_masks(params, trained)
+        s = to_local(s)
+        params = served(s)
+        masks = pruner.finish(s.prune_state).hard_masks(params, trained)
         acc, _ = evaluate_masks(forward, params, masks, data.eval_chunks, data.test_labels)
         return {f"test_accuracy@{r:g}": float(a) for r, a in zip(pruner.trained_rates, acc)}
 
@@ -121,14 +131,14 @@ def train_fold(dataset: SkeletonDataset, test_fold: int, config: RunConfig, *, o
                          evaluate=evaluate, eval_every=eval_every, progress=progress and writer,
                          on_epoch_end=on_epoch_end)
     state = to_local(state)
-    jax.block_until_ready(state.params)
+    params = jax.block_until_ready(served(state))
     pruner = pruner.finish(state.prune_state)
     seconds = earlier + time.perf_counter() - start
-    rows = fold_rows(pruner, forward, model, state.params, data.eval_chunks, data.test_labels,
+    rows = fold_rows(pruner, forward, model, params, data.eval_chunks, data.test_labels,
                      serve_rates(config.method, config.prune))
     if fold_dir is not None and writer:
-        save_model(fold_dir / "model.npz", state.params, pruner_arrays(pruner))
-    return {"fold": test_fold, "params": state.params, "pruner": pruner, "rates": rows,
+        save_model(fold_dir / "model.npz", params, pruner_arrays(pruner))
+    return {"fold": test_fold, "params": params, "pruner": pruner, "rates": rows,
             "history": history, "train_seconds": seconds, "scale": data.scale, "earlier_seconds": earlier}
 
 

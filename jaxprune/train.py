@@ -43,6 +43,9 @@ class TrainConfig:
       weight_decay: AdamW decoupled decay (0 = plain Adam).
       label_smoothing: cross-entropy label smoothing in [0, 1).
       mixup: α of mixup (``jaxprune.task.loss``), any method; 0 = off.
+      ema: decay of an exponential moving average of the parameters, served and saved in place
+        of the last step's (``jaxprune.weight_average``; horizon about 1 / (1 − ema) steps);
+        0 = off, the last step's parameters.
       checkpoint_every: save a checkpoint every N epochs when the run has an output folder
         (``jaxprune.checkpoint``); 0 = only the final one. Does not change the result.
       devices: data parallelism over this many devices (``jaxprune.parallel``: the batch sharded,
@@ -57,6 +60,7 @@ class TrainConfig:
     weight_decay: float = 0.0
     label_smoothing: float = 0.0
     mixup: float = 0.0
+    ema: float = 0.0
     checkpoint_every: int = 0
     devices: int = 0
 
@@ -69,6 +73,9 @@ class TrainConfig:
             raise ValueError(f"training setting label_smoothing must be in [0, 1), got {self.label_smoothing}")
         if not self.mixup >= 0:
             raise ValueError(f"training setting mixup must be >= 0 (0: off), got {self.mixup}")
+        if not (self.ema == 0.0 or 0.0 < self.ema < 1.0):
+            raise ValueError(f"training setting ema must be in (0, 1) (e.g. 0.999), or 0 for no average; "
+                             f"got {self.ema}")
         if not self.learning_rate > 0:
             raise ValueError(f"training setting learning_rate must be > 0, got {self.learning_rate}")
         if self.lr_rule not in LR_RULES:
