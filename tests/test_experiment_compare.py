@@ -114,3 +114,27 @@ def test_by_fold_separates_a_fold_effect_from_seed_noise():
     assert rows["SRMP − dense"] == ["-1.00 [-1.0, -1.0]"] * 2
     assert "CTF" not in text                                        # no CTF runs: no row
     assert sbu_compare.by_fold({}, [0.9], [0], [1]) == ""
+
+
+def test_readme_table_is_what_the_committed_grid_gives(sbu_path, tmp_path, capsys):
+    """experiments.readme_table: the README's three-seed table and dense figure are rendered from
+    the committed grid's rows (a hand edit or a changed row is caught, naming the README's line),
+    and --write puts them back."""
+    from experiments import readme_table
+    readme = readme_table.REPO / "README.md"
+    assert readme_table.main(["--data-dir", str(sbu_path)]) == 0
+    text = readme.read_text()
+    block = text[text.index(readme_table.START):]
+    line = next(x for x in block.splitlines() if x.startswith("| SRMP (one model per rate) |"))
+    tampered = tmp_path / "README.md"
+    cells = line.split(" | ")
+    cells[2] = "99.99 ± 0.00"                                  # SRMP at 0.5, edited by hand
+    assert " | ".join(cells) != line
+    tampered.write_text(text.replace(line, " | ".join(cells), 1))
+    assert readme_table.main(["--data-dir", str(sbu_path), "--readme", str(tampered)]) == 1
+    number = text[:text.index(readme_table.START)].count("\n") + block.splitlines().index(line) + 1
+    assert f"README.md:{number}: differs" in capsys.readouterr().err
+    assert readme_table.main(["--data-dir", str(sbu_path), "--readme", str(tampered), "--write"]) == 0
+    assert tampered.read_text() == text
+    with pytest.raises(ValueError, match="no table starting with"):
+        readme_table.with_table("no table here", "", "", tampered)
