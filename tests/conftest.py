@@ -83,3 +83,27 @@ def tiny_mrmp_run(tmp_path_factory) -> Path:
     assert main(["train", "--dataset", "synthetic", "--method", "mrmp", "--rates", "0.5,0.9",
                  "--out", str(out), *TINY_RUN]) == 0
     return out
+
+
+class Stopped(Exception):
+    """Stands for a process that died right after writing one epoch's checkpoint."""
+
+
+def train_until(argv, epoch: int) -> None:
+    """Runs ``jaxprune`` with ``argv`` and stops it right after epoch ``epoch``'s checkpoint, as a
+    killed process leaves its run folder (``runner.fit`` patched for the call only)."""
+    from jaxprune import runner
+    from jaxprune.cli import main
+    real_fit = runner.fit
+
+    def stopping_fit(*args, on_epoch_end, **kwargs):
+        def end(done, state):
+            on_epoch_end(done, state)
+            if done == epoch:
+                raise Stopped
+        return real_fit(*args, on_epoch_end=end, **kwargs)
+
+    with pytest.MonkeyPatch.context() as mp:
+        mp.setattr(runner, "fit", stopping_fit)
+        with pytest.raises(Stopped):
+            main(argv)

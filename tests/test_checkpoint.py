@@ -18,7 +18,7 @@ import jax.numpy as jnp
 import numpy as np
 import pytest
 
-from conftest import CHEAP_COMPILE, CHEAP_SETTING
+from conftest import CHEAP_COMPILE, CHEAP_SETTING, train_until
 from jaxprune import checkpoint, runner
 from jaxprune.cli import main
 from jaxprune.config import override
@@ -39,10 +39,6 @@ def train_args(out, *extra):
     return ["train", "--dataset", "synthetic", "--out", str(out), "--quiet", *SETTINGS, *extra]
 
 
-class Stop(Exception):
-    """Stands for the process dying right after the checkpoint of epoch STOP."""
-
-
 @pytest.fixture(scope="module")
 def reference(tmp_path_factory):
     out = tmp_path_factory.mktemp("ref") / "run"
@@ -54,19 +50,7 @@ def reference(tmp_path_factory):
 def stopped(tmp_path_factory):
     """A run stopped after epoch STOP (its checkpoint written), as a killed process leaves it."""
     out = tmp_path_factory.mktemp("stopped") / "run"
-    real_fit = runner.fit
-
-    def stopping_fit(*args, on_epoch_end, **kwargs):
-        def end(epoch, state):
-            on_epoch_end(epoch, state)
-            if epoch == STOP:
-                raise Stop
-        return real_fit(*args, on_epoch_end=end, **kwargs)
-
-    with pytest.MonkeyPatch.context() as mp:
-        mp.setattr(runner, "fit", stopping_fit)
-        with pytest.raises(Stop):
-            main(train_args(out))
+    train_until(train_args(out), STOP)
     return out
 
 
@@ -283,18 +267,6 @@ def test_baseline_state_survives_a_resume(tmp_path, method):
     ref = tmp_path / "ref"
     assert main(train_args(ref, *extra)) == 0
     out = tmp_path / "stopped"
-    real_fit = runner.fit
-
-    def stopping_fit(*args, on_epoch_end, **kwargs):
-        def end(epoch, state):
-            on_epoch_end(epoch, state)
-            if epoch == 25:
-                raise Stop
-        return real_fit(*args, on_epoch_end=end, **kwargs)
-
-    with pytest.MonkeyPatch.context() as mp:
-        mp.setattr(runner, "fit", stopping_fit)
-        with pytest.raises(Stop):
-            main(train_args(out, *extra))
+    train_until(train_args(out, *extra), 25)
     assert main(["train", "--resume", str(out), "--quiet"]) == 0
     assert_same_run(out, ref)

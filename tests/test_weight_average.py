@@ -17,7 +17,7 @@ from jaxprune.optim import make_optimizer
 from jaxprune.serving import evaluate_run
 from jaxprune.train import TrainConfig
 from jaxprune.weight_average import averaged_params, params_ema
-from tests.conftest import TINY_RUN
+from conftest import TINY_RUN, train_until
 
 
 def test_average_is_the_bias_corrected_weighted_mean():
@@ -97,29 +97,14 @@ def test_refused_where_the_method_rewrites_parameters(tmp_path, capsys):
     assert not (tmp_path / "run" / "fold1" / "model.npz").exists()
 
 
-def test_resumed_run_ends_with_the_same_average(tmp_path, monkeypatch):
+def test_resumed_run_ends_with_the_same_average(tmp_path):
     """The average lives in the optimizer state, so a run stopped at a checkpoint and resumed saves
     the same averaged model, bit for bit, as one that ran through."""
     args = ["--method", "mrmp", "--rates", "0.5,0.9", *TINY_RUN, "--set", "train.ema=0.9",
             "--set", "train.checkpoint_every=5"]
     whole, cut = tmp_path / "whole", tmp_path / "cut"
     assert main(["train", "--dataset", "synthetic", "--out", str(whole), *args]) == 0
-    real_fit = runner.fit
-
-    class Stop(Exception):
-        pass
-
-    def stopping_fit(*a, on_epoch_end, **k):
-        def end(epoch, state):
-            on_epoch_end(epoch, state)
-            if epoch == 10:
-                raise Stop
-        return real_fit(*a, on_epoch_end=end, **k)
-
-    with monkeypatch.context() as mp:
-        mp.setattr(runner, "fit", stopping_fit)
-        with pytest.raises(Stop):
-            main(["train", "--dataset", "synthetic", "--out", str(cut), *args])
+    train_until(["train", "--dataset", "synthetic", "--out", str(cut), *args], 10)
     runner.resume(cut, progress=False)
     with np.load(whole / "fold1" / "model.npz") as a, np.load(cut / "fold1" / "model.npz") as b:
         assert sorted(a.files) == sorted(b.files)
