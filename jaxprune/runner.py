@@ -22,7 +22,6 @@ from jaxprune.methods.wrap import split_among
 from jaxprune.model_io import save_model
 from jaxprune.models import gcn
 from jaxprune.optim import make_optimizer
-from jaxprune.weight_average import averaged_params
 from jaxprune.parallel import mesh_for_batch, replicate, shard_rows, to_local
 from jaxprune.results import results_record, write_json_atomic
 from jaxprune.run_config import RunConfig, load_run_config
@@ -33,6 +32,7 @@ from jaxprune.task.forward import gcn_config, make_forward
 from jaxprune.task.loss import run_loss, score_loss
 from jaxprune.task.rows import fold_rows
 from jaxprune.train import fit, init_state, make_epoch, steps_per_epoch
+from jaxprune.weight_average import averaged_params
 
 __all__ = ["RunConfig", "RunExistsError", "check_settings_on", "dataset_digest", "resume", "run", "train_fold"]
 
@@ -48,6 +48,19 @@ def check_settings_on(dataset: SkeletonDataset, config: RunConfig) -> None:
     if config.method == "mrmp" and config.prune.split_batch:
         per_step = config.prune.rates_per_step or len(config.prune.rates)
         split_among(np.zeros(min(config.train.batch_size, len(dataset.labels))), per_step)
+    if config.train.ema:   # the method's pruner on a fresh network: does it rewrite parameters?
+        params = gcn.init(jax.random.key(0), gcn_config(dataset, config))
+        check_average(config, make_pruner(config.method, params, gcn.prunable(params), config.prune, 1,
+                                          gcn.ctf_blocks(params)))
+
+
+def check_average(config: RunConfig, pruner) -> None:
+    """ValueError naming train.ema when it is on for a method whose ``update_fn`` rewrites the
+    parameters between steps (scheduled masks, rewinds, regrowth): the average would mix them."""
+    if config.train.ema and pruner.update_fn is not None:
+        raise ValueError(f"training setting ema is not available with method {config.method!r}: it rewrites the "
+                         f"parameters between steps (masks, rewinds or regrowth), which the average would mix; "
+                         f"leave train.ema at 0")
 
 
 def train_fold(dataset: SkeletonDataset, test_fold: int, config: RunConfig, *, out_dir=None,
@@ -74,17 +87,14 @@ def train_fold(dataset: SkeletonDataset, test_fold: int, config: RunConfig, *, o
     optimizer = make_optimizer(tc.learning_rate, tc.lr_rule, total_steps, tc.weight_decay, tc.ema)
     pruner = make_pruner(config.method, params, gcn.prunable(params), config.prune, total_steps,
                          gcn.ctf_blocks(params))
-    if tc.ema and pruner.update_fn is not None:
-        raise ValueError(f"training setting ema is not available with method {config.method!r}: it rewrites the "
-                         f"parameters between steps (masks, rewinds or regrowth), which the average would mix; "
-                         f"leave train.ema at 0")
+    check_average(config, pruner)
     mesh = mesh_for_batch(tc.devices, min(tc.batch_size, n))
     loss = run_loss(pruner, forward, config)
     epoch_fn = make_epoch(loss, optimizer, n, tc.batch_size, mesh, pruner.update_fn)
     trained = np.asarray(pruner.trained_rates, np.float32)
 
     def served(s):   # the parameters a run serves: the moving average with train.ema, else the last
-        average = averaged_params(s.opt_state, tc.ema) if tc.ema else None
+        average = averaged_params(s.opt_state)
         return s.params if average is None else average
 
     def evaluate(s):   # monitoring only: hard-masked accuracy at each trained rate
